@@ -1,0 +1,205 @@
+// Package config reads the pipeline's configuration from the environment (go-envconfig).
+//
+// Every function uses the same Config; fields a function does not need may stay at their defaults, and
+// each function calls the Require* method for the parts it uses, so a missing value is reported once, at
+// start-up, with its variable name.
+package config
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/sethvargo/go-envconfig"
+)
+
+// Config is the whole configuration of a pipeline process.
+type Config struct {
+	ProjectID string `env:"PROJECT_ID"`
+	LogLevel  string `env:"LOG_LEVEL, default=INFO"`
+
+	Topics Topics
+	Tasks  Tasks
+	OAuth  OAuth
+	Tokens Tokens
+	Export Export
+
+	// PortabilityEndpoint is the base URL of the Data Portability API.
+	PortabilityEndpoint string `env:"PORTABILITY_ENDPOINT, default=https://dataportability.googleapis.com/"`
+	// Bucket receives the archives.
+	Bucket string `env:"BUCKET"`
+	// ObjectPrefix is the first path element of every archive object.
+	ObjectPrefix string `env:"OBJECT_PREFIX, default=exports"`
+}
+
+// Topics names the Pub/Sub topics (short names, in PROJECT_ID).
+type Topics struct {
+	Initiate string `env:"TOPIC_INITIATE, default=initiate-requests"`
+	Jobs     string `env:"TOPIC_JOBS, default=archive-jobs"`
+	Transfer string `env:"TOPIC_TRANSFER, default=transfer-parts"`
+	Reset    string `env:"TOPIC_RESET, default=reset-requests"`
+	Events   string `env:"TOPIC_EVENTS, default=export-events"`
+}
+
+// Tasks configures Cloud Tasks and the OIDC check of the calls it makes.
+type Tasks struct {
+	// Queue is projects/P/locations/L/queues/Q.
+	Queue string `env:"TASKS_QUEUE"`
+	// InvokerEmail is the service account whose OIDC token every task carries.
+	InvokerEmail string `env:"TASKS_INVOKER_EMAIL"`
+	// PollURL and InitiateURL are the HTTP entry points tasks call; each is also the token audience.
+	PollURL     string `env:"POLL_TASK_URL"`
+	InitiateURL string `env:"INITIATE_TASK_URL"`
+	// OIDCIssuer issues the tokens (Google in production, the stack's issuer locally).
+	OIDCIssuer string `env:"OIDC_ISSUER, default=https://accounts.google.com"`
+	// Endpoint overrides the Cloud Tasks API endpoint (the local stand-in); empty in production.
+	Endpoint string `env:"TASKS_ENDPOINT"`
+	// PollLadder is the delay before each successive state check of a job; the last step repeats.
+	PollLadder []time.Duration `env:"POLL_LADDER, default=5m,10m,20m,40m,60m"`
+}
+
+// OAuth configures the Google sign-in and the links the operator's app signs.
+type OAuth struct {
+	ClientID     string `env:"OAUTH_CLIENT_ID"`
+	ClientSecret string `env:"OAUTH_CLIENT_SECRET"`
+	AuthURL      string `env:"OAUTH_AUTH_URL, default=https://accounts.google.com/o/oauth2/v2/auth"`
+	TokenURL     string `env:"OAUTH_TOKEN_URL, default=https://oauth2.googleapis.com/token"`
+	RevokeURL    string `env:"OAUTH_REVOKE_URL, default=https://oauth2.googleapis.com/revoke"`
+	// PublicURL is where the oauthcallback function is reached; the redirect URI is PublicURL + "/callback".
+	PublicURL string `env:"PUBLIC_URL"`
+	// StartLinkKey signs the start and status links the operator's app gives its users (a secret).
+	StartLinkKey string `env:"START_LINK_KEY"`
+	// StateTTL bounds the time between the redirect to consent and the callback.
+	StateTTL time.Duration `env:"OAUTH_STATE_TTL, default=15m"`
+}
+
+// Tokens configures the envelope encryption of stored tokens: exactly one of KeyURI and Keyset.
+type Tokens struct {
+	// KeyURI is a Tink KMS key URI, gcp-kms://projects/P/locations/L/keyRings/R/cryptoKeys/K.
+	KeyURI string `env:"TOKEN_KEY_URI"`
+	// Keyset is a cleartext Tink keyset (JSON), for local stacks only.
+	Keyset string `env:"TOKEN_KEYSET"`
+}
+
+// Export configures the shape of the work.
+type Export struct {
+	// PartSize is the byte length of one transfer part.
+	PartSize int64 `env:"PART_SIZE, default=268435456"`
+	// TimeBasedHorizon is how long rounds of a time-based grant continue before the final reset.
+	TimeBasedHorizon time.Duration `env:"TIME_BASED_HORIZON, default=720h"`
+	// InitiateLease is how long a claimed initiate or retry blocks another attempt (crash recovery).
+	InitiateLease time.Duration `env:"INITIATE_LEASE, default=2m"`
+	// MaxRetries is how many times a FAILED job is retried (the API allows 3).
+	MaxRetries int `env:"MAX_JOB_RETRIES, default=3"`
+	// MaxVerifyAttempts is how often an archive is copied again after a checksum mismatch.
+	MaxVerifyAttempts int `env:"MAX_VERIFY_ATTEMPTS, default=3"`
+}
+
+// Load reads the configuration from the process environment.
+func Load(ctx context.Context) (*Config, error) {
+	return LoadFrom(ctx, envconfig.OsLookuper())
+}
+
+// LoadFrom reads the configuration through a lookuper (tests use envconfig.MapLookuper).
+func LoadFrom(ctx context.Context, l envconfig.Lookuper) (*Config, error) {
+	var c Config
+	if err := envconfig.ProcessWith(ctx, &envconfig.Config{Target: &c, Lookuper: l}); err != nil {
+		return nil, fmt.Errorf("read configuration: %w", err)
+	}
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+func (c *Config) validate() error {
+	if len(c.Tasks.PollLadder) == 0 {
+		return fmt.Errorf("POLL_LADDER needs at least one delay")
+	}
+	for _, d := range c.Tasks.PollLadder {
+		if d <= 0 {
+			return fmt.Errorf("POLL_LADDER delays must be positive, got %s", d)
+		}
+	}
+	if c.Export.PartSize < 1<<20 {
+		return fmt.Errorf("PART_SIZE must be at least 1 MiB, got %d", c.Export.PartSize)
+	}
+	if c.Export.MaxRetries < 0 || c.Export.MaxRetries > 3 {
+		return fmt.Errorf("MAX_JOB_RETRIES must be 0..3 (the API allows 3), got %d", c.Export.MaxRetries)
+	}
+	if c.Export.MaxVerifyAttempts < 1 {
+		return fmt.Errorf("MAX_VERIFY_ATTEMPTS must be at least 1")
+	}
+	return nil
+}
+
+// missing reports the names of empty required values.
+func missing(pairs ...string) error {
+	var names []string
+	for i := 0; i+1 < len(pairs); i += 2 {
+		if strings.TrimSpace(pairs[i+1]) == "" {
+			names = append(names, pairs[i])
+		}
+	}
+	if len(names) > 0 {
+		return fmt.Errorf("missing configuration: %s", strings.Join(names, ", "))
+	}
+	return nil
+}
+
+// RequireProject checks the values every function needs.
+func (c *Config) RequireProject() error { return missing("PROJECT_ID", c.ProjectID) }
+
+// RequireTokens checks the token encryption settings.
+func (c *Config) RequireTokens() error {
+	switch {
+	case c.Tokens.KeyURI != "" && c.Tokens.Keyset != "":
+		return fmt.Errorf("set only one of TOKEN_KEY_URI and TOKEN_KEYSET")
+	case c.Tokens.KeyURI == "" && c.Tokens.Keyset == "":
+		return fmt.Errorf("missing configuration: TOKEN_KEY_URI (or TOKEN_KEYSET for a local stack)")
+	}
+	return nil
+}
+
+// RequireOAuthClient checks what token refresh and exchange need.
+func (c *Config) RequireOAuthClient() error {
+	return missing("OAUTH_CLIENT_ID", c.OAuth.ClientID, "OAUTH_CLIENT_SECRET", c.OAuth.ClientSecret)
+}
+
+// RequireCallback checks what the oauthcallback function needs beyond the client.
+func (c *Config) RequireCallback() error {
+	if err := c.RequireOAuthClient(); err != nil {
+		return err
+	}
+	if err := missing("PUBLIC_URL", c.OAuth.PublicURL, "START_LINK_KEY", c.OAuth.StartLinkKey); err != nil {
+		return err
+	}
+	if len(c.OAuth.StartLinkKey) < 32 {
+		return fmt.Errorf("START_LINK_KEY must be at least 32 characters")
+	}
+	return nil
+}
+
+// RequireTasks checks what enqueuing and verifying Cloud Tasks need.
+func (c *Config) RequireTasks() error {
+	return missing("TASKS_QUEUE", c.Tasks.Queue, "TASKS_INVOKER_EMAIL", c.Tasks.InvokerEmail,
+		"POLL_TASK_URL", c.Tasks.PollURL, "INITIATE_TASK_URL", c.Tasks.InitiateURL)
+}
+
+// RequireBucket checks the archive bucket.
+func (c *Config) RequireBucket() error { return missing("BUCKET", c.Bucket) }
+
+// RedirectURL is the OAuth redirect URI registered for the client.
+func (c *Config) RedirectURL() string { return strings.TrimRight(c.OAuth.PublicURL, "/") + "/callback" }
+
+// PollDelay returns the delay before state check number n (0-based); the last step repeats.
+func (t Tasks) PollDelay(n int) time.Duration {
+	if n >= len(t.PollLadder) {
+		n = len(t.PollLadder) - 1
+	}
+	if n < 0 {
+		n = 0
+	}
+	return t.PollLadder[n]
+}

@@ -1,0 +1,182 @@
+// Package messages defines the JSON messages the steps exchange through Pub/Sub and Cloud Tasks, and
+// their strict decoding. Messages carry identifiers only: never tokens or signed URLs.
+package messages
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+)
+
+// Version is the schema version every message carries in "v".
+const Version = 1
+
+// ErrMalformed marks a message that can never be processed (redelivery will not help).
+var ErrMalformed = errors.New("malformed message")
+
+// InitiateRequest asks the initiate step to start the round's jobs (all pending resources, or Resource).
+type InitiateRequest struct {
+	V        int    `json:"v"`
+	User     string `json:"user"`
+	Round    string `json:"round"`
+	Resource string `json:"resource,omitempty"`
+}
+
+// JobStarted tells the poll step that a job runs for a resource of a round.
+type JobStarted struct {
+	V        int    `json:"v"`
+	User     string `json:"user"`
+	Round    string `json:"round"`
+	Resource string `json:"resource"`
+	Job      string `json:"job"`
+}
+
+// PollCheck is the body of a Cloud Task: one state check of a job; Check counts the ladder steps.
+type PollCheck struct {
+	V        int    `json:"v"`
+	User     string `json:"user"`
+	Round    string `json:"round"`
+	Resource string `json:"resource"`
+	Job      string `json:"job"`
+	Check    int    `json:"check"`
+}
+
+// TransferPart asks the transfer step to copy one byte range of one archive object.
+type TransferPart struct {
+	V        int    `json:"v"`
+	User     string `json:"user"`
+	Round    string `json:"round"`
+	Resource string `json:"resource"`
+	Job      string `json:"job"`
+	Object   int    `json:"object"`
+	Part     int    `json:"part"`
+}
+
+// ResetRequest tells the reset step that every download of the round has finished.
+type ResetRequest struct {
+	V     int    `json:"v"`
+	User  string `json:"user"`
+	Round string `json:"round"`
+}
+
+// Validator is implemented by every message.
+type Validator interface{ Validate() error }
+
+func need(kind string, pairs ...string) error {
+	var missing []string
+	for i := 0; i+1 < len(pairs); i += 2 {
+		if strings.TrimSpace(pairs[i+1]) == "" {
+			missing = append(missing, pairs[i])
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("%w: %s without %s", ErrMalformed, kind, strings.Join(missing, ", "))
+	}
+	return nil
+}
+
+func version(kind string, v int) error {
+	if v != Version {
+		return fmt.Errorf("%w: %s version %d, want %d", ErrMalformed, kind, v, Version)
+	}
+	return nil
+}
+
+func (m InitiateRequest) Validate() error {
+	return errors.Join(version("initiate request", m.V), need("initiate request", "user", m.User, "round", m.Round))
+}
+
+func (m JobStarted) Validate() error {
+	return errors.Join(version("job started", m.V),
+		need("job started", "user", m.User, "round", m.Round, "resource", m.Resource, "job", m.Job))
+}
+
+func (m PollCheck) Validate() error {
+	err := errors.Join(version("poll check", m.V),
+		need("poll check", "user", m.User, "round", m.Round, "resource", m.Resource, "job", m.Job))
+	if m.Check < 0 {
+		err = errors.Join(err, fmt.Errorf("%w: poll check number %d", ErrMalformed, m.Check))
+	}
+	return err
+}
+
+func (m TransferPart) Validate() error {
+	err := errors.Join(version("transfer part", m.V),
+		need("transfer part", "user", m.User, "round", m.Round, "resource", m.Resource, "job", m.Job))
+	if m.Object < 0 || m.Part < 0 {
+		err = errors.Join(err, fmt.Errorf("%w: transfer part object %d part %d", ErrMalformed, m.Object, m.Part))
+	}
+	return err
+}
+
+func (m ResetRequest) Validate() error {
+	return errors.Join(version("reset request", m.V), need("reset request", "user", m.User, "round", m.Round))
+}
+
+// Encode marshals a message after checking it.
+func Encode(m Validator) ([]byte, error) {
+	if err := m.Validate(); err != nil {
+		return nil, err
+	}
+	return json.Marshal(m)
+}
+
+// Decode unmarshals data strictly (unknown fields refused) into m and validates it.
+func Decode(data []byte, m Validator) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(m); err != nil {
+		return fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if dec.More() {
+		return fmt.Errorf("%w: trailing data", ErrMalformed)
+	}
+	return m.Validate()
+}
+
+// pushEnvelope is the data of a google.cloud.pubsub.topic.v1.messagePublished CloudEvent.
+type pushEnvelope struct {
+	Message struct {
+		Data       []byte            `json:"data"`
+		Attributes map[string]string `json:"attributes"`
+		ID         string            `json:"messageId"`
+	} `json:"message"`
+	Subscription string `json:"subscription"`
+}
+
+// Delivery describes the Pub/Sub message a CloudEvent carried.
+type Delivery struct {
+	ID         string
+	Attributes map[string]string
+}
+
+// FromCloudEvent decodes the Pub/Sub message inside a CloudEvent into m.
+func FromCloudEvent(e event.Event, m Validator) (Delivery, error) {
+	var env pushEnvelope
+	if err := json.Unmarshal(e.Data(), &env); err != nil {
+		return Delivery{}, fmt.Errorf("%w: event data is not a Pub/Sub message: %v", ErrMalformed, err)
+	}
+	d := Delivery{ID: env.Message.ID, Attributes: env.Message.Attributes}
+	if len(env.Message.Data) == 0 {
+		return d, fmt.Errorf("%w: empty Pub/Sub message", ErrMalformed)
+	}
+	return d, Decode(env.Message.Data, m)
+}
+
+// PushBody wraps data as a Pub/Sub push body (tests and the local stack).
+func PushBody(subscription, id string, data []byte, attrs map[string]string) []byte {
+	b, _ := json.Marshal(map[string]any{
+		"subscription": subscription,
+		"message": map[string]any{
+			"data":       base64.StdEncoding.EncodeToString(data),
+			"attributes": attrs,
+			"messageId":  id,
+		},
+	})
+	return b
+}

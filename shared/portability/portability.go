@@ -1,0 +1,127 @@
+// Package portability calls the Data Portability API through the generated client
+// (google.golang.org/api/dataportability/v1) and classifies its errors once, so every step reacts to the
+// API's rules the same way.
+package portability
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+
+	dp "google.golang.org/api/dataportability/v1"
+	"google.golang.org/api/option"
+)
+
+// Access types as the API names them.
+const (
+	AccessOneTime   = "ACCESS_TYPE_ONE_TIME"
+	AccessTimeBased = "ACCESS_TYPE_TIME_BASED"
+)
+
+// Job states.
+const (
+	StateInProgress = "IN_PROGRESS"
+	StateComplete   = "COMPLETE"
+	StateFailed     = "FAILED"
+	StateCancelled  = "CANCELLED"
+)
+
+// Started is the answer to an initiate.
+type Started struct {
+	Job        string
+	AccessType string
+}
+
+// State is a job's state; URLs are signed bearer credentials (never log them).
+type State struct {
+	State      string
+	URLs       []string
+	ExportTime time.Time
+	StartTime  time.Time
+}
+
+// Access says which granted resources are one-time and which time-based.
+type Access struct {
+	OneTime   []string
+	TimeBased []string
+}
+
+// API is the part of the Data Portability API the pipeline uses, for one user's token.
+type API interface {
+	Initiate(ctx context.Context, resources []string) (Started, error)
+	State(ctx context.Context, job string) (State, error)
+	Retry(ctx context.Context, job string) (string, error)
+	Cancel(ctx context.Context, job string) error
+	Reset(ctx context.Context) error
+	CheckAccess(ctx context.Context) (Access, error)
+}
+
+// Client implements API with the generated client.
+type Client struct{ svc *dp.Service }
+
+// New returns a client calling endpoint with httpClient, which must add the user's bearer token.
+func New(ctx context.Context, endpoint string, httpClient *http.Client) (*Client, error) {
+	svc, err := dp.NewService(ctx, option.WithEndpoint(endpoint), option.WithHTTPClient(httpClient))
+	if err != nil {
+		return nil, fmt.Errorf("data portability client: %w", err)
+	}
+	return &Client{svc: svc}, nil
+}
+
+func (c *Client) Initiate(ctx context.Context, resources []string) (Started, error) {
+	r, err := c.svc.PortabilityArchive.Initiate(&dp.InitiatePortabilityArchiveRequest{Resources: resources}).Context(ctx).Do()
+	if err != nil {
+		return Started{}, Classify("initiate", err)
+	}
+	if r.ArchiveJobId == "" {
+		return Started{}, &Error{Kind: KindRetry, Op: "initiate", Message: "answer without archiveJobId"}
+	}
+	return Started{Job: r.ArchiveJobId, AccessType: r.AccessType}, nil
+}
+
+func (c *Client) State(ctx context.Context, job string) (State, error) {
+	r, err := c.svc.ArchiveJobs.GetPortabilityArchiveState("archiveJobs/" + job + "/portabilityArchiveState").Context(ctx).Do()
+	if err != nil {
+		return State{}, Classify("get state", err)
+	}
+	s := State{State: r.State, URLs: r.Urls}
+	if r.ExportTime != "" {
+		if s.ExportTime, err = time.Parse(time.RFC3339Nano, r.ExportTime); err != nil {
+			return State{}, &Error{Kind: KindRetry, Op: "get state", Message: "bad exportTime " + r.ExportTime}
+		}
+	}
+	if r.StartTime != "" {
+		s.StartTime, _ = time.Parse(time.RFC3339Nano, r.StartTime)
+	}
+	return s, nil
+}
+
+func (c *Client) Retry(ctx context.Context, job string) (string, error) {
+	r, err := c.svc.ArchiveJobs.Retry("archiveJobs/"+job, &dp.RetryPortabilityArchiveRequest{}).Context(ctx).Do()
+	if err != nil {
+		return "", Classify("retry", err)
+	}
+	if r.ArchiveJobId == "" {
+		return "", &Error{Kind: KindRetry, Op: "retry", Message: "answer without archiveJobId"}
+	}
+	return r.ArchiveJobId, nil
+}
+
+func (c *Client) Cancel(ctx context.Context, job string) error {
+	_, err := c.svc.ArchiveJobs.Cancel("archiveJobs/"+job, &dp.CancelPortabilityArchiveRequest{}).Context(ctx).Do()
+	return Classify("cancel", err)
+}
+
+func (c *Client) Reset(ctx context.Context) error {
+	_, err := c.svc.Authorization.Reset(&dp.ResetAuthorizationRequest{}).Context(ctx).Do()
+	return Classify("reset", err)
+}
+
+func (c *Client) CheckAccess(ctx context.Context) (Access, error) {
+	r, err := c.svc.AccessType.Check(&dp.CheckAccessTypeRequest{}).Context(ctx).Do()
+	if err != nil {
+		return Access{}, Classify("check access", err)
+	}
+	return Access{OneTime: r.OneTimeResources, TimeBased: r.TimeBasedResources}, nil
+}

@@ -1,0 +1,64 @@
+// Package publish sends messages to Pub/Sub topics.
+package publish
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"cloud.google.com/go/pubsub/v2"
+
+	"github.com/portability-pipeline/pipeline/shared/messages"
+)
+
+// Publisher publishes one message to a topic and waits until Pub/Sub has it.
+type Publisher interface {
+	Publish(ctx context.Context, topic string, m messages.Validator) error
+}
+
+// PubSub publishes through the Pub/Sub client; it keeps one publisher per topic.
+type PubSub struct {
+	client  *pubsub.Client
+	project string
+	mu      sync.Mutex
+	pubs    map[string]*pubsub.Publisher
+}
+
+// New returns a Publisher for the project's topics.
+func New(client *pubsub.Client, project string) *PubSub {
+	return &PubSub{client: client, project: project, pubs: map[string]*pubsub.Publisher{}}
+}
+
+func (p *PubSub) publisher(topic string) *pubsub.Publisher {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	pub, ok := p.pubs[topic]
+	if !ok {
+		pub = p.client.Publisher(fmt.Sprintf("projects/%s/topics/%s", p.project, topic))
+		// A function publishes a handful of messages per call: send at once rather than batch.
+		pub.PublishSettings.CountThreshold = 1
+		p.pubs[topic] = pub
+	}
+	return pub
+}
+
+// Publish encodes m and publishes it, returning once the server has accepted it.
+func (p *PubSub) Publish(ctx context.Context, topic string, m messages.Validator) error {
+	data, err := messages.Encode(m)
+	if err != nil {
+		return err
+	}
+	if _, err := p.publisher(topic).Publish(ctx, &pubsub.Message{Data: data}).Get(ctx); err != nil {
+		return fmt.Errorf("publish to %s: %w", topic, err)
+	}
+	return nil
+}
+
+// Stop flushes and stops every topic publisher.
+func (p *PubSub) Stop() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, pub := range p.pubs {
+		pub.Stop()
+	}
+}

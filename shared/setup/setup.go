@@ -1,0 +1,177 @@
+// Package setup builds the dependencies of a pipeline process once (ENS's ServerEnv): configuration,
+// logger, Firestore store, token store, publisher, task enqueuer, storage and the per-user API client.
+// Each function builds its Env lazily on first call (never in init), and tests build one by hand.
+package setup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+
+	cloudtasks "cloud.google.com/go/cloudtasks/apiv2"
+	"cloud.google.com/go/firestore"
+	"cloud.google.com/go/pubsub/v2"
+	"cloud.google.com/go/storage"
+	"golang.org/x/oauth2"
+	"google.golang.org/api/option"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/portability-pipeline/pipeline/shared/config"
+	"github.com/portability-pipeline/pipeline/shared/crypto"
+	"github.com/portability-pipeline/pipeline/shared/logging"
+	"github.com/portability-pipeline/pipeline/shared/oidcauth"
+	"github.com/portability-pipeline/pipeline/shared/portability"
+	"github.com/portability-pipeline/pipeline/shared/publish"
+	"github.com/portability-pipeline/pipeline/shared/store"
+	"github.com/portability-pipeline/pipeline/shared/tasks"
+	"github.com/portability-pipeline/pipeline/shared/tokens"
+)
+
+// Env holds what the steps use. Fields a step does not need may be nil.
+type Env struct {
+	Config    *config.Config
+	Log       *slog.Logger
+	Store     *store.Store
+	Tokens    *tokens.Store
+	Crypto    crypto.Encrypter
+	Publisher publish.Publisher
+	Tasks     tasks.Enqueuer
+	Storage   *storage.Client
+	// API returns the Data Portability API acting with the user's stored token.
+	API func(ctx context.Context, user string) (portability.API, error)
+	// TaskAuth admits Cloud Tasks calls (nil: no check, only for tests of the handlers).
+	TaskAuth *oidcauth.Verifier
+}
+
+// OAuthConfig is the OAuth client of the pipeline (scopes are set per consent).
+func OAuthConfig(c *config.Config) *oauth2.Config {
+	return &oauth2.Config{
+		ClientID:     c.OAuth.ClientID,
+		ClientSecret: c.OAuth.ClientSecret,
+		Endpoint:     oauth2.Endpoint{AuthURL: c.OAuth.AuthURL, TokenURL: c.OAuth.TokenURL, AuthStyle: oauth2.AuthStyleInParams},
+		RedirectURL:  c.RedirectURL(),
+	}
+}
+
+// Needs lists what a step uses.
+type Needs struct {
+	Tokens, Publisher, Tasks, Storage, TaskAuth bool
+	// TaskAudience is the URL the step's task endpoint is reached at (with TaskAuth).
+	TaskAudience func(*config.Config) string
+}
+
+// New builds an Env from the process environment.
+func New(ctx context.Context, n Needs) (*Env, error) {
+	cfg, err := config.Load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	env := &Env{Config: cfg, Log: logging.New(os.Stderr, cfg.LogLevel)}
+	if err := cfg.RequireProject(); err != nil {
+		return nil, err
+	}
+	fs, err := firestore.NewClient(ctx, cfg.ProjectID)
+	if err != nil {
+		return nil, fmt.Errorf("firestore: %w", err)
+	}
+	env.Store = store.New(fs)
+	if n.Tokens {
+		if err := errors.Join(cfg.RequireTokens(), cfg.RequireOAuthClient()); err != nil {
+			return nil, err
+		}
+		if cfg.Tokens.KeyURI != "" {
+			env.Crypto, err = crypto.NewKMSEnvelope(ctx, cfg.Tokens.KeyURI)
+		} else {
+			env.Crypto, err = crypto.NewLocalKeyset(cfg.Tokens.Keyset)
+		}
+		if err != nil {
+			return nil, err
+		}
+		env.Tokens = tokens.NewStore(fs, env.Crypto, OAuthConfig(cfg))
+		env.API = APIWithTokens(cfg.PortabilityEndpoint, env.Tokens)
+	}
+	if n.Publisher {
+		ps, err := pubsub.NewClient(ctx, cfg.ProjectID)
+		if err != nil {
+			return nil, fmt.Errorf("pubsub: %w", err)
+		}
+		env.Publisher = publish.New(ps, cfg.ProjectID)
+	}
+	if n.Tasks {
+		if err := cfg.RequireTasks(); err != nil {
+			return nil, err
+		}
+		var opts []option.ClientOption
+		if cfg.Tasks.Endpoint != "" {
+			opts = append(opts, option.WithEndpoint(cfg.Tasks.Endpoint), option.WithoutAuthentication(),
+				option.WithGRPCDialOption(grpc.WithTransportCredentials(insecure.NewCredentials())))
+		}
+		tc, err := cloudtasks.NewClient(ctx, opts...)
+		if err != nil {
+			return nil, fmt.Errorf("cloud tasks: %w", err)
+		}
+		env.Tasks = tasks.New(tc, cfg.Tasks.Queue, cfg.Tasks.InvokerEmail)
+	}
+	if n.TaskAuth {
+		if err := cfg.RequireTasks(); err != nil {
+			return nil, err
+		}
+		env.TaskAuth = oidcauth.New(cfg.Tasks.OIDCIssuer, n.TaskAudience(cfg), cfg.Tasks.InvokerEmail)
+	}
+	if n.Storage {
+		if err := cfg.RequireBucket(); err != nil {
+			return nil, err
+		}
+		// With STORAGE_EMULATOR_HOST set (local stack) the client talks to the emulator; JSON reads work there.
+		env.Storage, err = storage.NewClient(ctx, storage.WithJSONReads())
+		if err != nil {
+			return nil, fmt.Errorf("storage: %w", err)
+		}
+	}
+	return env, nil
+}
+
+// APIWithTokens returns an API factory that acts with each user's stored, refreshing token.
+func APIWithTokens(endpoint string, ts *tokens.Store) func(ctx context.Context, user string) (portability.API, error) {
+	return func(ctx context.Context, user string) (portability.API, error) {
+		hc, err := ts.Client(ctx, user)
+		if err != nil {
+			return nil, err
+		}
+		return portability.New(ctx, endpoint, hc)
+	}
+}
+
+// Lazy builds an Env on first use and keeps it; a failed build is retried on the next call.
+type Lazy struct {
+	mu    sync.Mutex
+	env   *Env
+	needs Needs
+	// Override, when set (tests), is returned instead of building from the environment.
+	Override *Env
+}
+
+// NewLazy returns a Lazy for a step with the given needs.
+func NewLazy(n Needs) *Lazy { return &Lazy{needs: n} }
+
+// Get returns the Env, building it if needed.
+func (l *Lazy) Get(ctx context.Context) (*Env, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.Override != nil {
+		return l.Override, nil
+	}
+	if l.env != nil {
+		return l.env, nil
+	}
+	env, err := New(context.WithoutCancel(ctx), l.needs)
+	if err != nil {
+		return nil, err
+	}
+	l.env = env
+	return env, nil
+}

@@ -1,0 +1,171 @@
+// Package store keeps the pipeline's state in Firestore: users, rounds, the resources of a round, and the
+// archive objects and parts being transferred. Every transition that must happen once is a transaction
+// with a precondition, so at-least-once delivery cannot repeat it.
+package store
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Collections.
+const (
+	colStates    = "oauthStates"
+	colUsers     = "users"
+	colRounds    = "rounds"
+	colResources = "resources"
+	colObjects   = "objects"
+	colParts     = "parts"
+)
+
+// Access of a grant.
+const (
+	AccessOneTime   = "one-time"
+	AccessTimeBased = "time-based"
+)
+
+// Resource states.
+const (
+	ResPending      = "pending"
+	ResInitiating   = "initiating"
+	ResCooldown     = "cooldown"
+	ResExporting    = "exporting"
+	ResRetrying     = "retrying"
+	ResTransferring = "transferring"
+	ResDone         = "done"
+	ResFailed       = "failed"
+	ResNotGranted   = "not_granted"
+	ResExhausted    = "exhausted"
+	ResCancelled    = "cancelled"
+)
+
+// Terminal reports whether a resource state ends the resource's part in the round.
+func Terminal(state string) bool {
+	switch state {
+	case ResDone, ResFailed, ResNotGranted, ResExhausted, ResCancelled:
+		return true
+	}
+	return false
+}
+
+// Round states.
+const (
+	RoundScheduled = "scheduled" // a later round of a time-based grant, waiting for its time
+	RoundExporting = "exporting"
+	RoundComplete  = "complete" // every resource terminal; reset or next round pending
+	RoundClosed    = "closed"
+)
+
+// Object states.
+const (
+	ObjCopying  = "copying"
+	ObjVerified = "verified"
+	ObjFailed   = "failed"
+)
+
+// User is users/{user}.
+type User struct {
+	ID           string    `firestore:"-"`
+	Access       string    `firestore:"access"`
+	Resources    []string  `firestore:"resources"`
+	State        string    `firestore:"state"` // active | closed
+	CurrentRound string    `firestore:"currentRound"`
+	Rounds       int       `firestore:"rounds"`
+	GrantStart   time.Time `firestore:"grantStart"`
+	CreatedAt    time.Time `firestore:"createdAt"`
+	UpdatedAt    time.Time `firestore:"updatedAt"`
+}
+
+// Round is rounds/{round}.
+type Round struct {
+	ID             string    `firestore:"-"`
+	User           string    `firestore:"user"`
+	Number         int       `firestore:"number"`
+	Access         string    `firestore:"access"`
+	Resources      []string  `firestore:"resources"`
+	State          string    `firestore:"state"`
+	ResetPublished bool      `firestore:"resetPublished"`
+	ResetClaimedAt time.Time `firestore:"resetClaimedAt"`
+	Outcome        string    `firestore:"outcome"`
+	NotBefore      time.Time `firestore:"notBefore"`
+	NextRoundAt    time.Time `firestore:"nextRoundAt"`
+	CreatedAt      time.Time `firestore:"createdAt"`
+	CompletedAt    time.Time `firestore:"completedAt"`
+	ClosedAt       time.Time `firestore:"closedAt"`
+}
+
+// Resource is rounds/{round}/resources/{group}.
+type Resource struct {
+	Name       string    `firestore:"-"`
+	State      string    `firestore:"state"`
+	Job        string    `firestore:"job"`
+	Jobs       []string  `firestore:"jobs"`
+	Retries    int       `firestore:"retries"`
+	Attempts   int       `firestore:"attempts"`
+	Reason     string    `firestore:"reason"`
+	ClaimedAt  time.Time `firestore:"claimedAt"`
+	NotBefore  time.Time `firestore:"notBefore"`
+	ExportTime time.Time `firestore:"exportTime"`
+	Objects    int       `firestore:"objects"`
+	Bytes      int64     `firestore:"bytes"`
+	UpdatedAt  time.Time `firestore:"updatedAt"`
+}
+
+// Object is one archive file of a job: .../resources/{group}/objects/{index}.
+type Object struct {
+	Index      int    `firestore:"index"`
+	Job        string `firestore:"job"`
+	SourceName string `firestore:"sourceName"`
+	Name       string `firestore:"name"`
+	Size       int64  `firestore:"size"`
+	// CRC32C is the source's whole-object checksum from x-goog-hash.
+	CRC32C      uint32    `firestore:"crc32c"`
+	ContentType string    `firestore:"contentType"`
+	Parts       int       `firestore:"parts"`
+	PartSize    int64     `firestore:"partSize"`
+	State       string    `firestore:"state"`
+	Attempt     int       `firestore:"attempt"`
+	URL         []byte    `firestore:"url"` // sealed signed URL
+	URLFetched  time.Time `firestore:"urlFetched"`
+	Reason      string    `firestore:"reason"`
+	VerifiedAt  time.Time `firestore:"verifiedAt"`
+}
+
+// Part is one byte range of an object: .../objects/{index}/parts/{part}.
+type Part struct {
+	Index   int       `firestore:"index"`
+	Attempt int       `firestore:"attempt"`
+	Offset  int64     `firestore:"offset"`
+	Length  int64     `firestore:"length"`
+	CRC32C  uint32    `firestore:"crc32c"`
+	Temp    string    `firestore:"temp"`
+	DoneAt  time.Time `firestore:"doneAt"`
+}
+
+// OAuthState is oauthStates/{id}: one pending consent.
+type OAuthState struct {
+	ID        string    `firestore:"-"`
+	User      string    `firestore:"user"`
+	Resources []string  `firestore:"resources"`
+	Verifier  []byte    `firestore:"verifier"` // sealed PKCE verifier
+	ExpiresAt time.Time `firestore:"expiresAt"`
+	CreatedAt time.Time `firestore:"createdAt"`
+}
+
+// RoundID names the n-th round of a user.
+func RoundID(user string, n int) string { return user + "~" + strconv.Itoa(n) }
+
+// ParseRoundID splits a round ID.
+func ParseRoundID(id string) (user string, n int, err error) {
+	i := strings.LastIndex(id, "~")
+	if i <= 0 {
+		return "", 0, fmt.Errorf("bad round id %q", id)
+	}
+	n, err = strconv.Atoi(id[i+1:])
+	if err != nil || n < 1 {
+		return "", 0, fmt.Errorf("bad round id %q", id)
+	}
+	return id[:i], n, nil
+}

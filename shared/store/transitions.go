@@ -1,0 +1,399 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"cloud.google.com/go/firestore"
+)
+
+// Claim is the outcome of claiming a resource for an API call that must not be repeated.
+type Claim struct {
+	// Won is true when this caller may make the call.
+	Won      bool
+	Resource Resource
+}
+
+// ClaimInitiate claims a resource for its initiate call. It is won when the resource is pending, when an
+// earlier claim's lease ran out (its holder crashed), or, with fromCooldown, when it waits out a cooldown.
+func (s *Store) ClaimInitiate(ctx context.Context, rid, name string, lease time.Duration, fromCooldown bool) (Claim, error) {
+	ref := s.resource(rid, name)
+	var c Claim
+	err := s.fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
+		now := s.now()
+		r, err := get[Resource](ctx, tx, ref)
+		if err != nil {
+			return err
+		}
+		r.Name = name
+		c = Claim{Resource: *r}
+		switch {
+		case r.State == ResPending,
+			r.State == ResInitiating && now.Sub(r.ClaimedAt) > lease,
+			r.State == ResCooldown && fromCooldown:
+		default:
+			return nil
+		}
+		r.State, r.ClaimedAt, r.UpdatedAt = ResInitiating, now, now
+		r.Attempts++
+		c = Claim{Won: true, Resource: *r}
+		return tx.Set(ref, r)
+	})
+	return c, err
+}
+
+// Transition sets a resource's state when it is in one of from (and, when job is not empty, runs that
+// job). It reports whether it changed anything; apply may adjust other fields.
+func (s *Store) Transition(ctx context.Context, rid, name string, from []string, job string, apply func(r *Resource)) (bool, error) {
+	ref := s.resource(rid, name)
+	changed := false
+	err := s.fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
+		changed = false
+		r, err := get[Resource](ctx, tx, ref)
+		if err != nil {
+			return err
+		}
+		if !slices.Contains(from, r.State) || (job != "" && r.Job != job) {
+			return nil
+		}
+		apply(r)
+		r.UpdatedAt = s.now()
+		changed = true
+		return tx.Set(ref, r)
+	})
+	return changed, err
+}
+
+// RecordJob stores the job an initiate (or an adopted 409) started for a claimed resource.
+func (s *Store) RecordJob(ctx context.Context, rid, name, job string) (bool, error) {
+	return s.Transition(ctx, rid, name, []string{ResInitiating}, "", func(r *Resource) {
+		r.State, r.Job, r.Reason = ResExporting, job, ""
+		if !slices.Contains(r.Jobs, job) {
+			r.Jobs = append(r.Jobs, job)
+		}
+	})
+}
+
+// ClaimRetry claims the retry of a FAILED job; retries counts earlier retries of the resource.
+func (s *Store) ClaimRetry(ctx context.Context, rid, name, job string, lease time.Duration) (Claim, error) {
+	ref := s.resource(rid, name)
+	var c Claim
+	err := s.fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
+		now := s.now()
+		r, err := get[Resource](ctx, tx, ref)
+		if err != nil {
+			return err
+		}
+		r.Name = name
+		c = Claim{Resource: *r}
+		if r.Job != job || !(r.State == ResExporting || r.State == ResRetrying && now.Sub(r.ClaimedAt) > lease) {
+			return nil
+		}
+		r.State, r.ClaimedAt, r.UpdatedAt = ResRetrying, now, now
+		c = Claim{Won: true, Resource: *r}
+		return tx.Set(ref, r)
+	})
+	return c, err
+}
+
+// RecordRetry replaces a failed job by the job its retry started.
+func (s *Store) RecordRetry(ctx context.Context, rid, name, oldJob, newJob string) (bool, error) {
+	return s.Transition(ctx, rid, name, []string{ResRetrying}, oldJob, func(r *Resource) {
+		r.State, r.Job = ResExporting, newJob
+		r.Jobs = append(r.Jobs, newJob)
+		r.Retries++
+	})
+}
+
+// PlanTransfer moves a resource whose job completed to transferring and records its objects, once. When
+// the plan exists already (a redelivered poll), it returns the recorded objects with planned false.
+func (s *Store) PlanTransfer(ctx context.Context, rid, name, job string, exportTime time.Time, objects []Object) (planned bool, out []Object, err error) {
+	ref := s.resource(rid, name)
+	err = s.fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
+		planned, out = false, nil
+		r, err := get[Resource](ctx, tx, ref)
+		if err != nil {
+			return err
+		}
+		if r.Job != job {
+			return nil
+		}
+		switch r.State {
+		case ResTransferring:
+			snaps, err := tx.Documents(ref.Collection(colObjects)).GetAll()
+			if err != nil {
+				return err
+			}
+			for _, snap := range snaps {
+				var o Object
+				if err := snap.DataTo(&o); err != nil {
+					return err
+				}
+				out = append(out, o)
+			}
+			slices.SortFunc(out, func(a, b Object) int { return a.Index - b.Index })
+			return nil
+		case ResExporting:
+		default:
+			return nil
+		}
+		var total int64
+		for _, o := range objects {
+			total += o.Size
+			if err := tx.Set(ref.Collection(colObjects).Doc(fmt.Sprint(o.Index)), o); err != nil {
+				return err
+			}
+		}
+		r.State, r.ExportTime, r.Objects, r.Bytes, r.UpdatedAt = ResTransferring, exportTime, len(objects), total, s.now()
+		planned, out = true, objects
+		return tx.Set(ref, r)
+	})
+	return planned, out, err
+}
+
+// GetObject reads one archive object of a resource.
+func (s *Store) GetObject(ctx context.Context, rid, name string, i int) (*Object, error) {
+	return get[Object](ctx, nil, s.object(rid, name, i))
+}
+
+// ListObjects reads every archive object of a resource, by index.
+func (s *Store) ListObjects(ctx context.Context, rid, name string) ([]Object, error) {
+	snaps, err := s.resource(rid, name).Collection(colObjects).Documents(ctx).GetAll()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Object, 0, len(snaps))
+	for _, snap := range snaps {
+		var o Object
+		if err := snap.DataTo(&o); err != nil {
+			return nil, err
+		}
+		out = append(out, o)
+	}
+	slices.SortFunc(out, func(a, b Object) int { return a.Index - b.Index })
+	return out, nil
+}
+
+// UpdateURLs stores freshly signed (sealed) URLs of a job's objects, by object index.
+func (s *Store) UpdateURLs(ctx context.Context, rid, name string, sealed map[int][]byte) error {
+	now := s.now()
+	bw := s.fs.BulkWriter(ctx)
+	for i, u := range sealed {
+		if _, err := bw.Update(s.object(rid, name, i), []firestore.Update{{Path: "url", Value: u}, {Path: "urlFetched", Value: now}}); err != nil {
+			return err
+		}
+	}
+	bw.End()
+	return nil
+}
+
+// PartDone records a verified part copy (idempotent).
+func (s *Store) PartDone(ctx context.Context, rid, name string, obj int, p Part) error {
+	p.DoneAt = s.now()
+	if _, err := s.part(rid, name, obj, p.Index).Set(ctx, p); err != nil {
+		return fmt.Errorf("record part %d of object %d: %w", p.Index, obj, err)
+	}
+	return nil
+}
+
+// DoneParts returns the parts of an object recorded done in the given attempt, by index.
+func (s *Store) DoneParts(ctx context.Context, rid, name string, obj, attempt int) ([]Part, error) {
+	snaps, err := s.object(rid, name, obj).Collection(colParts).Where("attempt", "==", attempt).Documents(ctx).GetAll()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Part, 0, len(snaps))
+	for _, snap := range snaps {
+		var p Part
+		if err := snap.DataTo(&p); err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	slices.SortFunc(out, func(a, b Part) int { return a.Index - b.Index })
+	return out, nil
+}
+
+// GetPart reads one part record.
+func (s *Store) GetPart(ctx context.Context, rid, name string, obj, part int) (*Part, error) {
+	return get[Part](ctx, nil, s.part(rid, name, obj, part))
+}
+
+// VerifyObject marks an object verified under its final name, once per attempt.
+func (s *Store) VerifyObject(ctx context.Context, rid, name string, obj, attempt int, finalName string) (bool, error) {
+	ref := s.object(rid, name, obj)
+	changed := false
+	err := s.fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
+		changed = false
+		o, err := get[Object](ctx, tx, ref)
+		if err != nil {
+			return err
+		}
+		if o.State != ObjCopying || o.Attempt != attempt {
+			return nil
+		}
+		changed = true
+		return tx.Update(ref, []firestore.Update{{Path: "state", Value: ObjVerified}, {Path: "name", Value: finalName}, {Path: "verifiedAt", Value: s.now()}})
+	})
+	return changed, err
+}
+
+// RecopyObject starts a new copy attempt of an object whose checksum did not match, or gives it up after
+// maxAttempts. It acts once per attempt and returns the object afterwards.
+func (s *Store) RecopyObject(ctx context.Context, rid, name string, obj, attempt, maxAttempts int, reason string) (*Object, error) {
+	ref := s.object(rid, name, obj)
+	var out *Object
+	err := s.fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
+		o, err := get[Object](ctx, tx, ref)
+		if err != nil {
+			return err
+		}
+		out = o
+		if o.State != ObjCopying || o.Attempt != attempt {
+			return nil
+		}
+		if attempt+1 >= maxAttempts {
+			o.State, o.Reason = ObjFailed, reason
+		} else {
+			o.Attempt++
+		}
+		return tx.Set(ref, o)
+	})
+	return out, err
+}
+
+// FinishResource ends a transferring resource once all its objects are verified (done) or one failed
+// (failed). It reports the state it left the resource in and whether this call made the change.
+func (s *Store) FinishResource(ctx context.Context, rid, name string) (state string, changed bool, err error) {
+	ref := s.resource(rid, name)
+	err = s.fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
+		changed = false
+		r, err := get[Resource](ctx, tx, ref)
+		if err != nil {
+			return err
+		}
+		state = r.State
+		if r.State != ResTransferring {
+			return nil
+		}
+		snaps, err := tx.Documents(ref.Collection(colObjects)).GetAll()
+		if err != nil {
+			return err
+		}
+		verified := 0
+		for _, snap := range snaps {
+			var o Object
+			if err := snap.DataTo(&o); err != nil {
+				return err
+			}
+			switch o.State {
+			case ObjVerified:
+				verified++
+			case ObjFailed:
+				r.State, r.Reason = ResFailed, fmt.Sprintf("archive file %d could not be copied intact: %s", o.Index, o.Reason)
+			}
+		}
+		if r.State == ResTransferring && verified == len(snaps) {
+			r.State = ResDone
+		}
+		if r.State == ResTransferring {
+			return nil
+		}
+		state, changed, r.UpdatedAt = r.State, true, s.now()
+		return tx.Set(ref, r)
+	})
+	return state, changed, err
+}
+
+// SettleRound marks an exporting round complete when every resource is terminal. It returns the round as
+// it is afterwards; complete means the round is (now or already) complete.
+func (s *Store) SettleRound(ctx context.Context, rid string) (r *Round, complete bool, err error) {
+	ref := s.round(rid)
+	err = s.fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
+		complete = false
+		r, err = get[Round](ctx, tx, ref)
+		if err != nil {
+			return err
+		}
+		r.ID = rid
+		if r.State == RoundComplete || r.State == RoundClosed {
+			complete = true
+			return nil
+		}
+		if r.State != RoundExporting {
+			return nil
+		}
+		snaps, err := tx.Documents(ref.Collection(colResources)).GetAll()
+		if err != nil {
+			return err
+		}
+		for _, snap := range snaps {
+			var res Resource
+			if err := snap.DataTo(&res); err != nil {
+				return err
+			}
+			if !Terminal(res.State) {
+				return nil
+			}
+		}
+		r.State, r.CompletedAt, complete = RoundComplete, s.now(), true
+		return tx.Set(ref, r)
+	})
+	return r, complete, err
+}
+
+// MarkResetPublished records that the round's reset request reached Pub/Sub.
+func (s *Store) MarkResetPublished(ctx context.Context, rid string) error {
+	_, err := s.round(rid).Update(ctx, []firestore.Update{{Path: "resetPublished", Value: true}})
+	return err
+}
+
+// ClaimRoundEnd claims the end of a complete round (reset or next round) for lease; a closed round or a
+// live claim is not won.
+func (s *Store) ClaimRoundEnd(ctx context.Context, rid string, lease time.Duration) (*Round, bool, error) {
+	ref := s.round(rid)
+	var out *Round
+	won := false
+	err := s.fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
+		won = false
+		r, err := get[Round](ctx, tx, ref)
+		if err != nil {
+			return err
+		}
+		r.ID = rid
+		out = r
+		now := s.now()
+		if r.State != RoundComplete || now.Sub(r.ResetClaimedAt) < lease {
+			return nil
+		}
+		won = true
+		return tx.Update(ref, []firestore.Update{{Path: "resetClaimedAt", Value: now}})
+	})
+	return out, won, err
+}
+
+// CloseRound ends a round with an outcome; final also closes the user's grant.
+func (s *Store) CloseRound(ctx context.Context, rid, outcome string, nextRoundAt time.Time, final bool) error {
+	return s.fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
+		r, err := get[Round](ctx, tx, s.round(rid))
+		if err != nil {
+			return err
+		}
+		if r.State == RoundClosed {
+			return nil
+		}
+		now := s.now()
+		ups := []firestore.Update{{Path: "state", Value: RoundClosed}, {Path: "outcome", Value: outcome}, {Path: "closedAt", Value: now}}
+		if !nextRoundAt.IsZero() {
+			ups = append(ups, firestore.Update{Path: "nextRoundAt", Value: nextRoundAt})
+		}
+		if final {
+			if err := tx.Update(s.fs.Collection(colUsers).Doc(r.User), []firestore.Update{{Path: "state", Value: "closed"}, {Path: "updatedAt", Value: now}}); err != nil && !notFound(err) {
+				return err
+			}
+		}
+		return tx.Update(s.round(rid), ups)
+	})
+}

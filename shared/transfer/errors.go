@@ -1,0 +1,182 @@
+package transfer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"regexp"
+	"syscall"
+
+	"cloud.google.com/go/storage"
+	"github.com/googleapis/gax-go/v2/apierror"
+	"google.golang.org/api/googleapi"
+)
+
+// Class tells the caller what to do with an error.
+type Class int
+
+const (
+	// Unclassified is the class of a nil error.
+	Unclassified Class = iota
+	// Retryable: try again later (5xx, 429, broken connections, timeouts,
+	// checksum mismatch: the caller counts attempts and gives up after N).
+	Retryable
+	// URLExpired: the signed URL was refused (403): get a fresh URL and retry.
+	URLExpired
+	// Gone: the source no longer exists (404/410, past the 14 days retention).
+	Gone
+	// Permanent: retrying cannot help (other 4xx, a source that changed size,
+	// bad arguments).
+	Permanent
+)
+
+func (c Class) String() string {
+	switch c {
+	case Retryable:
+		return "retryable"
+	case URLExpired:
+		return "url-expired"
+	case Gone:
+		return "gone"
+	case Permanent:
+		return "permanent"
+	}
+	return "unclassified"
+}
+
+var (
+	// ErrChecksumMismatch: the copied data does not have the source's CRC32C,
+	// or storage reports another CRC32C than the bytes sent. Classified
+	// Retryable: the caller recopies and decides after N attempts.
+	ErrChecksumMismatch = errors.New("checksum mismatch")
+	// ErrSizeMismatch: the source sent more or fewer bytes than planned, or its
+	// total size changed. Permanent.
+	ErrSizeMismatch = errors.New("size mismatch")
+	// ErrPartsMissing: Compose found neither a verified final object nor all
+	// the part objects (deleted by a lifecycle rule or an earlier failed
+	// Compose). Retryable in the sense that the parts must be copied again.
+	ErrPartsMissing = errors.New("part objects missing")
+	// ErrNotExist is returned by Sink.Attrs for a missing object.
+	ErrNotExist = errors.New("object does not exist")
+	// ErrRangeIgnored: the source answered a ranged GET with the whole
+	// object. Permanent.
+	ErrRangeIgnored = errors.New("source ignored the Range header")
+)
+
+// HTTPError is a non-success answer of the signed URL's host. It never holds
+// the URL's query string (the signature: a bearer credential) nor the body.
+type HTTPError struct {
+	Op         string // "probe" or "get range"
+	StatusCode int
+	Code       string // the XML error <Code>, e.g. "ExpiredToken", when given
+	URL        string // redacted: scheme, host and path only
+}
+
+func (e *HTTPError) Error() string {
+	s := fmt.Sprintf("%s %s: HTTP %d", e.Op, e.URL, e.StatusCode)
+	if e.Code != "" {
+		s += " " + e.Code
+	}
+	return s
+}
+
+// RedactURL strips the user info, query and fragment of raw, so the result can
+// be logged. An unparsable URL gives a fixed placeholder.
+func RedactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "<unparsable URL>"
+	}
+	r := url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path, RawPath: u.RawPath}
+	s := r.String()
+	if u.RawQuery != "" || u.ForceQuery {
+		s += "?REDACTED"
+	}
+	return s
+}
+
+// redactErr replaces the URL inside the errors of net/http (which quote the
+// full request URL) with its redacted form.
+func redactErr(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return &url.Error{Op: ue.Op, URL: RedactURL(ue.URL), Err: redactErr(ue.Err)}
+	}
+	return err
+}
+
+var xmlCode = regexp.MustCompile(`<Code>([A-Za-z0-9_.-]{1,64})</Code>`)
+
+// newHTTPError builds an HTTPError from a response, reading at most 4 KiB of
+// the body to find the XML error code (messages may echo the request, so only
+// the code is kept).
+func newHTTPError(op, rawURL string, resp *http.Response) *HTTPError {
+	e := &HTTPError{Op: op, StatusCode: resp.StatusCode, URL: RedactURL(rawURL)}
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if m := xmlCode.FindSubmatch(b); m != nil {
+		e.Code = string(m[1])
+	}
+	return e
+}
+
+func classifyStatus(code int) Class {
+	switch {
+	case code == http.StatusRequestTimeout, code == http.StatusTooManyRequests, code >= 500:
+		return Retryable
+	case code >= 400:
+		return Permanent
+	}
+	return Retryable
+}
+
+// Classify tells what the caller should do about err. Errors of the source
+// (HTTPError) and of the sink (Cloud Storage API errors) are told apart: a 403
+// or 404 of the bucket is Permanent, not URLExpired or Gone.
+func Classify(err error) Class {
+	if err == nil {
+		return Unclassified
+	}
+	var he *HTTPError
+	if errors.As(err, &he) {
+		switch he.StatusCode {
+		case http.StatusForbidden:
+			return URLExpired
+		case http.StatusNotFound, http.StatusGone:
+			return Gone
+		}
+		return classifyStatus(he.StatusCode)
+	}
+	switch {
+	case errors.Is(err, ErrChecksumMismatch), errors.Is(err, ErrPartsMissing):
+		return Retryable
+	case errors.Is(err, ErrSizeMismatch), errors.Is(err, ErrRangeIgnored),
+		errors.Is(err, storage.ErrBucketNotExist):
+		return Permanent
+	}
+	var ge *googleapi.Error
+	if errors.As(err, &ge) {
+		return classifyStatus(ge.Code)
+	}
+	var ae *apierror.APIError
+	if errors.As(err, &ae) && ae.HTTPCode() > 0 {
+		return classifyStatus(ae.HTTPCode())
+	}
+	switch {
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled),
+		errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF),
+		errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.ECONNREFUSED),
+		errors.Is(err, syscall.EPIPE), errors.Is(err, net.ErrClosed):
+		return Retryable
+	}
+	var ne net.Error
+	if errors.As(err, &ne) {
+		return Retryable
+	}
+	// Unknown errors are retried: the message is redelivered and, if it keeps
+	// failing, dead-lettered.
+	return Retryable
+}
