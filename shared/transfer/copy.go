@@ -143,7 +143,7 @@ func CopyPart(ctx context.Context, src RangeSource, dst Sink, part Part, opts Co
 			}
 			refreshes++
 			if err := src.RefreshURL(ctx); err != nil {
-				return PartResult{}, fmt.Errorf("copy part %d: %w (after %v)", part.Index, err, rerr)
+				return PartResult{}, fmt.Errorf("copy part %d: %w (%w)", part.Index, rerr, err)
 			}
 			res.Resumes++
 			continue
@@ -211,7 +211,8 @@ func sleep(ctx context.Context, d time.Duration) error {
 }
 
 // CopyAll copies parts with at most inFlight CopyPart calls at a time and
-// returns the results in part order. The first failure cancels the others.
+// returns the results in part order. The first failure cancels the others
+// and deletes the parts already committed.
 // Peak memory is about inFlight x (opts.BufferSize + the sink's buffer per
 // writer, GCSSink.ChunkSize) plus HTTP buffers: it does not grow with the
 // object's size.
@@ -252,6 +253,14 @@ loop:
 	}
 	wg.Wait()
 	if firstErr != nil {
+		// The parts already committed are useless to the caller: delete them.
+		var names []string
+		for _, r := range results {
+			if r.Name != "" {
+				names = append(names, r.Name)
+			}
+		}
+		_ = deleteAll(ctx, dst, names)
 		return nil, firstErr
 	}
 	if err := ctx.Err(); err != nil {

@@ -113,7 +113,7 @@ func (p *gcsPartWriter) Abort() {
 		return
 	}
 	p.done = true
-	p.cancel()       // kills the upload before the final chunk
+	p.cancel()      // kills the upload before the final chunk
 	_ = p.w.Close() // returns the context error; releases the goroutine
 }
 
