@@ -87,16 +87,16 @@ func version(kind string, v int) error {
 	return nil
 }
 
-func (m InitiateRequest) Validate() error {
+func (m *InitiateRequest) Validate() error {
 	return errors.Join(version("initiate request", m.V), need("initiate request", "user", m.User, "round", m.Round))
 }
 
-func (m JobStarted) Validate() error {
+func (m *JobStarted) Validate() error {
 	return errors.Join(version("job started", m.V),
 		need("job started", "user", m.User, "round", m.Round, "resource", m.Resource, "job", m.Job))
 }
 
-func (m PollCheck) Validate() error {
+func (m *PollCheck) Validate() error {
 	err := errors.Join(version("poll check", m.V),
 		need("poll check", "user", m.User, "round", m.Round, "resource", m.Resource, "job", m.Job))
 	if m.Check < 0 {
@@ -105,7 +105,7 @@ func (m PollCheck) Validate() error {
 	return err
 }
 
-func (m TransferPart) Validate() error {
+func (m *TransferPart) Validate() error {
 	err := errors.Join(version("transfer part", m.V),
 		need("transfer part", "user", m.User, "round", m.Round, "resource", m.Resource, "job", m.Job))
 	if m.Object < 0 || m.Part < 0 {
@@ -114,7 +114,7 @@ func (m TransferPart) Validate() error {
 	return err
 }
 
-func (m ResetRequest) Validate() error {
+func (m *ResetRequest) Validate() error {
 	return errors.Join(version("reset request", m.V), need("reset request", "user", m.User, "round", m.Round))
 }
 
@@ -180,3 +180,26 @@ func PushBody(subscription, id string, data []byte, attrs map[string]string) []b
 	})
 	return b
 }
+
+// LogAttrs returns the identifiers of the message for log lines.
+func (m *InitiateRequest) LogAttrs() []any {
+	return []any{"user", m.User, "round", m.Round, "resource", m.Resource}
+}
+
+// LogAttrs returns the identifiers of the message for log lines.
+func (m *JobStarted) LogAttrs() []any {
+	return []any{"user", m.User, "round", m.Round, "resource", m.Resource, "job", m.Job}
+}
+
+// LogAttrs returns the identifiers of the message for log lines.
+func (m *PollCheck) LogAttrs() []any {
+	return []any{"user", m.User, "round", m.Round, "resource", m.Resource, "job", m.Job, "check", m.Check}
+}
+
+// LogAttrs returns the identifiers of the message for log lines.
+func (m *TransferPart) LogAttrs() []any {
+	return []any{"user", m.User, "round", m.Round, "resource", m.Resource, "job", m.Job, "object", m.Object, "part", m.Part}
+}
+
+// LogAttrs returns the identifiers of the message for log lines.
+func (m *ResetRequest) LogAttrs() []any { return []any{"user", m.User, "round", m.Round} }

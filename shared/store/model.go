@@ -122,6 +122,7 @@ type Object struct {
 	Size       int64  `firestore:"size"`
 	// CRC32C is the source's whole-object checksum from x-goog-hash.
 	CRC32C      uint32    `firestore:"crc32c"`
+	HasCRC32C   bool      `firestore:"hasCrc32c"`
 	ContentType string    `firestore:"contentType"`
 	Parts       int       `firestore:"parts"`
 	PartSize    int64     `firestore:"partSize"`
@@ -152,6 +153,9 @@ type OAuthState struct {
 	Verifier  []byte    `firestore:"verifier"` // sealed PKCE verifier
 	ExpiresAt time.Time `firestore:"expiresAt"`
 	CreatedAt time.Time `firestore:"createdAt"`
+	// Remaining lists the resources of the start link left for a later consent, when the consent URL
+	// could not hold them all (Resources is the batch asked now).
+	Remaining []string `firestore:"remaining,omitempty"`
 }
 
 // RoundID names the n-th round of a user.

@@ -33,7 +33,9 @@ type Store struct {
 }
 
 // New returns a Store on the client.
-func New(fs *firestore.Client) *Store { return &Store{fs: fs, now: func() time.Time { return time.Now().UTC() }} }
+func New(fs *firestore.Client) *Store {
+	return &Store{fs: fs, now: func() time.Time { return time.Now().UTC() }}
+}
 
 // Client is the underlying Firestore client.
 func (s *Store) Client() *firestore.Client { return s.fs }

@@ -1,0 +1,205 @@
+// Package initiate starts one archive job per granted resource group of a round (Pub/Sub entry Initiate),
+// and again later for a resource in a time-based cooldown or a scheduled round (Cloud Tasks entry
+// InitiateTask). Each initiate is claimed in a Firestore transaction first, so a redelivered message never
+// starts a second export (which would burn a one-time consent).
+package initiate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/GoogleCloudPlatform/functions-framework-go/functions"
+
+	"github.com/portability-pipeline/pipeline/shared/config"
+	"github.com/portability-pipeline/pipeline/shared/handler"
+	"github.com/portability-pipeline/pipeline/shared/logging"
+	"github.com/portability-pipeline/pipeline/shared/messages"
+	"github.com/portability-pipeline/pipeline/shared/portability"
+	"github.com/portability-pipeline/pipeline/shared/rounds"
+	"github.com/portability-pipeline/pipeline/shared/setup"
+	"github.com/portability-pipeline/pipeline/shared/store"
+	"github.com/portability-pipeline/pipeline/shared/tasks"
+	"github.com/portability-pipeline/pipeline/shared/tokens"
+)
+
+// Env is built on first use from the environment; tests set Env.Override.
+var Env = setup.NewLazy(setup.Needs{Tokens: true, Publisher: true, Tasks: true, TaskAuth: true,
+	TaskAudience: func(c *config.Config) string { return c.Tasks.InitiateURL }})
+
+func newRequest() *messages.InitiateRequest { return &messages.InitiateRequest{} }
+
+func init() {
+	functions.CloudEvent("Initiate", handler.CloudEvent(Env, "initiate", newRequest, Round))
+	functions.HTTP("InitiateTask", handler.Task(Env, "initiate-task", newRequest, Round))
+}
+
+// Round initiates the pending resources of a round (or only m.Resource, which may wait out a cooldown).
+func Round(ctx context.Context, env *setup.Env, m *messages.InitiateRequest) error {
+	r, err := env.Store.GetRound(ctx, m.Round)
+	if errors.Is(err, store.ErrNotFound) {
+		return handler.Drop("round %s does not exist (purged?)", m.Round)
+	}
+	if err != nil {
+		return err
+	}
+	if r.User != m.User {
+		return handler.Drop("round %s belongs to another user", m.Round)
+	}
+	switch r.State {
+	case store.RoundScheduled:
+		if err := env.Store.BeginRound(ctx, m.Round); err != nil {
+			return err
+		}
+	case store.RoundExporting:
+	default:
+		return handler.Drop("round %s is %s", m.Round, r.State)
+	}
+	list, err := env.Store.ListResources(ctx, m.Round)
+	if err != nil {
+		return err
+	}
+	var api portability.API
+	var retry []error
+	for _, res := range list {
+		if m.Resource != "" && res.Name != m.Resource {
+			continue
+		}
+		if res.State != store.ResPending && res.State != store.ResInitiating && res.State != store.ResCooldown {
+			continue
+		}
+		if api == nil {
+			if api, err = env.API(ctx, m.User); err != nil {
+				if errors.Is(err, tokens.ErrNoToken) {
+					return failAll(ctx, env, m.Round, list, "The consent was withdrawn before the export started.")
+				}
+				return err
+			}
+		}
+		if err := one(ctx, env, api, r, res.Name, m.Resource != ""); err != nil {
+			retry = append(retry, fmt.Errorf("%s: %w", res.Name, err))
+		}
+	}
+	if err := rounds.Settle(ctx, env, m.Round); err != nil {
+		retry = append(retry, err)
+	}
+	return errors.Join(retry...)
+}
+
+// one claims and initiates one resource. A returned error means "try again later".
+func one(ctx context.Context, env *setup.Env, api portability.API, r *store.Round, name string, fromCooldown bool) error {
+	ctx = logging.With(ctx, "resource", name)
+	log := logging.FromContext(ctx)
+	claim, err := env.Store.ClaimInitiate(ctx, r.ID, name, env.Config.Export.InitiateLease, fromCooldown)
+	if err != nil {
+		return err
+	}
+	if !claim.Won {
+		if claim.Resource.State == store.ResInitiating {
+			return fmt.Errorf("another delivery holds the initiate claim")
+		}
+		return nil // exporting, cooling down or finished already
+	}
+	started, err := api.Initiate(ctx, []string{name})
+	var perr *portability.Error
+	errors.As(err, &perr)
+	switch {
+	case err == nil:
+		log.Info("export started", "job", started.Job, "accessType", started.AccessType)
+		return adopt(ctx, env, r, name, started.Job)
+	case perr != nil && perr.Kind == portability.KindAlreadyExists && perr.Job != "":
+		log.Info("adopting the running export", "job", perr.Job)
+		return adopt(ctx, env, r, name, perr.Job)
+	case perr != nil && (perr.Kind == portability.KindExhausted || perr.Kind == portability.KindCooldown) &&
+		claim.Resource.Attempts > 1 && len(perr.PreviousJobs) > 0:
+		// An earlier attempt of ours started the export and crashed before recording it.
+		job := perr.PreviousJobs[len(perr.PreviousJobs)-1]
+		log.Info("adopting the export an earlier attempt started", "job", job)
+		return adopt(ctx, env, r, name, job)
+	case perr != nil && perr.Kind == portability.KindExhausted:
+		return terminal(ctx, env, r.ID, name, store.ResExhausted,
+			"This data was already exported with this consent; it can be exported again after the grant is reset.")
+	case perr != nil && perr.Kind == portability.KindCooldown:
+		return cooldown(ctx, env, r, name, perr.After)
+	case perr != nil && perr.Kind == portability.KindNotGranted:
+		return terminal(ctx, env, r.ID, name, store.ResNotGranted, "Access to this data was not granted.")
+	case perr != nil && perr.Kind == portability.KindUnauthorized:
+		return terminal(ctx, env, r.ID, name, store.ResFailed, "Google no longer accepts this consent (withdrawn or expired).")
+	case perr != nil && perr.Kind == portability.KindPermanent:
+		return terminal(ctx, env, r.ID, name, store.ResFailed, "Google refused the export: "+perr.Message)
+	default:
+		// Transient: release the claim so the redelivery tries again. Should this call have started a
+		// job after all, the next attempt gets 409 or 429 with the job's ID and adopts it.
+		if _, rerr := env.Store.Transition(ctx, r.ID, name, []string{store.ResInitiating}, "", func(x *store.Resource) { x.State = store.ResPending }); rerr != nil {
+			return errors.Join(err, rerr)
+		}
+		return err
+	}
+}
+
+// adopt records the job and hands it to the poll step.
+func adopt(ctx context.Context, env *setup.Env, r *store.Round, name, job string) error {
+	if _, err := env.Store.RecordJob(ctx, r.ID, name, job); err != nil {
+		return err
+	}
+	return env.Publisher.Publish(ctx, env.Config.Topics.Jobs, &messages.JobStarted{
+		V: messages.Version, User: r.User, Round: r.ID, Resource: name, Job: job})
+}
+
+func terminal(ctx context.Context, env *setup.Env, round, name, state, reason string) error {
+	logging.FromContext(ctx).Info("resource ends without export", "state", state, "reason", reason)
+	_, err := env.Store.Transition(ctx, round, name, []string{store.ResInitiating}, "", func(x *store.Resource) {
+		x.State, x.Reason = state, reason
+	})
+	return err
+}
+
+// cooldown schedules the resource's initiate for when the API allows it again.
+func cooldown(ctx context.Context, env *setup.Env, r *store.Round, name string, after time.Time) error {
+	if after.IsZero() {
+		// The documented FAILED_PRECONDITION form carries no time: wait a day from the last export we saw.
+		after = lastExport(ctx, env, r, name).Add(24 * time.Hour)
+	}
+	if _, err := env.Store.Transition(ctx, r.ID, name, []string{store.ResInitiating}, "", func(x *store.Resource) {
+		x.State, x.NotBefore, x.Reason = store.ResCooldown, after, "Google allows one export a day; the next starts at "+after.Format(time.RFC3339)
+	}); err != nil {
+		return err
+	}
+	res, err := env.Store.GetResource(ctx, r.ID, name)
+	if err != nil {
+		return err
+	}
+	logging.FromContext(ctx).Info("export waits for the daily limit", "notBefore", after)
+	return env.Tasks.Enqueue(ctx, tasks.Task{
+		Key:  fmt.Sprintf("initiate/%s/%s/%d", r.ID, name, res.Attempts),
+		URL:  env.Config.Tasks.InitiateURL,
+		Body: messages.InitiateRequest{V: messages.Version, User: r.User, Round: r.ID, Resource: name},
+		At:   after,
+	})
+}
+
+// lastExport is the export time of the resource in the previous round, or now when unknown.
+func lastExport(ctx context.Context, env *setup.Env, r *store.Round, name string) time.Time {
+	if r.Number > 1 {
+		if prev, err := env.Store.GetResource(ctx, store.RoundID(r.User, r.Number-1), name); err == nil && !prev.ExportTime.IsZero() {
+			return prev.ExportTime
+		}
+	}
+	return time.Now()
+}
+
+// failAll ends every unfinished resource of a round whose user has no token any more.
+func failAll(ctx context.Context, env *setup.Env, round string, list []store.Resource, reason string) error {
+	for _, res := range list {
+		if store.Terminal(res.State) {
+			continue
+		}
+		if _, err := env.Store.Transition(ctx, round, res.Name, []string{res.State}, "", func(x *store.Resource) {
+			x.State, x.Reason = store.ResFailed, reason
+		}); err != nil {
+			return err
+		}
+	}
+	return rounds.Settle(ctx, env, round)
+}

@@ -1,0 +1,193 @@
+// Package poll watches archive jobs. PollStart (Pub/Sub) schedules the first state check of a new job;
+// PollTask (Cloud Tasks, OIDC-checked) makes one check and acts on it: schedule the next check on a
+// ladder of growing delays, retry a FAILED job (at most 3 times), record a CANCELLED one, or plan the
+// transfer of a COMPLETE one and publish one message per part.
+package poll
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/GoogleCloudPlatform/functions-framework-go/functions"
+
+	"github.com/portability-pipeline/pipeline/shared/config"
+	"github.com/portability-pipeline/pipeline/shared/handler"
+	"github.com/portability-pipeline/pipeline/shared/logging"
+	"github.com/portability-pipeline/pipeline/shared/messages"
+	"github.com/portability-pipeline/pipeline/shared/portability"
+	"github.com/portability-pipeline/pipeline/shared/rounds"
+	"github.com/portability-pipeline/pipeline/shared/setup"
+	"github.com/portability-pipeline/pipeline/shared/signedurl"
+	"github.com/portability-pipeline/pipeline/shared/store"
+	"github.com/portability-pipeline/pipeline/shared/tasks"
+	"github.com/portability-pipeline/pipeline/shared/tokens"
+	"github.com/portability-pipeline/pipeline/shared/transfer"
+)
+
+// Env is built on first use from the environment; tests set Env.Override.
+var Env = setup.NewLazy(setup.Needs{Tokens: true, Publisher: true, Tasks: true, TaskAuth: true,
+	TaskAudience: func(c *config.Config) string { return c.Tasks.PollURL }})
+
+// Probes of signed URLs use this client (tests replace it).
+var httpClient = &http.Client{Timeout: 2 * time.Minute}
+
+func init() {
+	functions.CloudEvent("PollStart", handler.CloudEvent(Env, "poll-start", func() *messages.JobStarted { return &messages.JobStarted{} }, Start))
+	functions.HTTP("PollTask", handler.Task(Env, "poll", func() *messages.PollCheck { return &messages.PollCheck{} }, Check))
+}
+
+// Start schedules the first state check of a job.
+func Start(ctx context.Context, env *setup.Env, m *messages.JobStarted) error {
+	return schedule(ctx, env, messages.PollCheck{V: messages.Version, User: m.User, Round: m.Round, Resource: m.Resource, Job: m.Job})
+}
+
+// schedule enqueues check number c.Check of a job after its ladder delay. The task name derives from
+// job and check number, so duplicates of the same step collapse into one task.
+func schedule(ctx context.Context, env *setup.Env, c messages.PollCheck) error {
+	return env.Tasks.Enqueue(ctx, tasks.Task{
+		Key:  fmt.Sprintf("poll/%s/%d", c.Job, c.Check),
+		URL:  env.Config.Tasks.PollURL,
+		Body: c,
+		At:   time.Now().Add(env.Config.Tasks.PollDelay(c.Check)),
+	})
+}
+
+// Check makes one state check of a job and acts on its state.
+func Check(ctx context.Context, env *setup.Env, m *messages.PollCheck) error {
+	res, err := env.Store.GetResource(ctx, m.Round, m.Resource)
+	if errors.Is(err, store.ErrNotFound) {
+		return handler.Drop("resource %s of round %s does not exist", m.Resource, m.Round)
+	}
+	if err != nil {
+		return err
+	}
+	if res.Job != m.Job || (res.State != store.ResExporting && res.State != store.ResRetrying && res.State != store.ResTransferring) {
+		return handler.Drop("job %s is not the resource's running job (state %s)", m.Job, res.State)
+	}
+	api, err := env.API(ctx, m.User)
+	if errors.Is(err, tokens.ErrNoToken) {
+		return end(ctx, env, m, store.ResFailed, "The consent was withdrawn during the export.")
+	}
+	if err != nil {
+		return err
+	}
+	st, err := api.State(ctx, m.Job)
+	switch kind := portability.KindOf(err); {
+	case err == nil:
+	case kind == portability.KindRetry:
+		return err
+	case kind == portability.KindUnauthorized:
+		return end(ctx, env, m, store.ResFailed, "Google no longer accepts this consent (withdrawn or expired).")
+	default:
+		return end(ctx, env, m, store.ResFailed, "Google could not report the export: "+err.Error())
+	}
+	log := logging.FromContext(ctx)
+	switch st.State {
+	case portability.StateInProgress:
+		next := *m
+		next.Check++
+		return schedule(ctx, env, next)
+	case portability.StateFailed:
+		return retry(ctx, env, api, m, res)
+	case portability.StateCancelled:
+		return end(ctx, env, m, store.ResCancelled, "The export was cancelled.")
+	case portability.StateComplete:
+		log.Info("export complete", "urls", len(st.URLs), "exportTime", st.ExportTime)
+		return plan(ctx, env, m, st)
+	default:
+		return fmt.Errorf("job %s in unknown state %q", m.Job, st.State)
+	}
+}
+
+// end moves the resource to a terminal state and settles the round.
+func end(ctx context.Context, env *setup.Env, m *messages.PollCheck, state, reason string) error {
+	logging.FromContext(ctx).Info("resource ends", "state", state, "reason", reason)
+	if _, err := env.Store.Transition(ctx, m.Round, m.Resource, []string{store.ResExporting, store.ResRetrying}, m.Job, func(r *store.Resource) {
+		r.State, r.Reason = state, reason
+	}); err != nil {
+		return err
+	}
+	return rounds.Settle(ctx, env, m.Round)
+}
+
+// retry asks the API to run a FAILED job again, at most MaxRetries times per resource.
+func retry(ctx context.Context, env *setup.Env, api portability.API, m *messages.PollCheck, res *store.Resource) error {
+	max := env.Config.Export.MaxRetries
+	if res.Retries >= max {
+		return end(ctx, env, m, store.ResFailed, fmt.Sprintf("Google could not produce this export (it failed %d times).", res.Retries+1))
+	}
+	claim, err := env.Store.ClaimRetry(ctx, m.Round, m.Resource, m.Job, env.Config.Export.InitiateLease)
+	if err != nil {
+		return err
+	}
+	if !claim.Won {
+		if claim.Resource.State == store.ResRetrying && claim.Resource.Job == m.Job {
+			return fmt.Errorf("another delivery holds the retry claim")
+		}
+		return nil
+	}
+	newJob, err := api.Retry(ctx, m.Job)
+	if err != nil {
+		if portability.KindOf(err) == portability.KindRetry {
+			_, rerr := env.Store.Transition(ctx, m.Round, m.Resource, []string{store.ResRetrying}, m.Job, func(r *store.Resource) { r.State = store.ResExporting })
+			return errors.Join(err, rerr)
+		}
+		return end(ctx, env, m, store.ResFailed, "Google refused to retry the failed export: "+err.Error())
+	}
+	logging.FromContext(ctx).Info("failed export retried", "newJob", newJob, "retry", res.Retries+1)
+	if _, err := env.Store.RecordRetry(ctx, m.Round, m.Resource, m.Job, newJob); err != nil {
+		return err
+	}
+	return schedule(ctx, env, messages.PollCheck{V: messages.Version, User: m.User, Round: m.Round, Resource: m.Resource, Job: newJob})
+}
+
+// plan probes every URL of a complete job, records the objects and their parts, and publishes the parts.
+func plan(ctx context.Context, env *setup.Env, m *messages.PollCheck, st portability.State) error {
+	if len(st.URLs) == 0 {
+		if _, _, err := env.Store.PlanTransfer(ctx, m.Round, m.Resource, m.Job, st.ExportTime, nil); err != nil {
+			return err
+		}
+		if _, _, err := env.Store.FinishResource(ctx, m.Round, m.Resource); err != nil {
+			return err
+		}
+		return rounds.Settle(ctx, env, m.Round)
+	}
+	objects := make([]store.Object, len(st.URLs))
+	for i, u := range st.URLs {
+		src, err := transfer.Probe(ctx, httpClient, u)
+		if err != nil {
+			if transfer.Classify(err) == transfer.Gone {
+				return end(ctx, env, m, store.ResFailed, "The archive is no longer available at Google.")
+			}
+			return fmt.Errorf("probe archive file %d: %w", i, err)
+		}
+		sealed, err := signedurl.Seal(ctx, env.Crypto, m.Job, i, u)
+		if err != nil {
+			return err
+		}
+		parts := transfer.Plan(src.Size, transfer.PlanOptions{PartSize: env.Config.Export.PartSize})
+		objects[i] = store.Object{Index: i, Job: m.Job, SourceName: src.Name, Size: src.Size, CRC32C: src.CRC32C, HasCRC32C: src.HasCRC32C,
+			ContentType: src.ContentType, Parts: len(parts), PartSize: env.Config.Export.PartSize,
+			State: store.ObjCopying, URL: sealed, URLFetched: time.Now().UTC()}
+	}
+	_, recorded, err := env.Store.PlanTransfer(ctx, m.Round, m.Resource, m.Job, st.ExportTime, objects)
+	if err != nil {
+		return err
+	}
+	// Publish every part not yet verified; after a redelivery some go twice, which transfer absorbs.
+	for _, o := range recorded {
+		if o.State != store.ObjCopying {
+			continue
+		}
+		for p := 0; p < o.Parts; p++ {
+			if err := env.Publisher.Publish(ctx, env.Config.Topics.Transfer, &messages.TransferPart{V: messages.Version,
+				User: m.User, Round: m.Round, Resource: m.Resource, Job: m.Job, Object: o.Index, Part: p}); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,207 @@
+// Package transfer copies archive files from their signed URLs into Cloud Storage (Pub/Sub entry
+// Transfer): one message per byte-range part, so many instances share a large archive and each call
+// stays well inside the 540 s limit of an event-driven function. The delivery that records the last part
+// of a file composes the parts and verifies the file's CRC32C against the source; the one that verifies
+// the last file of a resource finishes the resource, and the last resource completes the round.
+package transfer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/GoogleCloudPlatform/functions-framework-go/functions"
+
+	"github.com/portability-pipeline/pipeline/shared/handler"
+	"github.com/portability-pipeline/pipeline/shared/logging"
+	"github.com/portability-pipeline/pipeline/shared/messages"
+	"github.com/portability-pipeline/pipeline/shared/rounds"
+	"github.com/portability-pipeline/pipeline/shared/setup"
+	"github.com/portability-pipeline/pipeline/shared/signedurl"
+	"github.com/portability-pipeline/pipeline/shared/store"
+	engine "github.com/portability-pipeline/pipeline/shared/transfer"
+)
+
+// Env is built on first use from the environment; tests set Env.Override.
+var Env = setup.NewLazy(setup.Needs{Tokens: true, Publisher: true, Storage: true})
+
+// Downloads use this client: no overall timeout (parts are long), but a bounded wait for headers.
+var httpClient = &http.Client{Transport: &http.Transport{
+	Proxy:                 http.ProxyFromEnvironment,
+	ResponseHeaderTimeout: time.Minute,
+	MaxIdleConnsPerHost:   16,
+}}
+
+func init() {
+	functions.CloudEvent("Transfer", handler.CloudEvent(Env, "transfer", func() *messages.TransferPart { return &messages.TransferPart{} }, Part))
+}
+
+// Part copies one part (unless a delivery already did) and then finishes what it can.
+func Part(ctx context.Context, env *setup.Env, m *messages.TransferPart) error {
+	o, err := env.Store.GetObject(ctx, m.Round, m.Resource, m.Object)
+	if errors.Is(err, store.ErrNotFound) {
+		return handler.Drop("object %d of %s in round %s does not exist", m.Object, m.Resource, m.Round)
+	}
+	if err != nil {
+		return err
+	}
+	if o.Job != m.Job {
+		return handler.Drop("object %d belongs to job %s, not %s", m.Object, o.Job, m.Job)
+	}
+	if o.State != store.ObjCopying {
+		return finishResource(ctx, env, m)
+	}
+	if m.Part >= o.Parts {
+		return handler.Drop("part %d of an object with %d parts", m.Part, o.Parts)
+	}
+	if p, err := env.Store.GetPart(ctx, m.Round, m.Resource, m.Object, m.Part); err == nil && p.Attempt == o.Attempt {
+		return finishObject(ctx, env, m, o) // copied by an earlier delivery
+	} else if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	if err := copyPart(ctx, env, m, o); err != nil {
+		return err
+	}
+	return finishObject(ctx, env, m, o)
+}
+
+func sink(env *setup.Env) engine.Sink { return engine.NewGCSSink(env.Storage, env.Config.Bucket) }
+
+func tempPrefix(m *messages.TransferPart, attempt int) string {
+	return engine.TempPrefix(m.User, m.Round, m.Resource, m.Job, m.Object) + "a" + strconv.Itoa(attempt) + "/"
+}
+
+func copyPart(ctx context.Context, env *setup.Env, m *messages.TransferPart, o *store.Object) error {
+	url, err := signedurl.Open(ctx, env.Crypto, m.Job, m.Object, o.URL)
+	if err != nil {
+		return err
+	}
+	refresh := func(ctx context.Context) (string, error) {
+		api, err := env.API(ctx, m.User)
+		if err != nil {
+			return "", err
+		}
+		sealed, urls, err := signedurl.Fresh(ctx, env.Crypto, api, m.Job)
+		if err != nil {
+			return "", err
+		}
+		if m.Object >= len(urls) {
+			return "", fmt.Errorf("fresh state of job %s has %d URLs, need %d", m.Job, len(urls), m.Object+1)
+		}
+		if err := env.Store.UpdateURLs(ctx, m.Round, m.Resource, sealed); err != nil {
+			return "", err
+		}
+		logging.FromContext(ctx).Info("signed URLs refreshed")
+		return urls[m.Object], nil
+	}
+	parts := engine.Plan(o.Size, engine.PlanOptions{PartSize: o.PartSize})
+	if len(parts) != o.Parts {
+		return handler.Drop("object %d plans %d parts, recorded %d", m.Object, len(parts), o.Parts)
+	}
+	src := engine.NewURLSource(httpClient, url, o.Size, refresh)
+	start := time.Now()
+	res, err := engine.CopyPart(ctx, src, sink(env), parts[m.Part], engine.CopyOptions{TempPrefix: tempPrefix(m, o.Attempt)})
+	if err != nil {
+		if engine.Classify(err) == engine.Gone {
+			return failObject(ctx, env, m, o, "The archive is no longer available at Google.")
+		}
+		return fmt.Errorf("copy part %d: %w", m.Part, err)
+	}
+	logging.FromContext(ctx).Info("part copied", "bytes", res.Length, "resumes", res.Resumes,
+		"seconds", time.Since(start).Seconds(), "attempt", o.Attempt)
+	return env.Store.PartDone(ctx, m.Round, m.Resource, m.Object, store.Part{Index: res.Index, Attempt: o.Attempt,
+		Offset: res.Offset, Length: res.Length, CRC32C: res.CRC32C, Temp: res.Name})
+}
+
+// finishObject composes and verifies the object once every part of its attempt is recorded.
+func finishObject(ctx context.Context, env *setup.Env, m *messages.TransferPart, o *store.Object) error {
+	done, err := env.Store.DoneParts(ctx, m.Round, m.Resource, m.Object, o.Attempt)
+	if err != nil {
+		return err
+	}
+	if len(done) < o.Parts {
+		return nil
+	}
+	res, err := env.Store.GetResource(ctx, m.Round, m.Resource)
+	if err != nil {
+		return err
+	}
+	results := make([]engine.PartResult, len(done))
+	for i, p := range done {
+		results[i] = engine.PartResult{Index: p.Index, Name: p.Temp, Offset: p.Offset, Length: p.Length, CRC32C: p.CRC32C}
+	}
+	final := engine.ObjectName(env.Config.ObjectPrefix, m.User, m.Round, m.Resource, m.Job, m.Object, o.SourceName)
+	out, err := engine.Compose(ctx, sink(env), final, results, engine.ComposeOptions{
+		SourceCRC32C:   o.CRC32C,
+		NoSourceCRC32C: !o.HasCRC32C,
+		ContentType:    o.ContentType,
+		TempPrefix:     tempPrefix(m, o.Attempt),
+		Metadata: map[string]string{
+			"user": m.User, "round": m.Round, "resource": m.Resource, "job": m.Job,
+			"file-index": strconv.Itoa(m.Object), "source-name": o.SourceName,
+			"export-time": res.ExportTime.UTC().Format(time.RFC3339),
+			"source-crc32c": strconv.FormatUint(uint64(o.CRC32C), 10),
+		},
+	})
+	log := logging.FromContext(ctx)
+	switch {
+	case errors.Is(err, engine.ErrChecksumMismatch), errors.Is(err, engine.ErrPartsMissing):
+		log.Warn("archive file failed verification; copying it again", "error", err.Error(), "attempt", o.Attempt)
+		return recopy(ctx, env, m, o)
+	case err != nil:
+		return fmt.Errorf("compose object %d: %w", m.Object, err)
+	}
+	if out.CleanupErr != nil {
+		log.Warn("temporary part objects left for the lifecycle rule", "error", out.CleanupErr.Error())
+	}
+	if changed, err := env.Store.VerifyObject(ctx, m.Round, m.Resource, m.Object, o.Attempt, final); err != nil {
+		return err
+	} else if changed {
+		log.Info("archive file verified", "object", final, "bytes", out.Size, "crc32c", out.CRC32C)
+	}
+	return finishResource(ctx, env, m)
+}
+
+// recopy starts another attempt of the whole object, or gives it up after MaxVerifyAttempts.
+func recopy(ctx context.Context, env *setup.Env, m *messages.TransferPart, o *store.Object) error {
+	after, err := env.Store.RecopyObject(ctx, m.Round, m.Resource, m.Object, o.Attempt, env.Config.Export.MaxVerifyAttempts, "checksum mismatch after repeated copies")
+	if err != nil {
+		return err
+	}
+	if after.State != store.ObjCopying {
+		return finishResource(ctx, env, m)
+	}
+	for p := 0; p < after.Parts; p++ {
+		if err := env.Publisher.Publish(ctx, env.Config.Topics.Transfer, &messages.TransferPart{V: messages.Version,
+			User: m.User, Round: m.Round, Resource: m.Resource, Job: m.Job, Object: m.Object, Part: p}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// failObject gives up an object whose source is gone.
+func failObject(ctx context.Context, env *setup.Env, m *messages.TransferPart, o *store.Object, reason string) error {
+	if _, err := env.Store.RecopyObject(ctx, m.Round, m.Resource, m.Object, o.Attempt, 0, reason); err != nil {
+		return err
+	}
+	return finishResource(ctx, env, m)
+}
+
+// finishResource ends the resource when all its objects are verified (or one failed) and settles the round.
+func finishResource(ctx context.Context, env *setup.Env, m *messages.TransferPart) error {
+	state, changed, err := env.Store.FinishResource(ctx, m.Round, m.Resource)
+	if err != nil {
+		return err
+	}
+	if changed {
+		logging.FromContext(ctx).Info("resource finished", "state", state)
+	}
+	if store.Terminal(state) {
+		return rounds.Settle(ctx, env, m.Round)
+	}
+	return nil
+}

@@ -1,0 +1,118 @@
+// Package handler adapts the steps to their triggers: a Pub/Sub CloudEvent or a Cloud Tasks HTTP call.
+// It decodes the message, carries a logger with the message's identifiers, and turns the step's error
+// into the trigger's answer: nil acknowledges; an error asks for another delivery (Pub/Sub redelivers
+// with backoff and finally dead-letters; Cloud Tasks retries per the queue's policy).
+package handler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/portability-pipeline/pipeline/shared/logging"
+	"github.com/portability-pipeline/pipeline/shared/messages"
+	"github.com/portability-pipeline/pipeline/shared/setup"
+)
+
+// ErrDrop marks an outcome where another delivery cannot help and nothing is lost by acknowledging
+// (the round was purged, the job is stale...). The step logs why.
+var ErrDrop = errors.New("dropped")
+
+// Drop wraps a reason as ErrDrop.
+func Drop(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrDrop, fmt.Sprintf(format, args...))
+}
+
+// Step handles one decoded message.
+type Step[T messages.Validator] func(ctx context.Context, env *setup.Env, m T) error
+
+// Identified messages expose their identifiers for log lines.
+type Identified interface{ LogAttrs() []any }
+
+func attrs(m any) []any {
+	if id, ok := m.(Identified); ok {
+		return id.LogAttrs()
+	}
+	return nil
+}
+
+// CloudEvent returns a functions-framework CloudEvent handler for a Pub/Sub-triggered step.
+func CloudEvent[T messages.Validator](lazy *setup.Lazy, step string, newMsg func() T, fn Step[T]) func(context.Context, event.Event) error {
+	return func(ctx context.Context, e event.Event) error {
+		env, err := lazy.Get(ctx)
+		if err != nil {
+			logging.Default().Error("configuration", "step", step, "error", err.Error())
+			return err
+		}
+		m := newMsg()
+		d, err := messages.FromCloudEvent(e, m)
+		ctx = logging.WithLogger(ctx, env.Log.With(append([]any{"step", step, "messageId", d.ID}, attrs(m)...)...))
+		if err != nil {
+			// Poison: refuse it so Pub/Sub moves it to the dead-letter topic after its attempts.
+			logging.FromContext(ctx).Error("malformed message; it will be dead-lettered", "error", err.Error())
+			return err
+		}
+		return outcome(ctx, fn(ctx, env, m))
+	}
+}
+
+// Task returns an HTTP handler for a Cloud Tasks-triggered step; calls must carry a valid OIDC token.
+func Task[T messages.Validator](lazy *setup.Lazy, step string, newMsg func() T, fn Step[T]) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		env, err := lazy.Get(r.Context())
+		if err != nil {
+			logging.Default().Error("configuration", "step", step, "error", err.Error())
+			http.Error(w, "not configured", http.StatusInternalServerError)
+			return
+		}
+		serve := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			ctx := logging.WithLogger(r.Context(), env.Log.With("step", step, "task", r.Header.Get("X-CloudTasks-TaskName"),
+				"attempt", r.Header.Get("X-CloudTasks-TaskRetryCount")))
+			if r.Method != http.MethodPost {
+				http.Error(w, "POST only", http.StatusMethodNotAllowed)
+				return
+			}
+			body, err := io.ReadAll(io.LimitReader(r.Body, 64<<10))
+			if err != nil {
+				http.Error(w, "read body", http.StatusBadRequest)
+				return
+			}
+			m := newMsg()
+			if err := messages.Decode(body, m); err != nil {
+				logging.FromContext(ctx).Error("malformed task body", "error", err.Error())
+				http.Error(w, "malformed task", http.StatusBadRequest)
+				return
+			}
+			ctx = logging.With(ctx, attrs(m)...)
+			if err := outcome(ctx, fn(ctx, env, m)); err != nil {
+				http.Error(w, "try again", http.StatusServiceUnavailable)
+				return
+			}
+			w.WriteHeader(http.StatusNoContent)
+		})
+		if env.TaskAuth != nil {
+			env.TaskAuth.Require(serve).ServeHTTP(w, r)
+			return
+		}
+		serve.ServeHTTP(w, r)
+	}
+}
+
+// outcome logs the step's result and returns what the trigger should see.
+func outcome(ctx context.Context, err error) error {
+	log := logging.FromContext(ctx)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, ErrDrop):
+		log.Warn("message acknowledged without action", "reason", err.Error())
+		return nil
+	default:
+		log.Warn("step failed; it will be delivered again", "error", err.Error())
+		return err
+	}
+}

@@ -1,0 +1,32 @@
+// Package rounds decides when a round is over: once every resource of the round is terminal, the round is
+// marked complete and its reset request is published, once (at-least-once publish, idempotent reset).
+package rounds
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/portability-pipeline/pipeline/shared/logging"
+	"github.com/portability-pipeline/pipeline/shared/messages"
+	"github.com/portability-pipeline/pipeline/shared/setup"
+)
+
+// Settle completes the round if every resource is terminal and makes sure its reset request is published.
+// Every step calls it after a resource reaches a terminal state; calling it again is harmless.
+func Settle(ctx context.Context, env *setup.Env, round string) error {
+	r, complete, err := env.Store.SettleRound(ctx, round)
+	if err != nil {
+		return fmt.Errorf("settle round %s: %w", round, err)
+	}
+	if !complete || r.ResetPublished {
+		return nil
+	}
+	if err := env.Publisher.Publish(ctx, env.Config.Topics.Reset, &messages.ResetRequest{V: messages.Version, User: r.User, Round: round}); err != nil {
+		return err
+	}
+	if err := env.Store.MarkResetPublished(ctx, round); err != nil {
+		return fmt.Errorf("mark reset published for %s: %w", round, err)
+	}
+	logging.FromContext(ctx).Info("round complete; reset requested", "round", round)
+	return nil
+}
