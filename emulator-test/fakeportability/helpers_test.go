@@ -2,7 +2,9 @@ package fakeportability
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -122,4 +124,16 @@ func expired(tok *oauth2.Token) *oauth2.Token {
 	c := *tok
 	c.Expiry = time.Now().Add(-time.Minute)
 	return &c
+}
+
+func decodeResp(t *testing.T, resp *http.Response, v any) {
+	t.Helper()
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("%s: %d %s", resp.Request.URL.Path, resp.StatusCode, b)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatal(err)
+	}
 }

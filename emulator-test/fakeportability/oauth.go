@@ -112,14 +112,12 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	challenge, method := q.Get("code_challenge"), q.Get("code_challenge_method")
-	if challenge != "" {
-		if method == "" {
-			method = "plain"
-		}
-		if method != "S256" && method != "plain" {
-			writeErrorPage(w, http.StatusBadRequest, "invalid_request", fmt.Sprintf("Invalid code_challenge_method: %q.", method))
-			return
-		}
+	if method != "" && method != "S256" && method != "plain" {
+		writeErrorPage(w, http.StatusBadRequest, "invalid_request", fmt.Sprintf("Invalid code_challenge_method: %q.", method))
+		return
+	}
+	if challenge != "" && method == "" {
+		method = "plain"
 	}
 	ar := &authRequest{clientID: c.ID, redirectURI: redirectURI, state: q.Get("state"), groups: groups,
 		challenge: challenge, method: method, offline: q.Get("access_type") == "offline",
