@@ -28,6 +28,9 @@ type CopyOptions struct {
 	BackoffBase, BackoffMax time.Duration
 	// BufferSize is the read buffer per part (default DefaultBufferSize).
 	BufferSize int
+	// StallTimeout: a ranged GET that delivers no byte for this long (headers
+	// included) is abandoned and resumed (default 30 s).
+	StallTimeout time.Duration
 }
 
 func (o CopyOptions) withDefaults() CopyOptions {
@@ -45,6 +48,9 @@ func (o CopyOptions) withDefaults() CopyOptions {
 	}
 	if o.BufferSize <= 0 {
 		o.BufferSize = DefaultBufferSize
+	}
+	if o.StallTimeout <= 0 {
+		o.StallTimeout = 30 * time.Second
 	}
 	return o
 }
@@ -102,14 +108,27 @@ func CopyPart(ctx context.Context, src RangeSource, dst Sink, part Part, opts Co
 		}
 		before := done
 		rerr := func() error {
-			body, err := src.OpenRange(ctx, part.Offset+done, part.Length-done)
-			if err != nil {
+			// A watchdog cancels this GET when no byte arrives for
+			// StallTimeout.
+			actx, acancel := context.WithCancelCause(ctx)
+			defer acancel(nil)
+			watchdog := time.AfterFunc(opts.StallTimeout, func() { acancel(errStalled) })
+			defer watchdog.Stop()
+			stalled := func(err error) error {
+				if context.Cause(actx) == errStalled {
+					return fmt.Errorf("%w for %v at offset %d", errStalled, opts.StallTimeout, part.Offset+done)
+				}
 				return err
+			}
+			body, err := src.OpenRange(actx, part.Offset+done, part.Length-done)
+			if err != nil {
+				return stalled(err)
 			}
 			defer body.Close()
 			for done < part.Length {
 				n, err := body.Read(buf[:min(int64(len(buf)), part.Length-done)])
 				if n > 0 {
+					watchdog.Reset(opts.StallTimeout)
 					if _, werr := w.Write(buf[:n]); werr != nil {
 						return &sinkError{werr}
 					}
@@ -123,7 +142,7 @@ func CopyPart(ctx context.Context, src RangeSource, dst Sink, part Part, opts Co
 					return nil
 				}
 				if err != nil {
-					return err
+					return stalled(err)
 				}
 			}
 			return nil
@@ -135,7 +154,6 @@ func CopyPart(ctx context.Context, src RangeSource, dst Sink, part Part, opts Co
 		if errors.As(rerr, &se) {
 			return PartResult{}, fmt.Errorf("copy part %d: write at %d: %w", part.Index, part.Offset+done, se.err)
 		}
-		rerr = redactErr(rerr)
 		switch Classify(rerr) {
 		case URLExpired:
 			if refreshes >= opts.MaxRefreshes {
@@ -183,6 +201,9 @@ func CopyPart(ctx context.Context, src RangeSource, dst Sink, part Part, opts Co
 	res.CRC32C = crc
 	return res, nil
 }
+
+// errStalled: the source sent nothing for CopyOptions.StallTimeout.
+var errStalled = errors.New("source stalled")
 
 // sinkError marks a failed write to the sink (not retried by CopyPart: the
 // upload itself is lost).

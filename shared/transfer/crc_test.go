@@ -75,3 +75,5 @@ func TestCombineCRC32CLarge(t *testing.T) {
 		t.Fatalf("16 GiB: %08x vs %08x", once, twice)
 	}
 }
+
+func crc32c(b []byte) uint32 { return crc32.Checksum(b, castagnoli) }

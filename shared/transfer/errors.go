@@ -99,11 +99,10 @@ func RedactURL(raw string) string {
 	return s
 }
 
-// redactErr replaces the URL inside the errors of net/http (which quote the
-// full request URL) with its redacted form.
+// redactErr replaces the URL of a *url.Error (what http.Client.Do returns:
+// it quotes the full request URL) with its redacted form.
 func redactErr(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
+	if ue, ok := err.(*url.Error); ok {
 		return &url.Error{Op: ue.Op, URL: RedactURL(ue.URL), Err: redactErr(ue.Err)}
 	}
 	return err
@@ -151,7 +150,7 @@ func Classify(err error) Class {
 		return classifyStatus(he.StatusCode)
 	}
 	switch {
-	case errors.Is(err, ErrChecksumMismatch), errors.Is(err, ErrPartsMissing):
+	case errors.Is(err, ErrChecksumMismatch), errors.Is(err, ErrPartsMissing), errors.Is(err, errStalled):
 		return Retryable
 	case errors.Is(err, ErrSizeMismatch), errors.Is(err, ErrRangeIgnored),
 		errors.Is(err, storage.ErrBucketNotExist):

@@ -20,7 +20,7 @@ const kib = 1 << 10
 
 // fastOpts retries quickly.
 func fastOpts(prefix string) transfer.CopyOptions {
-	return transfer.CopyOptions{TempPrefix: prefix, BackoffBase: time.Millisecond, BackoffMax: 5 * time.Millisecond, BufferSize: 16 * kib}
+	return transfer.CopyOptions{TempPrefix: prefix, BackoffBase: time.Millisecond, BackoffMax: 5 * time.Millisecond, BufferSize: 16 * kib, StallTimeout: 200 * time.Millisecond}
 }
 
 // noSecret fails the test if err's text holds the signature.
@@ -91,6 +91,8 @@ func TestCopyAndCompose(t *testing.T) {
 		{name: "tree of 70 parts", size: 70*4*kib - 5, partSize: 4 * kib},
 		{name: "cut twice", size: 512 * kib, partSize: 256 * kib, faults: transfertest.Faults{CutAfter: 100 * kib, CutTimes: 2}, wantResume: true},
 		{name: "cut often", size: 512 * kib, partSize: 512 * kib, faults: transfertest.Faults{CutAfter: 10 * kib, CutTimes: 30}, wantResume: true},
+		{name: "stall", size: 300 * kib, partSize: 256 * kib, faults: transfertest.Faults{StallAfter: 10 * kib, StallTimes: 2}, wantResume: true},
+		{name: "stall before the body", size: 300 * kib, partSize: 256 * kib, faults: transfertest.Faults{StallAfter: 0, StallTimes: 1}, wantResume: true},
 		{name: "503 once", size: 300 * kib, partSize: 256 * kib, faults: transfertest.Faults{Fail503: 1}, wantResume: true},
 		{name: "URL expires, refreshed", size: 600 * kib, partSize: 256 * kib, faults: transfertest.Faults{URLRequests: 2, CutAfter: 50 * kib, CutTimes: 1}, refresh: true, wantResume: true},
 		{name: "URL expires, no refresh", size: 600 * kib, partSize: 256 * kib, faults: transfertest.Faults{URLRequests: 2}, wantClass: transfer.URLExpired},

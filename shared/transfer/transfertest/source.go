@@ -67,9 +67,13 @@ func CRC32C(size int64) uint32 {
 // requests.
 type Faults struct {
 	// CutAfter bytes of body, the connection is broken, in the first CutTimes
-	// ranged answers.
+	// ranged answers (Probe's byte 0 excepted).
 	CutAfter int64
 	CutTimes int32
+	// StallAfter bytes of body, the answer stops sending (without closing)
+	// until the client gives up, in the first StallTimes ranged answers.
+	StallAfter int64
+	StallTimes int32
 	// Corrupt flips the byte at CorruptAt in every answer (x-goog-hash keeps
 	// the true CRC32C).
 	Corrupt   bool
@@ -97,6 +101,7 @@ type Source struct {
 
 	faults   Faults
 	cuts     atomic.Int32
+	stalls   atomic.Int32
 	fails    atomic.Int32
 	mu       sync.Mutex
 	tokens   map[string]*atomic.Int32 // signature -> requests left (or -1)
@@ -202,12 +207,21 @@ func (s *Source) serve(w http.ResponseWriter, r *http.Request) {
 	if s.faults.Corrupt && s.faults.CorruptAt >= start && s.faults.CorruptAt <= end {
 		out = &corrupter{w: w, pos: start, at: s.faults.CorruptAt}
 	}
-	if status == http.StatusPartialContent && s.faults.CutAfter < n && s.cuts.Add(1) <= s.faults.CutTimes {
+	probe := rng == "bytes=0-0"
+	if status == http.StatusPartialContent && !probe && s.faults.CutAfter < n && s.cuts.Add(1) <= s.faults.CutTimes {
 		Content(out, start, s.faults.CutAfter)
 		if f, ok := w.(http.Flusher); ok {
 			f.Flush()
 		}
 		panic(http.ErrAbortHandler) // breaks the connection mid-body
+	}
+	if status == http.StatusPartialContent && !probe && s.faults.StallAfter < n && s.stalls.Add(1) <= s.faults.StallTimes {
+		Content(out, start, s.faults.StallAfter)
+		if f, ok := w.(http.Flusher); ok {
+			f.Flush()
+		}
+		<-r.Context().Done()
+		return
 	}
 	Content(out, start, n)
 }
