@@ -1,0 +1,278 @@
+// Package pipelinetest runs the pipeline's steps in-process for tests: real Firestore (the emulator),
+// the Data Portability fake, fake-gcs-server without a listener, and a Bus standing in for Pub/Sub and
+// Cloud Tasks that delivers every message (optionally several times, out of order) to its step.
+package pipelinetest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/http/httptest"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"cloud.google.com/go/firestore"
+	"github.com/fsouza/fake-gcs-server/fakestorage"
+	"github.com/sethvargo/go-envconfig"
+	"golang.org/x/oauth2"
+
+	"github.com/portability-pipeline/pipeline/emulator-test/fakeportability"
+	"github.com/portability-pipeline/pipeline/functions/initiate"
+	"github.com/portability-pipeline/pipeline/functions/poll"
+	"github.com/portability-pipeline/pipeline/functions/reset"
+	"github.com/portability-pipeline/pipeline/functions/transfer"
+	"github.com/portability-pipeline/pipeline/shared/config"
+	"github.com/portability-pipeline/pipeline/shared/crypto"
+	"github.com/portability-pipeline/pipeline/shared/handler"
+	"github.com/portability-pipeline/pipeline/shared/logging"
+	"github.com/portability-pipeline/pipeline/shared/messages"
+	"github.com/portability-pipeline/pipeline/shared/setup"
+	"github.com/portability-pipeline/pipeline/shared/store"
+	"github.com/portability-pipeline/pipeline/shared/tokens"
+)
+
+// Bucket is the archive bucket of every harness.
+const Bucket = "archives"
+
+// Task URLs (never dialled: the harness delivers tasks itself).
+const (
+	PollURL     = "http://poll.invalid/"
+	InitiateURL = "http://initiate.invalid/"
+)
+
+// Options shape a harness.
+type Options struct {
+	Fake fakeportability.Options
+	// Deliveries is how many times each message and task is delivered (default 1).
+	Deliveries int
+	// Env overrides configuration variables (PART_SIZE, TIME_BASED_HORIZON...).
+	Env map[string]string
+}
+
+// Harness is one isolated pipeline: its own Firestore project, fake, bucket and bus.
+type Harness struct {
+	T       testing.TB
+	Ctx     context.Context
+	Env     *setup.Env
+	Fake    *fakeportability.Server
+	FakeURL string
+	Bus     *Bus
+	GCS     *fakestorage.Server
+	Logs    *SyncBuffer
+	opts    Options
+}
+
+var projectSeq struct {
+	sync.Mutex
+	n int
+}
+
+var unsafe = regexp.MustCompile(`[^a-z0-9-]+`)
+
+// New builds a harness. FIRESTORE_EMULATOR_HOST must be set (see StartFirestore in TestMain).
+func New(t testing.TB, opts Options) *Harness {
+	t.Helper()
+	if opts.Deliveries < 1 {
+		opts.Deliveries = 1
+	}
+	ctx := context.Background()
+	projectSeq.Lock()
+	projectSeq.n++
+	project := fmt.Sprintf("t%d-%s", projectSeq.n, unsafe.ReplaceAllString(strings.ToLower(t.Name()), "-"))
+	projectSeq.Unlock()
+	if len(project) > 30 {
+		project = project[:30]
+	}
+	project = strings.TrimRight(project, "-")
+
+	fake := fakeportability.New(opts.Fake)
+	srv := httptest.NewServer(fake.Handler())
+	t.Cleanup(srv.Close)
+
+	gcs, err := fakestorage.NewServerWithOptions(fakestorage.Options{NoListener: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gcs.CreateBucketWithOpts(fakestorage.CreateBucketOpts{Name: Bucket})
+
+	keyset, err := crypto.GenerateLocalKeyset()
+	if err != nil {
+		t.Fatal(err)
+	}
+	vars := map[string]string{
+		"PROJECT_ID":           project,
+		"BUCKET":               Bucket,
+		"TASKS_QUEUE":          "projects/" + project + "/locations/here/queues/q",
+		"TASKS_INVOKER_EMAIL":  "invoker@" + project + ".iam.gserviceaccount.com",
+		"POLL_TASK_URL":        PollURL,
+		"INITIATE_TASK_URL":    InitiateURL,
+		"OAUTH_CLIENT_ID":      "fake-client-id",
+		"OAUTH_CLIENT_SECRET":  "fake-client-secret",
+		"OAUTH_TOKEN_URL":      srv.URL + "/token",
+		"OAUTH_AUTH_URL":       srv.URL + "/o/oauth2/v2/auth",
+		"PUBLIC_URL":           "http://pipeline.invalid",
+		"PORTABILITY_ENDPOINT": srv.URL + "/",
+		"TOKEN_KEYSET":         keyset,
+		"POLL_LADDER":          "1s,2s,4s",
+		"PART_SIZE":            "1048576",
+		"INITIATE_LEASE":       "1m",
+	}
+	for k, v := range opts.Env {
+		vars[k] = v
+	}
+	cfg, err := config.LoadFrom(ctx, envconfig.MapLookuper(vars))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs, err := firestore.NewClient(ctx, project)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { fs.Close() })
+	enc, err := crypto.NewLocalKeyset(keyset)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &SyncBuffer{}
+	bus := newBus()
+	ts := tokens.NewStore(fs, enc, setup.OAuthConfig(cfg))
+	env := &setup.Env{
+		Config: cfg, Log: logging.New(logs, "DEBUG"), Store: store.New(fs), Tokens: ts, Crypto: enc,
+		Publisher: bus, Tasks: bus, Storage: gcs.Client(), API: setup.APIWithTokens(cfg.PortabilityEndpoint, ts),
+	}
+	return &Harness{T: t, Ctx: ctx, Env: env, Fake: fake, FakeURL: srv.URL, Bus: bus, GCS: gcs, Logs: logs, opts: opts}
+}
+
+// Consent grants resources to user at the fake (as the consent page would), stores the token, records the
+// grant and its first round and publishes the initiate request: what the oauthcallback step does.
+func (h *Harness) Consent(user string, resources []string, access string) string {
+	h.T.Helper()
+	tok, err := h.Fake.Grant(fakeportability.GrantRequest{User: user, Resources: resources, Access: access})
+	if err != nil {
+		h.T.Fatalf("grant: %v", err)
+	}
+	t := &oauth2.Token{AccessToken: tok.AccessToken, RefreshToken: tok.RefreshToken, TokenType: "Bearer",
+		Expiry: time.Now().Add(time.Duration(tok.ExpiresIn) * time.Second)}
+	if err := h.Env.Tokens.Save(h.Ctx, user, t); err != nil {
+		h.T.Fatal(err)
+	}
+	kind := store.AccessOneTime
+	if strings.HasPrefix(access, "time-based") {
+		kind = store.AccessTimeBased
+	}
+	r, err := h.Env.Store.StartGrant(h.Ctx, store.NewGrant{User: user, Access: kind, Granted: resources})
+	if err != nil {
+		h.T.Fatal(err)
+	}
+	if err := h.Bus.Publish(h.Ctx, h.Env.Config.Topics.Initiate, &messages.InitiateRequest{V: messages.Version, User: user, Round: r.ID}); err != nil {
+		h.T.Fatal(err)
+	}
+	return r.ID
+}
+
+// Stats counts deliveries of a Run.
+type Stats struct {
+	Deliveries int
+	Copies     int
+	Failures   int
+	Tasks      int
+}
+
+// Run delivers messages and tasks until nothing is pending; a task due later advances the fake's clock
+// first. Each delivery happens opts.Deliveries times (the extra copies go to the back of the queue, so
+// they arrive out of order). It fails the test after maxSteps deliveries or when a message keeps failing.
+func (h *Harness) Run(maxSteps int) Stats {
+	h.T.Helper()
+	var st Stats
+	for st.Deliveries < maxSteps {
+		d := h.Bus.next()
+		if d == nil {
+			return st
+		}
+		if d.Task != nil {
+			if wait := virtualDelay(d.Task.At, h.Fake.Clock().Now(), time.Now()); wait > 0 {
+				h.Fake.Clock().Advance(wait)
+			}
+			st.Tasks++
+		}
+		st.Deliveries++
+		if d.Copy {
+			st.Copies++
+		}
+		if err := h.deliver(d); err != nil {
+			st.Failures++
+			d.Tries++
+			if d.Tries > 20 {
+				h.T.Fatalf("delivery keeps failing after %d tries: %v\nlogs:\n%s", d.Tries, err, h.Logs.String())
+			}
+			h.Bus.requeue(d)
+			continue
+		}
+		// Duplicates of a delivered message arrive later, behind what is pending.
+		for i := 1; i < h.opts.Deliveries && !d.Copy; i++ {
+			dup := *d
+			dup.Copy, dup.Tries = true, 0
+			h.Bus.requeue(&dup)
+		}
+	}
+	h.T.Fatalf("pipeline still busy after %d deliveries (%d pending)", maxSteps, h.Bus.Pending())
+	return st
+}
+
+// deliver hands one message to its step, as the functions framework would.
+func (h *Harness) deliver(d *Delivery) error {
+	ctx := logging.WithLogger(h.Ctx, h.Env.Log)
+	cfg := h.Env.Config
+	var err error
+	switch {
+	case d.Task != nil && d.Task.URL == PollURL:
+		m := d.Task.Body.(messages.PollCheck)
+		err = poll.Check(ctx, h.Env, &m)
+	case d.Task != nil && d.Task.URL == InitiateURL:
+		m := d.Task.Body.(messages.InitiateRequest)
+		err = initiate.Round(ctx, h.Env, &m)
+	case d.Topic == cfg.Topics.Initiate:
+		err = decodeAnd(d.Data, &messages.InitiateRequest{}, func(m *messages.InitiateRequest) error { return initiate.Round(ctx, h.Env, m) })
+	case d.Topic == cfg.Topics.Jobs:
+		err = decodeAnd(d.Data, &messages.JobStarted{}, func(m *messages.JobStarted) error { return poll.Start(ctx, h.Env, m) })
+	case d.Topic == cfg.Topics.Transfer:
+		err = decodeAnd(d.Data, &messages.TransferPart{}, func(m *messages.TransferPart) error { return transfer.Part(ctx, h.Env, m) })
+	case d.Topic == cfg.Topics.Reset:
+		err = decodeAnd(d.Data, &messages.ResetRequest{}, func(m *messages.ResetRequest) error { return reset.Round(ctx, h.Env, m) })
+	default:
+		h.T.Fatalf("no step for delivery %+v", d)
+	}
+	if errors.Is(err, handler.ErrDrop) {
+		return nil
+	}
+	return err
+}
+
+func decodeAnd[T messages.Validator](data []byte, m T, fn func(T) error) error {
+	if err := messages.Decode(data, m); err != nil {
+		return err
+	}
+	return fn(m)
+}
+
+// SyncBuffer is a bytes.Buffer safe for concurrent writers (the log sink).
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
