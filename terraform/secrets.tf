@@ -1,0 +1,24 @@
+# Secrets live in Secret Manager and are created by the operator before apply (README.md), so their values
+# never pass through Terraform state. The module only grants read access, secret by secret, to the
+# functions that need them; the functions get them as environment variables at start.
+
+resource "google_secret_manager_secret_iam_member" "oauth_client_secret" {
+  for_each = local.token_users
+
+  project   = var.project_id
+  secret_id = var.oauth_client_secret_id
+  role      = "roles/secretmanager.secretAccessor"
+  member    = each.value
+
+  depends_on = [google_project_service.services]
+}
+
+# Only oauth-callback signs and checks start and status links.
+resource "google_secret_manager_secret_iam_member" "start_link_key" {
+  project   = var.project_id
+  secret_id = var.start_link_key_secret_id
+  role      = "roles/secretmanager.secretAccessor"
+  member    = google_service_account.oauth_callback.member
+
+  depends_on = [google_project_service.services]
+}

@@ -1,0 +1,87 @@
+# Cloud Tasks: delayed work (the poll ladder, time-based cooldowns, the next round). The functions create
+# the tasks themselves (TASKS_QUEUE), each with an OIDC token of the invoker account whose audience is the
+# target URL (POLL_TASK_URL or INITIATE_TASK_URL); PollTask and InitiateTask check both.
+
+resource "google_cloud_tasks_queue" "tasks" {
+  project  = var.project_id
+  location = var.region
+  name     = "portability-tasks"
+
+  # Be gentle with the Data Portability API: polls are spread out anyway; this caps bursts (many users
+  # starting at once, a backlog after an outage).
+  rate_limits {
+    max_dispatches_per_second = var.tasks_max_dispatches_per_second
+    max_concurrent_dispatches = var.tasks_max_concurrent_dispatches
+  }
+
+  # A task fails when the function answers non-2xx (a transient error: the API, Firestore, a timeout);
+  # permanent errors are acknowledged by the function. Back off up to an hour.
+  retry_config {
+    max_attempts       = var.tasks_max_attempts
+    max_retry_duration = "0s" # no time limit: max_attempts bounds the retries
+    min_backoff        = "10s"
+    max_backoff        = "3600s"
+    max_doublings      = 6
+  }
+
+  stackdriver_logging_config {
+    sampling_ratio = 1.0
+  }
+
+  depends_on = [google_project_service.services]
+}
+
+# The identity in every task's OIDC token. It may invoke exactly the two task targets, nothing else.
+resource "google_service_account" "tasks_invoker" {
+  project      = var.project_id
+  account_id   = "portability-tasks-invoker"
+  display_name = "Cloud Tasks calls to PollTask and InitiateTask"
+  depends_on   = [google_project_service.services]
+}
+
+# run.invoker on the Cloud Run services behind the functions (the function resource rejects it).
+resource "google_cloud_run_v2_service_iam_member" "tasks_invoker_poll_task" {
+  project  = var.project_id
+  location = var.region
+  name     = google_cloudfunctions2_function.poll_task.service_config[0].service
+  role     = "roles/run.invoker"
+  member   = google_service_account.tasks_invoker.member
+}
+
+resource "google_cloud_run_v2_service_iam_member" "tasks_invoker_initiate_task" {
+  project  = var.project_id
+  location = var.region
+  name     = google_cloudfunctions2_function.initiate_task.service_config[0].service
+  role     = "roles/run.invoker"
+  member   = google_service_account.tasks_invoker.member
+}
+
+locals {
+  # Functions that create tasks: enqueuer on the queue, and actAs on the invoker account (to put its OIDC
+  # token on the task), on that account only.
+  enqueuers = {
+    initiate      = google_service_account.initiate.member
+    initiate_task = google_service_account.initiate_task.member
+    poll_start    = google_service_account.poll_start.member
+    poll_task     = google_service_account.poll_task.member
+    reset         = google_service_account.reset.member
+  }
+}
+
+resource "google_cloud_tasks_queue_iam_member" "enqueuers" {
+  for_each = local.enqueuers
+
+  project  = var.project_id
+  location = google_cloud_tasks_queue.tasks.location
+  name     = google_cloud_tasks_queue.tasks.name
+  role     = "roles/cloudtasks.enqueuer"
+  member   = each.value
+}
+
+resource "google_service_account_iam_member" "enqueuers_act_as_invoker" {
+  for_each = local.enqueuers
+
+  service_account_id = google_service_account.tasks_invoker.name
+  role               = "roles/iam.serviceAccountUser"
+  member             = each.value
+}
