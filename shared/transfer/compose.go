@@ -138,6 +138,14 @@ func Compose(ctx context.Context, dst Sink, finalName string, parts []PartResult
 		ct = "application/octet-stream"
 	}
 	info, err := composeChecked(ctx, dst, finalName, level, ObjectAttrs{ContentType: ct, Metadata: opts.Metadata})
+	if errors.Is(err, ErrPartsMissing) {
+		// A concurrent delivery may have composed and cleaned up meanwhile.
+		if info, aerr := dst.Attrs(ctx, finalName); aerr == nil && info.CRC32C == want && info.Size == size {
+			res.AlreadyDone = true
+			res.CleanupErr = deleteAll(ctx, dst, temps)
+			return res, nil
+		}
+	}
 	if err != nil {
 		return ObjectResult{}, fmt.Errorf("compose %s: %w", finalName, err)
 	}

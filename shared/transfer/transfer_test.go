@@ -295,6 +295,42 @@ func TestComposeTemporariesLeft(t *testing.T) {
 	}
 }
 
+// lateSink hides the final object from the first Attrs call, as when a
+// concurrent delivery composes and cleans up between our check and compose.
+type lateSink struct {
+	*transfertest.MemSink
+	hidden atomic.Bool
+}
+
+func (s *lateSink) Attrs(ctx context.Context, name string) (transfer.ObjectInfo, error) {
+	if name == "final" && s.hidden.CompareAndSwap(false, true) {
+		return transfer.ObjectInfo{}, transfer.ErrNotExist
+	}
+	return s.MemSink.Attrs(ctx, name)
+}
+
+func TestComposeConcurrentDelivery(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	size := int64(3 * kib)
+	src := transfertest.NewSource(size, transfertest.Faults{})
+	defer src.Close()
+	sink := &lateSink{MemSink: transfertest.NewMemSink()}
+	rs := transfer.NewURLSource(nil, src.SignedURL(), size, nil)
+	parts, err := transfer.CopyAll(ctx, rs, sink, transfer.Plan(size, transfer.PlanOptions{PartSize: kib}), 2, fastOpts("tmp/c/"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := transfer.ComposeOptions{SourceCRC32C: src.CRC32C}
+	if _, err := transfer.Compose(ctx, sink.MemSink, "final", parts, opts); err != nil {
+		t.Fatal(err)
+	}
+	res, err := transfer.Compose(ctx, sink, "final", parts, opts)
+	if err != nil || !res.AlreadyDone {
+		t.Fatalf("res %+v err %v", res, err)
+	}
+}
+
 func TestComposeFailures(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
