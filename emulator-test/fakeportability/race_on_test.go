@@ -1,0 +1,5 @@
+//go:build race
+
+package fakeportability
+
+const raceEnabled = true
