@@ -1,0 +1,204 @@
+// Package oauthcallback is step 1 of the pipeline: the browser-facing HTTP function that takes a person
+// from a signed start link of the operator's app through Google's consent page, stores the granted
+// token (sealed) and the grant, and asks the initiate step to begin the first round.
+//
+// Routes (below the function URL, PUBLIC_URL):
+//
+//	GET  /start      start page for a signed start link
+//	POST /authorize  creates the single-use state and PKCE verifier, redirects to consent (GET accepted too)
+//	GET  /callback   consent answer: exchange, record the grant, publish an InitiateRequest
+//	GET  /status     reserved (404 until the status page exists)
+package oauthcallback
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/GoogleCloudPlatform/functions-framework-go/functions"
+	"golang.org/x/oauth2"
+
+	"github.com/portability-pipeline/pipeline/shared/config"
+	"github.com/portability-pipeline/pipeline/shared/logging"
+	"github.com/portability-pipeline/pipeline/shared/setup"
+)
+
+func init() {
+	functions.HTTP("OAuthCallback", lazyHandler().ServeHTTP)
+}
+
+// lazy builds the Env and the Handler on the first request (never in init); a failed build is retried.
+type lazy struct {
+	env *setup.Lazy
+	mu  sync.Mutex
+	h   *Handler
+}
+
+func lazyHandler() *lazy {
+	return &lazy{env: setup.NewLazy(setup.Needs{Tokens: true, Publisher: true})}
+}
+
+func (l *lazy) get(ctx context.Context) (*Handler, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.h != nil {
+		return l.h, nil
+	}
+	env, err := l.env.Get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	h, err := NewHandler(env)
+	if err != nil {
+		return nil, err
+	}
+	l.h = h
+	return h, nil
+}
+
+func (l *lazy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h, err := l.get(r.Context())
+	if err != nil {
+		logging.Default().Error("oauthcallback cannot start", "error", err.Error())
+		securityHeaders(w.Header(), defaultCSP)
+		show(w, pageUnavailable)
+		return
+	}
+	h.ServeHTTP(w, r)
+}
+
+// Handler serves the routes of the function.
+type Handler struct {
+	env      *setup.Env
+	cfg      *config.Config
+	oauth    *oauth2.Config
+	linkKey  []byte
+	stateKey []byte
+	base     string // PUBLIC_URL without trailing slash
+	csp      string
+	mux      *http.ServeMux
+
+	// now is the clock (tests move it).
+	now func() time.Time
+	// httpClient makes the token exchange and the accessType.check call.
+	httpClient *http.Client
+	// callbackTimeout bounds the work of a callback; that work does not stop when the browser goes away,
+	// since a consumed state cannot be used again.
+	callbackTimeout time.Duration
+	// retryDelays are the waits between attempts of a publish or an accessType.check.
+	retryDelays []time.Duration
+}
+
+// NewHandler returns the function's handler with explicit dependencies: env needs Config, Log, Store,
+// Tokens, Crypto and Publisher.
+func NewHandler(env *setup.Env) (*Handler, error) {
+	cfg := env.Config
+	if cfg == nil {
+		return nil, errors.New("oauthcallback: no configuration")
+	}
+	if err := cfg.RequireCallback(); err != nil {
+		return nil, err
+	}
+	if env.Store == nil || env.Tokens == nil || env.Crypto == nil || env.Publisher == nil {
+		return nil, errors.New("oauthcallback: needs Store, Tokens, Crypto and Publisher")
+	}
+	if env.Log == nil {
+		env.Log = logging.Default()
+	}
+	stateKey, err := deriveStateKey(cfg.OAuth.StartLinkKey)
+	if err != nil {
+		return nil, err
+	}
+	auth, err := url.Parse(cfg.OAuth.AuthURL)
+	if err != nil || auth.Scheme == "" || auth.Host == "" {
+		return nil, fmt.Errorf("OAUTH_AUTH_URL %q is not an absolute URL", cfg.OAuth.AuthURL)
+	}
+	h := &Handler{
+		env:             env,
+		cfg:             cfg,
+		oauth:           setup.OAuthConfig(cfg),
+		linkKey:         []byte(cfg.OAuth.StartLinkKey),
+		stateKey:        stateKey,
+		base:            strings.TrimRight(cfg.OAuth.PublicURL, "/"),
+		csp:             contentSecurityPolicy(auth.Scheme + "://" + auth.Host),
+		now:             time.Now,
+		httpClient:      &http.Client{Timeout: 30 * time.Second},
+		retryDelays:     []time.Duration{250 * time.Millisecond, time.Second, 3 * time.Second},
+		callbackTimeout: 2 * time.Minute,
+	}
+	m := http.NewServeMux()
+	m.HandleFunc("GET /start", h.start)
+	m.HandleFunc("GET /authorize", h.authorize)
+	m.HandleFunc("POST /authorize", h.authorize)
+	m.HandleFunc("GET /callback", h.callback)
+	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { show(w, pageNotFound) })
+	h.mux = m
+	return h, nil
+}
+
+// ServeHTTP sets the headers every answer carries and routes the request. /status is reserved: it
+// answers 404 like any unknown path until the status page is written.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	securityHeaders(w.Header(), h.csp)
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	ctx := logging.WithLogger(r.Context(), h.env.Log)
+	h.mux.ServeHTTP(w, r.WithContext(ctx))
+}
+
+// defaultCSP serves the pages written before the configuration is known (no form posts anywhere).
+var defaultCSP = contentSecurityPolicy("")
+
+func contentSecurityPolicy(authOrigin string) string {
+	sum := sha256.Sum256([]byte(pageCSS))
+	return strings.Join([]string{
+		"default-src 'none'",
+		"style-src 'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'",
+		// Chrome applies form-action to the redirect that follows the form post, so allow the consent origin.
+		strings.TrimSpace("form-action 'self' " + authOrigin),
+		"base-uri 'none'",
+		"frame-ancestors 'none'",
+	}, "; ")
+}
+
+func securityHeaders(hd http.Header, csp string) {
+	hd.Set("Cache-Control", "no-store")
+	hd.Set("Referrer-Policy", "no-referrer")
+	hd.Set("Content-Security-Policy", csp)
+	hd.Set("X-Content-Type-Options", "nosniff")
+	hd.Set("X-Frame-Options", "DENY")
+}
+
+func logger(ctx context.Context) *slog.Logger { return logging.FromContext(ctx) }
+
+// errStop, joined to an error of a retried function, ends the retries at once.
+var errStop = errors.New("not retried")
+
+// retry runs f until it succeeds, fails with errStop, ctx ends or the delays run out; it returns the
+// last error.
+func (h *Handler) retry(ctx context.Context, what string, f func(context.Context) error) error {
+	var err error
+	for i := 0; ; i++ {
+		if err = f(ctx); err == nil {
+			return nil
+		}
+		if i >= len(h.retryDelays) || errors.Is(err, errStop) {
+			return err
+		}
+		logger(ctx).Warn(what+" failed, trying again", "attempt", i+1, "error", err.Error())
+		t := time.NewTimer(h.retryDelays[i])
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return errors.Join(err, ctx.Err())
+		case <-t.C:
+		}
+	}
+}
