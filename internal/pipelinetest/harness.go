@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/http/httptest"
 	"regexp"
 	"strings"
@@ -30,6 +31,7 @@ import (
 	"github.com/portability-pipeline/pipeline/shared/handler"
 	"github.com/portability-pipeline/pipeline/shared/logging"
 	"github.com/portability-pipeline/pipeline/shared/messages"
+	"github.com/portability-pipeline/pipeline/shared/portability"
 	"github.com/portability-pipeline/pipeline/shared/setup"
 	"github.com/portability-pipeline/pipeline/shared/store"
 	"github.com/portability-pipeline/pipeline/shared/tokens"
@@ -63,7 +65,9 @@ type Harness struct {
 	Bus     *Bus
 	GCS     *fakestorage.Server
 	Logs    *SyncBuffer
-	opts    Options
+	// BeforeDeliver, when set, sees each delivery first (tests inject faults at a chosen moment).
+	BeforeDeliver func(d *Delivery)
+	opts          Options
 }
 
 var projectSeq struct {
@@ -82,7 +86,8 @@ func New(t testing.TB, opts Options) *Harness {
 	ctx := context.Background()
 	projectSeq.Lock()
 	projectSeq.n++
-	project := fmt.Sprintf("t%d-%s", projectSeq.n, unsafe.ReplaceAllString(strings.ToLower(t.Name()), "-"))
+	// Unique per run too: the emulator keeps data between test runs.
+	project := fmt.Sprintf("t%x%d-%s", rand.Uint32(), projectSeq.n, unsafe.ReplaceAllString(strings.ToLower(t.Name()), "-"))
 	projectSeq.Unlock()
 	if len(project) > 30 {
 		project = project[:30]
@@ -151,7 +156,15 @@ func New(t testing.TB, opts Options) *Harness {
 // grant and its first round and publishes the initiate request: what the oauthcallback step does.
 func (h *Harness) Consent(user string, resources []string, access string) string {
 	h.T.Helper()
-	tok, err := h.Fake.Grant(fakeportability.GrantRequest{User: user, Resources: resources, Access: access})
+	return h.ConsentPartial(user, resources, resources, access)
+}
+
+// ConsentPartial is Consent where the person ticked only granted of the asked resources, and the
+// pipeline records every asked one (the 403 of an initiate marks the others not granted).
+func (h *Harness) ConsentPartial(user string, asked, granted []string, access string) string {
+	h.T.Helper()
+	resources := asked
+	tok, err := h.Fake.Grant(fakeportability.GrantRequest{User: user, Resources: granted, Access: access})
 	if err != nil {
 		h.T.Fatalf("grant: %v", err)
 	}
@@ -172,6 +185,16 @@ func (h *Harness) Consent(user string, resources []string, access string) string
 		h.T.Fatal(err)
 	}
 	return r.ID
+}
+
+// API returns the Data Portability client acting as user with the stored token (tests call it directly).
+func (h *Harness) API(user string) portability.API {
+	h.T.Helper()
+	api, err := h.Env.API(h.Ctx, user)
+	if err != nil {
+		h.T.Fatal(err)
+	}
+	return api
 }
 
 // Stats counts deliveries of a Run.
@@ -198,6 +221,9 @@ func (h *Harness) Run(maxSteps int) Stats {
 				h.Fake.Clock().Advance(wait)
 			}
 			st.Tasks++
+		}
+		if h.BeforeDeliver != nil {
+			h.BeforeDeliver(d)
 		}
 		st.Deliveries++
 		if d.Copy {

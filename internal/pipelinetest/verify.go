@@ -13,6 +13,7 @@ import (
 	"google.golang.org/api/iterator"
 
 	"github.com/portability-pipeline/pipeline/emulator-test/fakeportability"
+	"github.com/portability-pipeline/pipeline/shared/store"
 )
 
 // Object is an archive object found in the bucket.
@@ -63,11 +64,27 @@ func FileCRC(f fakeportability.FileInfo) uint32 {
 	return binary.BigEndian.Uint32(b)
 }
 
-// VerifyExports checks that every file of every COMPLETE job of user is in the bucket exactly once,
-// byte-identical (size and CRC32C), and that nothing else is under the user's prefix. It returns the
-// number of objects verified.
+// VerifyExports checks that every file of the job of every done resource of user (all rounds) is in the
+// bucket exactly once, byte-identical to the fake's file (size and CRC32C), and that nothing else is under
+// the user's prefix. It returns the number of objects verified.
 func (h *Harness) VerifyExports(user string) int {
 	h.T.Helper()
+	exported := map[string]bool{}
+	u, err := h.Env.Store.GetUser(h.Ctx, user)
+	if err != nil {
+		h.T.Fatal(err)
+	}
+	for n := 1; n <= u.Rounds; n++ {
+		list, err := h.Env.Store.ListResources(h.Ctx, store.RoundID(user, n))
+		if err != nil {
+			h.T.Fatal(err)
+		}
+		for _, r := range list {
+			if r.State == store.ResDone {
+				exported[r.Job] = true
+			}
+		}
+	}
 	objs := h.Objects(h.Env.Config.ObjectPrefix + "/" + user + "/")
 	byJobFile := map[string]Object{}
 	for _, o := range objs {
@@ -79,7 +96,7 @@ func (h *Harness) VerifyExports(user string) int {
 	}
 	want := 0
 	for _, j := range h.Fake.Jobs(user) {
-		if j.State != "COMPLETE" {
+		if !exported[j.ID] {
 			continue
 		}
 		for _, f := range j.Files {

@@ -120,7 +120,10 @@ func Classify(op string, err error) error {
 	e.Status = ge.Code
 	e.Message = redact(ge.Message)
 	status := ""
-	if ae, ok := apierror.FromError(err); ok {
+	// The generated client's googleapi.Error wraps an *apierror.APIError parsed from the body. Reach it with
+	// errors.As: apierror.FromError on the googleapi.Error finds its gRPC status first and loses the details.
+	var ae *apierror.APIError
+	if errors.As(err, &ae) {
 		e.Reason = ae.Reason()
 		md := ae.Metadata()
 		if v := md["previous_job_ids"]; v != "" {
@@ -136,9 +139,6 @@ func Classify(op string, err error) error {
 		e.Job = md["job_id"]
 		if ae.GRPCStatus() != nil {
 			status = ae.GRPCStatus().Code().String()
-		}
-		if s := ae.HTTPCode(); s > 0 && e.Status == 0 {
-			e.Status = s
 		}
 	}
 	switch {
