@@ -52,8 +52,8 @@ locals {
     TIME_BASED_HORIZON   = var.time_based_horizon
   }
 
-  # The OAuth client secret: every function that refreshes a user's token (the same ones that may decrypt
-  # tokens with the KMS key).
+  # The OAuth client secret: every function that refreshes a user's token (the ones that may decrypt
+  # tokens with the KMS key), plus PollStart (secrets.tf says why).
   oauth_client_secret_env = {
     key     = "OAUTH_CLIENT_SECRET"
     secret  = var.oauth_client_secret_id

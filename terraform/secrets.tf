@@ -2,8 +2,16 @@
 # never pass through Terraform state. The module only grants read access, secret by secret, to the
 # functions that need them; the functions get them as environment variables at start.
 
+locals {
+  # The token users, and PollStart: functions/poll shares one Env between PollStart and PollTask, and that
+  # Env requires the OAuth client at start-up (PollStart itself never refreshes a token).
+  oauth_client_users = merge(local.token_users, {
+    poll_start = google_service_account.poll_start.member
+  })
+}
+
 resource "google_secret_manager_secret_iam_member" "oauth_client_secret" {
-  for_each = local.token_users
+  for_each = local.oauth_client_users
 
   project   = var.project_id
   secret_id = var.oauth_client_secret_id

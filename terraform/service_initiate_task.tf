@@ -1,8 +1,8 @@
 # InitiateTask (HTTP): Delayed initiations: cooldowns, next rounds (Cloud Tasks, OIDC).
 #
-# Grants elsewhere: Firestore (datastore.user, project: functions.tf), logs (functions.tf), publish export-
-# events (functions.tf), KMS token key (kms.tf), OAuth client secret (secrets.tf), enqueue tasks as the
-# invoker (tasks.tf).
+# Grants elsewhere: Firestore (datastore.user, project: functions.tf), logs (functions.tf), publish
+# export-events (functions.tf), KMS token key (kms.tf), OAuth client secret (secrets.tf), enqueue tasks as
+# the invoker (tasks.tf).
 
 resource "google_service_account" "initiate_task" {
   project      = var.project_id
@@ -63,6 +63,14 @@ resource "google_cloudfunctions2_function" "initiate_task" {
 resource "google_pubsub_topic_iam_member" "initiate_task_publishes_jobs" {
   project = var.project_id
   topic   = google_pubsub_topic.topic["jobs"].name
+  role    = "roles/pubsub.publisher"
+  member  = google_service_account.initiate_task.member
+}
+
+# A round whose resources all ended without a job (not granted, exhausted) is settled here: reset-requests.
+resource "google_pubsub_topic_iam_member" "initiate_task_publishes_reset" {
+  project = var.project_id
+  topic   = google_pubsub_topic.topic["reset"].name
   role    = "roles/pubsub.publisher"
   member  = google_service_account.initiate_task.member
 }

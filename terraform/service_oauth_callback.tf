@@ -1,7 +1,7 @@
 # OAuthCallback (HTTP): Browser entry point: /start, /authorize, /callback, /status (public).
 #
-# Grants elsewhere: Firestore (datastore.user, project: functions.tf), logs (functions.tf), publish export-
-# events (functions.tf), KMS token key (kms.tf), OAuth client secret (secrets.tf), start-link key
+# Grants elsewhere: Firestore (datastore.user, project: functions.tf), logs (functions.tf), publish
+# export-events (functions.tf), KMS token key (kms.tf), OAuth client secret (secrets.tf), start-link key
 # (secrets.tf).
 
 resource "google_service_account" "oauth_callback" {

@@ -1,8 +1,8 @@
 # PollTask (HTTP): One state check of one job (Cloud Tasks, OIDC).
 #
-# Grants elsewhere: Firestore (datastore.user, project: functions.tf), logs (functions.tf), publish export-
-# events (functions.tf), KMS token key (kms.tf), OAuth client secret (secrets.tf), enqueue tasks as the
-# invoker (tasks.tf).
+# Grants elsewhere: Firestore (datastore.user, project: functions.tf), logs (functions.tf), publish
+# export-events (functions.tf), KMS token key (kms.tf), OAuth client secret (secrets.tf), enqueue tasks as
+# the invoker (tasks.tf).
 
 resource "google_service_account" "poll_task" {
   project      = var.project_id

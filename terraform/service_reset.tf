@@ -1,8 +1,8 @@
 # Reset (Pub/Sub): Ends a round: authorization reset, next round or purge (Pub/Sub reset-requests).
 #
-# Grants elsewhere: Firestore (datastore.user, project: functions.tf), logs (functions.tf), publish export-
-# events (functions.tf), KMS token key (kms.tf), OAuth client secret (secrets.tf), enqueue tasks as the
-# invoker (tasks.tf).
+# Grants elsewhere: Firestore (datastore.user, project: functions.tf), logs (functions.tf), publish
+# export-events (functions.tf), KMS token key (kms.tf), OAuth client secret (secrets.tf), enqueue tasks as
+# the invoker (tasks.tf).
 
 resource "google_service_account" "reset" {
   project      = var.project_id
@@ -60,9 +60,6 @@ resource "google_cloudfunctions2_function" "reset" {
   ]
 }
 
-# Deletes a round's objects when a user asks for a purge: on the archive bucket only.
-resource "google_storage_bucket_iam_member" "reset_deletes_archives" {
-  bucket = google_storage_bucket.archive.name
-  role   = "roles/storage.objectAdmin"
-  member = google_service_account.reset.member
-}
+# No bucket grant: Reset does not touch the bucket (setup.Needs without Storage). When a purge that deletes
+# a user's objects lands, grant roles/storage.objectAdmin on google_storage_bucket.archive here, as
+# service_transfer.tf does.

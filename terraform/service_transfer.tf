@@ -1,7 +1,7 @@
 # Transfer (Pub/Sub): Copies one part of one archive into the bucket (Pub/Sub transfer-parts).
 #
-# Grants elsewhere: Firestore (datastore.user, project: functions.tf), logs (functions.tf), publish export-
-# events (functions.tf), KMS token key (kms.tf), OAuth client secret (secrets.tf).
+# Grants elsewhere: Firestore (datastore.user, project: functions.tf), logs (functions.tf), publish
+# export-events (functions.tf), KMS token key (kms.tf), OAuth client secret (secrets.tf).
 
 resource "google_service_account" "transfer" {
   project      = var.project_id
@@ -60,6 +60,14 @@ resource "google_cloudfunctions2_function" "transfer" {
     google_project_iam_member.build_logs,
     google_secret_manager_secret_iam_member.oauth_client_secret["transfer"],
   ]
+}
+
+# Each part publishes the next one (transfer-parts); the last part settles the round (reset-requests).
+resource "google_pubsub_topic_iam_member" "transfer_publishes_transfer" {
+  project = var.project_id
+  topic   = google_pubsub_topic.topic["transfer"].name
+  role    = "roles/pubsub.publisher"
+  member  = google_service_account.transfer.member
 }
 
 resource "google_pubsub_topic_iam_member" "transfer_publishes_reset" {
