@@ -89,6 +89,25 @@ func TestReservedAndUnknownRoutes(t *testing.T) {
 	}
 }
 
+// TestCSP checks that the page's only style is the one the CSP admits by hash, and that the form may go
+// to the consent origin (Chrome checks form-action on the redirect after the post).
+func TestCSP(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	rec := f.do(http.MethodGet, "/start?"+f.link("csp-user", time.Minute, "myactivity.search").Encode(), nil)
+	csp := rec.Header().Get("Content-Security-Policy")
+	sum := sha256.Sum256([]byte(between(rec.Body.String(), "<style>", "</style>")))
+	for _, want := range []string{"style-src 'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'",
+		"form-action 'self' " + f.ts.URL, "frame-ancestors 'none'", "base-uri 'none'"} {
+		if !strings.Contains(csp, want) {
+			t.Errorf("CSP %q lacks %q", csp, want)
+		}
+	}
+	if strings.Count(rec.Body.String(), "<style") != 1 || strings.Contains(rec.Body.String(), "style=") || strings.Contains(rec.Body.String(), "<script") {
+		t.Error("page has styles or scripts the CSP does not admit")
+	}
+}
+
 func TestFullFlow(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -600,4 +619,16 @@ func between(s, start, end string) string {
 		return ""
 	}
 	return s[:j]
+}
+
+// TestLazyMisconfigured: the registered function answers a clear 503 page while its configuration is
+// incomplete, and builds nothing in init.
+func TestLazyMisconfigured(t *testing.T) {
+	t.Setenv("PROJECT_ID", "")
+	rec := httptest.NewRecorder()
+	lazyHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/start", nil))
+	assertPage(t, rec, http.StatusServiceUnavailable, "Please try again")
+	if rec.Header().Get("Cache-Control") != "no-store" || rec.Header().Get("Content-Security-Policy") == "" {
+		t.Errorf("headers %v", rec.Header())
+	}
 }
