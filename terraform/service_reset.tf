@@ -1,4 +1,5 @@
-# Reset (Pub/Sub): Ends a round: authorization reset, next round or purge (Pub/Sub reset-requests).
+# Reset (Pub/Sub): ends a round: schedules the next round of a time-based grant, or makes the final
+# authorization reset (Pub/Sub reset-requests).
 #
 # Grants elsewhere: Firestore (datastore.user, project: functions.tf), logs (functions.tf), publish
 # export-events (functions.tf), KMS token key (kms.tf), OAuth client secret (secrets.tf), enqueue tasks as
@@ -11,12 +12,13 @@ resource "google_service_account" "reset" {
   depends_on   = [google_project_service.services]
 }
 
-# Pushed by the reset-requests subscription; may delete a round's objects on purge: 300 s.
+# Pushed by the reset-requests subscription; one API call (authorization:reset) and a few writes, or
+# scheduling the next round: 300 s leaves room for slow API answers.
 resource "google_cloudfunctions2_function" "reset" {
   project     = var.project_id
   location    = var.region
   name        = local.function_names.reset
-  description = "Ends a round: authorization reset, next round or purge (Pub/Sub reset-requests)."
+  description = "Ends a round: next round of a time-based grant, or the final authorization reset (Pub/Sub reset-requests)."
   labels      = local.labels
 
   build_config {
@@ -55,6 +57,7 @@ resource "google_cloudfunctions2_function" "reset" {
   depends_on = [
     google_artifact_registry_repository_iam_member.build_writes_images,
     google_storage_bucket_iam_member.build_reads_source,
+    google_project_iam_member.build_reads_staged_source,
     google_project_iam_member.build_logs,
     google_secret_manager_secret_iam_member.oauth_client_secret["reset"],
   ]

@@ -57,6 +57,7 @@ resource "google_cloudfunctions2_function" "transfer" {
   depends_on = [
     google_artifact_registry_repository_iam_member.build_writes_images,
     google_storage_bucket_iam_member.build_reads_source,
+    google_project_iam_member.build_reads_staged_source,
     google_project_iam_member.build_logs,
     google_secret_manager_secret_iam_member.oauth_client_secret["transfer"],
   ]

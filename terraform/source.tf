@@ -110,6 +110,21 @@ resource "google_artifact_registry_repository_iam_member" "build_writes_images" 
   member     = google_service_account.build.member
 }
 
+# Cloud Run functions copies the source into its own staging bucket, gcf-v2-sources-PROJECT_NUMBER-REGION,
+# created on the first deploy (so Terraform cannot name it as a resource), and the build reads it there.
+# Granted on the project but conditioned on that bucket: the build account can never read the archives.
+resource "google_project_iam_member" "build_reads_staged_source" {
+  project = var.project_id
+  role    = "roles/storage.objectAdmin"
+  member  = google_service_account.build.member
+
+  condition {
+    title       = "gcf-v2-sources-only"
+    description = "Only the Cloud Run functions source staging bucket of this region"
+    expression  = "resource.name.startsWith(\"projects/_/buckets/gcf-v2-sources-${local.project_number}-${var.region}\")"
+  }
+}
+
 # Build logs. Cloud Logging has no resource narrower than the project for this role.
 resource "google_project_iam_member" "build_logs" {
   project = var.project_id
