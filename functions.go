@@ -5,6 +5,7 @@ package pipeline
 
 import (
 	_ "github.com/portability-pipeline/pipeline/functions/initiate"
+	_ "github.com/portability-pipeline/pipeline/functions/oauthcallback"
 	_ "github.com/portability-pipeline/pipeline/functions/poll"
 	_ "github.com/portability-pipeline/pipeline/functions/reset"
 	_ "github.com/portability-pipeline/pipeline/functions/transfer"
