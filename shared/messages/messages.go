@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -133,7 +134,8 @@ func Decode(data []byte, m Validator) error {
 	if err := dec.Decode(m); err != nil {
 		return fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
-	if dec.More() {
+	// dec.More is false before a stray '}' or ']', so ask for the next token: only the end may follow.
+	if _, err := dec.Token(); err != io.EOF {
 		return fmt.Errorf("%w: trailing data", ErrMalformed)
 	}
 	return m.Validate()
