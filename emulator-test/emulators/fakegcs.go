@@ -1,0 +1,137 @@
+package emulators
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"sync"
+)
+
+// fakeGCSPackage is the command StartFakeGCS builds.
+const fakeGCSPackage = "github.com/portability-pipeline/pipeline/emulator-test/cmd/fakegcs"
+
+var fakeGCSBuild struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// buildFakeGCS builds emulator-test/cmd/fakegcs once per process into the user cache directory (go build is
+// incremental, so later processes pay about a second).
+func buildFakeGCS() (string, error) {
+	b := &fakeGCSBuild
+	b.once.Do(func() {
+		goTool, err := exec.LookPath("go")
+		if err != nil {
+			b.err = fmt.Errorf("fakegcs: the go command is needed to build %s: %w", fakeGCSPackage, err)
+			return
+		}
+		root, err := moduleRoot()
+		if err != nil {
+			b.err = err
+			return
+		}
+		cache, err := os.UserCacheDir()
+		if err != nil {
+			cache = os.TempDir()
+		}
+		dir := filepath.Join(cache, "portability-pipeline")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			b.err = err
+			return
+		}
+		// Build to a private name, then rename: test binaries of several packages may build at once.
+		tmp, err := os.CreateTemp(dir, "fakegcs-*.tmp")
+		if err != nil {
+			b.err = err
+			return
+		}
+		tmp.Close()
+		defer os.Remove(tmp.Name())
+		cmd := exec.Command(goTool, "build", "-o", tmp.Name(), fakeGCSPackage)
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.err = fmt.Errorf("fakegcs: go build %s: %w\n%s", fakeGCSPackage, err, out)
+			return
+		}
+		b.path = filepath.Join(dir, "fakegcs")
+		if err := os.Rename(tmp.Name(), b.path); err != nil {
+			b.err = err
+		}
+	})
+	return b.path, b.err
+}
+
+// moduleRoot is the directory of this module's go.mod, found from this source file (tests, go run) or
+// else from the working directory.
+func moduleRoot() (string, error) {
+	var starts []string
+	if _, file, _, ok := runtime.Caller(0); ok {
+		starts = append(starts, filepath.Dir(file))
+	}
+	if wd, err := os.Getwd(); err == nil {
+		starts = append(starts, wd)
+	}
+	for _, dir := range starts {
+		for d := dir; ; d = filepath.Dir(d) {
+			if _, err := os.Stat(filepath.Join(d, "emulator-test", "cmd", "fakegcs", "main.go")); err == nil {
+				return d, nil
+			}
+			if filepath.Dir(d) == d {
+				break
+			}
+		}
+	}
+	return "", fmt.Errorf("fakegcs: cannot find the module root (with emulator-test/cmd/fakegcs) from %v; set Options.FakeGCSBinary", starts)
+}
+
+// StartFakeGCS runs fake-gcs-server (emulator-test/cmd/fakegcs, built on first use unless
+// Options.FakeGCSBinary is set) in its own process on 127.0.0.1 and waits until it lists buckets. Clients
+// find it through STORAGE_EMULATOR_HOST; reads work with and without storage.WithJSONReads().
+func StartFakeGCS(ctx context.Context, opts Options) (*Emulator, error) {
+	opts.setDefaults()
+	bin := opts.FakeGCSBinary
+	if bin == "" {
+		var err error
+		if bin, err = buildFakeGCS(); err != nil {
+			return nil, err
+		}
+	}
+	e := &Emulator{
+		name:    "fakegcs",
+		envName: "STORAGE_EMULATOR_HOST",
+		opts:    opts,
+		port:    opts.Port,
+		ready:   fakeGCSReady,
+		argv: func(port int) []string {
+			return []string{bin, "-host=127.0.0.1", "-port=" + strconv.Itoa(port)}
+		},
+	}
+	if err := e.start(ctx); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+func fakeGCSReady(ctx context.Context, host string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+host+"/storage/v1/b", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("list buckets: HTTP %d", resp.StatusCode)
+	}
+	return nil
+}

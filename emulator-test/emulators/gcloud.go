@@ -1,0 +1,125 @@
+package emulators
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"strconv"
+)
+
+// checkTools returns a one-line error if gcloud or java is missing.
+func checkTools(o Options) (string, error) {
+	gcloud, err := exec.LookPath(o.Gcloud)
+	if err != nil {
+		return "", ErrGcloudMissing
+	}
+	if _, err := exec.LookPath("java"); err != nil {
+		return "", ErrJavaMissing
+	}
+	return gcloud, nil
+}
+
+// StartFirestore starts `gcloud beta emulators firestore start` (Native mode) on 127.0.0.1 and waits until
+// GET / answers "Ok". Clients find it through FIRESTORE_EMULATOR_HOST (EnvName, Host). Stop it with Close.
+func StartFirestore(ctx context.Context, opts Options) (*Emulator, error) {
+	opts.setDefaults()
+	gcloud, err := checkTools(opts)
+	if err != nil {
+		return nil, err
+	}
+	e := &Emulator{
+		name:    "firestore",
+		envName: "FIRESTORE_EMULATOR_HOST",
+		opts:    opts,
+		port:    opts.Port,
+		ready:   probeOk,
+		argv: func(port int) []string {
+			return []string{gcloud, "beta", "emulators", "firestore", "start",
+				"--host-port=127.0.0.1:" + strconv.Itoa(port), "--quiet"}
+		},
+	}
+	if err := e.start(ctx); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// StartPubSub starts `gcloud beta emulators pubsub start` on 127.0.0.1 with its own data directory and
+// waits until GET / answers "Ok" and an admin call (list topics) succeeds. Clients find it through
+// PUBSUB_EMULATOR_HOST. Restart keeps the port (all topics and subscriptions are lost).
+func StartPubSub(ctx context.Context, opts Options) (*Emulator, error) {
+	opts.setDefaults()
+	gcloud, err := checkTools(opts)
+	if err != nil {
+		return nil, err
+	}
+	e := &Emulator{
+		name:    "pubsub",
+		envName: "PUBSUB_EMULATOR_HOST",
+		opts:    opts,
+		port:    opts.Port,
+		ready:   pubsubReady,
+	}
+	dataDir := opts.DataDir
+	if dataDir == "" {
+		if dataDir, err = os.MkdirTemp("", "pubsub-emulator-"); err != nil {
+			return nil, err
+		}
+		e.tmpDir = dataDir
+	}
+	e.argv = func(port int) []string {
+		return []string{gcloud, "beta", "emulators", "pubsub", "start",
+			"--host-port=127.0.0.1:" + strconv.Itoa(port), "--data-dir=" + dataDir, "--quiet"}
+	}
+	if err := e.start(ctx); err != nil {
+		e.Close()
+		return nil, err
+	}
+	return e, nil
+}
+
+func pubsubReady(ctx context.Context, host string) error {
+	if err := probeOk(ctx, host); err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+host+"/v1/projects/readiness-probe/topics", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("list topics: HTTP %d", resp.StatusCode)
+	}
+	return nil
+}
+
+// Clear deletes every document of the project's default database (Firestore emulator only).
+func (e *Emulator) Clear(ctx context.Context, project string) error {
+	if e.name != "firestore" {
+		return fmt.Errorf("Clear: %s emulator has no clear endpoint (use Restart)", e.name)
+	}
+	u := e.URL() + "/emulator/v1/projects/" + url.PathEscape(project) + "/databases/(default)/documents"
+	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, u, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("clear firestore emulator: %w", err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("clear firestore emulator: DELETE %s: HTTP %d %s", u, resp.StatusCode, body)
+	}
+	return nil
+}
