@@ -307,3 +307,29 @@ func (s *Server) poke() {
 	default:
 	}
 }
+
+// NextDue returns when the earliest waiting task is due (false when none waits).
+func (s *Server) NextDue() (time.Time, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var next time.Time
+	for _, t := range s.tasks {
+		if !t.running && (next.IsZero() || t.due.Before(next)) {
+			next = t.due
+		}
+	}
+	return next, !next.IsZero()
+}
+
+// Busy reports whether a task is being dispatched or is due by the clock now.
+func (s *Server) Busy() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.opts.Clock.Now()
+	for _, t := range s.tasks {
+		if t.running || !t.due.After(now) {
+			return true
+		}
+	}
+	return false
+}

@@ -142,7 +142,7 @@ func finishObject(ctx context.Context, env *setup.Env, m *messages.TransferPart,
 		Metadata: map[string]string{
 			"user": m.User, "round": m.Round, "resource": m.Resource, "job": m.Job,
 			"file-index": strconv.Itoa(m.Object), "source-name": o.SourceName,
-			"export-time": res.ExportTime.UTC().Format(time.RFC3339),
+			"export-time":   res.ExportTime.UTC().Format(time.RFC3339),
 			"source-crc32c": strconv.FormatUint(uint64(o.CRC32C), 10),
 		},
 	})

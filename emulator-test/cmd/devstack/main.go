@@ -1,0 +1,331 @@
+// Command devstack runs the whole pipeline locally: it starts the emulators, the fakes and the seven
+// functions, signs demo users in through the consent flow as a browser would, shows progress while the
+// jobs run and the archives stream, verifies every object in the bucket against the fake's checksums,
+// prints a summary and exits 0 only if everything verified.
+//
+//	go run ./emulator-test/cmd/devstack
+//	go run ./emulator-test/cmd/devstack -users 5 -access time-based-30d -archive-size 64MiB
+//	go run ./emulator-test/cmd/devstack -keep-running
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/portability-pipeline/pipeline/emulator-test/fakeportability"
+	"github.com/portability-pipeline/pipeline/emulator-test/stack"
+	"github.com/portability-pipeline/pipeline/shared/resources"
+	"github.com/portability-pipeline/pipeline/shared/store"
+)
+
+// Summary is written by -summary.
+type Summary struct {
+	Users              int      `json:"users"`
+	Jobs               int      `json:"jobs"`
+	Objects            int      `json:"objects"`
+	Bytes              int64    `json:"bytes"`
+	Verified           int      `json:"verified"`
+	Resets             int      `json:"resets"`
+	DuplicateInitiates int      `json:"duplicateInitiates"`
+	Problems           []string `json:"problems,omitempty"`
+	Seconds            float64  `json:"seconds"`
+}
+
+func main() {
+	users := flag.Int("users", 2, "demo users to sign in")
+	resList := flag.String("resources", "myactivity.search,myactivity.youtube,youtube.subscriptions", "resource groups each user grants")
+	access := flag.String("access", "one-time", "access each user grants: one-time, time-based-30d or time-based-180d")
+	size := flag.String("archive-size", "3MiB", "size of each data file of a job (e.g. 512KiB, 64MiB, 2GiB)")
+	urls := flag.Int("urls-per-job", 2, "files (signed URLs) per job")
+	horizon := flag.Duration("horizon", 72*time.Hour, "how long time-based grants keep exporting (a round a day)")
+	keep := flag.Bool("keep-running", false, "stay up after the run and print the URLs to try by hand")
+	summaryFile := flag.String("summary", "", "write the summary as JSON to this file")
+	timeout := flag.Duration("timeout", 10*time.Minute, "give up after this long")
+	verbose := flag.Bool("v", false, "log the stack's progress")
+	flag.Parse()
+
+	groups, err := resources.Validate(strings.Split(*resList, ","))
+	if err != nil {
+		fail("-resources: %v", err)
+	}
+	archiveSize, err := parseSize(*size)
+	if err != nil {
+		fail("-archive-size: %v", err)
+	}
+	switch *access {
+	case "one-time", "time-based-30d", "time-based-180d":
+	default:
+		fail("-access must be one-time, time-based-30d or time-based-180d")
+	}
+
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer cancel()
+	logw := io.Discard
+	if *verbose {
+		logw = os.Stderr
+	}
+	began := time.Now()
+	fmt.Fprintf(os.Stderr, "starting the stack (Firestore and Pub/Sub emulators, storage, tasks, Data Portability fake, 7 functions)...\n")
+	s, err := stack.Start(ctx, stack.Options{
+		Fake: fakeportability.Options{ArchiveSize: archiveSize, URLsPerJob: *urls, MD5MaxSize: 64 << 20},
+		Env:  map[string]string{"TIME_BASED_HORIZON": horizon.String()},
+		Log:  slog.New(slog.NewTextHandler(logw, nil)),
+		Keep: *keep,
+	})
+	if err != nil {
+		fail("start the stack: %v", err)
+	}
+	defer s.Stop()
+	fmt.Fprintf(os.Stderr, "stack up in %.1fs; logs in %s\n", time.Since(began).Seconds(), s.Dir)
+
+	names := make([]string, *users)
+	for i := range names {
+		names[i] = fmt.Sprintf("demo-user-%d", i+1)
+		page, err := stack.SignIn(ctx, s.StartLink(names[i], groups), stack.Consent{Account: account(names[i]), Access: *access})
+		if err != nil {
+			fail("sign in %s: %v", names[i], err)
+		}
+		if page.Status != 200 {
+			fail("sign in %s: callback answered %d", names[i], page.Status)
+		}
+	}
+	fmt.Fprintf(os.Stderr, "%d users signed in through the consent page (%s, %s)\n", *users, *access, strings.Join(groups, ", "))
+
+	runCtx, stop := context.WithTimeout(ctx, *timeout)
+	defer stop()
+	bars := newProgress(s, names, len(groups))
+	if err := s.WaitClosed(runCtx, names, bars.draw); err != nil {
+		bars.draw()
+		fail("%v", err)
+	}
+	bars.draw()
+	bars.done()
+
+	sum := Summary{Users: *users}
+	for _, u := range names {
+		rep, err := s.Verify(ctx, u, account(u))
+		if err != nil {
+			fail("verify %s: %v", u, err)
+		}
+		sum.Jobs += rep.Jobs
+		sum.Objects += rep.Objects
+		sum.Bytes += rep.Bytes
+		sum.Verified += rep.Verified
+		sum.Problems = append(sum.Problems, rep.Problems...)
+		sum.DuplicateInitiates += duplicates(s, account(u), rep.Rounds)
+	}
+	sum.Resets = totalCalls(s, "reset")
+	sum.Seconds = time.Since(began).Seconds()
+	printSummary(sum)
+	if *summaryFile != "" {
+		b, _ := json.MarshalIndent(sum, "", "  ")
+		if err := os.WriteFile(*summaryFile, append(b, '\n'), 0o644); err != nil {
+			fail("write summary: %v", err)
+		}
+	}
+	ok := len(sum.Problems) == 0 && sum.Verified == sum.Objects && sum.Objects > 0 && sum.DuplicateInitiates == 0 && sum.Resets == *users
+	if *keep {
+		keepRunning(ctx, s, groups)
+	}
+	if !ok {
+		fmt.Fprintln(os.Stderr, "FAILED: not every archive verified, or an initiate or reset was repeated")
+		s.Stop()
+		os.Exit(1)
+	}
+	fmt.Fprintln(os.Stderr, "OK: every archive verified, one initiate per resource per round, one reset per user")
+}
+
+// account is the Google account a demo user consents with.
+func account(user string) string { return user + "@example.com" }
+
+// duplicates counts initiates of a resource beyond one per round.
+func duplicates(s *stack.Stack, account string, rounds int) int {
+	n := 0
+	by := initiatesByResource(s, account)
+	if len(by) == 0 {
+		return -1 // the fake saw no initiate at all: something is wrong, and the run must fail
+	}
+	for _, c := range by {
+		if c > rounds {
+			n += c - rounds
+		}
+	}
+	return n
+}
+
+func initiatesByResource(s *stack.Stack, account string) map[string]int {
+	users, _ := s.Fake.Calls()["users"].(map[string]any)
+	u, _ := users[account].(map[string]any)
+	by, _ := u["initiateByResource"].(map[string]int)
+	return by
+}
+
+func totalCalls(s *stack.Stack, method string) int {
+	n, _ := s.Fake.Calls()[method].(int)
+	return n
+}
+
+func printSummary(sum Summary) {
+	fmt.Printf("\n%-22s %12s\n", "summary", "")
+	rows := [][2]string{
+		{"users", fmt.Sprint(sum.Users)},
+		{"jobs exported", fmt.Sprint(sum.Jobs)},
+		{"objects in the bucket", fmt.Sprint(sum.Objects)},
+		{"bytes", fmt.Sprintf("%d (%s)", sum.Bytes, human(sum.Bytes))},
+		{"objects verified", fmt.Sprintf("%d of %d", sum.Verified, sum.Objects)},
+		{"authorization resets", fmt.Sprint(sum.Resets)},
+		{"duplicate initiates", fmt.Sprint(sum.DuplicateInitiates)},
+		{"wall time", fmt.Sprintf("%.1fs", sum.Seconds)},
+	}
+	for _, r := range rows {
+		fmt.Printf("  %-22s %s\n", r[0], r[1])
+	}
+	for _, p := range sum.Problems {
+		fmt.Printf("  problem: %s\n", p)
+	}
+}
+
+// keepRunning prints what to try by hand and waits for Ctrl-C.
+func keepRunning(ctx context.Context, s *stack.Stack, groups []string) {
+	fmt.Println("\nThe stack stays up. Try it by hand (Ctrl-C stops everything):")
+	fmt.Printf("  start link of a new demo user: %s\n", s.StartLink("hand-user", groups))
+	fmt.Printf("  Data Portability fake:         %s/fake/v1/calls  (control endpoints: see emulator-test/fakeportability/README.md)\n", s.FakeURL)
+	fmt.Printf("  Firestore emulator:            %s\n", s.Firestore.Host())
+	fmt.Printf("  Pub/Sub emulator:              %s\n", s.PubSub.Host())
+	fmt.Printf("  Storage emulator:              %s (bucket %s)\n", s.GCS.Host(), s.Bucket)
+	fmt.Printf("  function logs:                 %s\n", s.Dir)
+	<-ctx.Done()
+}
+
+// progress draws one bar per user: resources finished in the current round and bytes verified.
+type progress struct {
+	s         *stack.Stack
+	users     []string
+	resources int
+	tty       bool
+	lines     int
+	last      string
+}
+
+func newProgress(s *stack.Stack, users []string, resources int) *progress {
+	fi, _ := os.Stderr.Stat()
+	return &progress{s: s, users: users, resources: resources, tty: fi != nil && fi.Mode()&os.ModeCharDevice != 0}
+}
+
+func (p *progress) draw() {
+	ctx := context.Background()
+	st := p.s.Store()
+	var b strings.Builder
+	for _, u := range p.users {
+		usr, err := st.GetUser(ctx, u)
+		if err != nil {
+			fmt.Fprintf(&b, "  %-12s waiting for consent\n", u)
+			continue
+		}
+		list, _ := st.ListResources(ctx, usr.CurrentRound)
+		finished, states := 0, map[string]int{}
+		var bytes int64
+		for _, r := range list {
+			states[r.State]++
+			if store.Terminal(r.State) {
+				finished++
+			}
+			if objs, err := st.ListObjects(ctx, usr.CurrentRound, r.Name); err == nil {
+				for _, o := range objs {
+					if o.State == store.ObjVerified {
+						bytes += o.Size
+					}
+				}
+			}
+		}
+		width := 24
+		fill := 0
+		if len(list) > 0 {
+			fill = width * finished / len(list)
+		}
+		state := "round " + fmt.Sprint(usr.Rounds)
+		if usr.State == "closed" {
+			state = "closed"
+		}
+		fmt.Fprintf(&b, "  %-12s [%s%s] %d/%d resources  %9s verified  %-9s %s\n", u, strings.Repeat("#", fill), strings.Repeat(".", width-fill),
+			finished, len(list), human(bytes), state, describe(states))
+	}
+	out := b.String()
+	if out == p.last {
+		return
+	}
+	p.last = out
+	if p.tty && p.lines > 0 {
+		fmt.Fprintf(os.Stderr, "\033[%dA\033[J", p.lines)
+	}
+	fmt.Fprint(os.Stderr, out)
+	p.lines = strings.Count(out, "\n")
+	if !p.tty {
+		p.lines = 0
+		fmt.Fprintln(os.Stderr)
+	}
+}
+
+func (p *progress) done() {}
+
+func describe(states map[string]int) string {
+	keys := make([]string, 0, len(states))
+	for k := range states {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s:%d", k, states[k])
+	}
+	return strings.Join(parts, " ")
+}
+
+func human(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+func parseSize(s string) (int64, error) {
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"GB", 1e9}, {"MB", 1e6}, {"KB", 1e3}, {"B", 1}}
+	for _, u := range units {
+		if num, ok := strings.CutSuffix(s, u.suffix); ok {
+			var f float64
+			if _, err := fmt.Sscan(num, &f); err != nil || f < 0 {
+				return 0, fmt.Errorf("bad size %q", s)
+			}
+			return int64(f * float64(u.mult)), nil
+		}
+	}
+	var n int64
+	if _, err := fmt.Sscan(s, &n); err != nil {
+		return 0, fmt.Errorf("bad size %q (use e.g. 512KiB, 64MiB)", s)
+	}
+	return n, nil
+}
+
+func fail(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "devstack: "+format+"\n", args...)
+	os.Exit(1)
+}
