@@ -1,7 +1,18 @@
 package pipelinetest
 
-import "fmt"
+import (
+	"context"
+	"os"
 
+	"github.com/portability-pipeline/pipeline/emulator-test/emulators"
+)
+
+// startFirestore starts a Firestore emulator for this test binary and points the client library at it.
 func startFirestore() (func(), error) {
-	return nil, fmt.Errorf("set FIRESTORE_EMULATOR_HOST")
+	e, err := emulators.StartFirestore(context.Background(), emulators.Options{})
+	if err != nil {
+		return nil, err
+	}
+	os.Setenv(e.EnvName(), e.Host())
+	return func() { e.Stop() }, nil
 }
