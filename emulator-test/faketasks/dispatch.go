@@ -207,6 +207,9 @@ func (s *Server) deliverAll(a attempt) (int, error) {
 	}
 
 	dups := s.opts.DuplicateDeliveries - 1
+	if n := s.dupOverride.Load(); n > 0 {
+		dups = int(n) - 1
+	}
 	s.n.duplicates.Add(int64(dups))
 	if !s.opts.DuplicateConcurrent {
 		status, err := s.deliver(a, token)

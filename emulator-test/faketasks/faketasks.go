@@ -153,6 +153,8 @@ type Server struct {
 	active int // tasks being dispatched
 
 	n counters
+	// dupOverride, when positive, replaces Options.DuplicateDeliveries (SetDuplicateDeliveries).
+	dupOverride atomic.Int32
 
 	wake      chan struct{}
 	closed    chan struct{}
@@ -332,4 +334,22 @@ func (s *Server) Busy() bool {
 		}
 	}
 	return false
+}
+
+// SetDuplicateDeliveries changes Options.DuplicateDeliveries of a running server (n < 1 restores it).
+func (s *Server) SetDuplicateDeliveries(n int) { s.dupOverride.Store(int32(max(n, 0))) }
+
+// Purge deletes every waiting task of every queue (tests call it between cases).
+func (s *Server) Purge() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for name, t := range s.tasks {
+		if t.running {
+			t.deleted = true
+			continue
+		}
+		delete(s.tasks, name)
+		s.n.deleted.Add(1)
+	}
+	return nil
 }

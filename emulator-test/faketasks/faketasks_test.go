@@ -594,3 +594,66 @@ func TestTokenErrorIsRetried(t *testing.T) {
 		t.Errorf("deliveries %v", ds)
 	}
 }
+
+func TestNextDueAndBusy(t *testing.T) {
+	t.Parallel()
+	clock := newFakeClock()
+	release := make(chan struct{})
+	h := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-release }))
+	t.Cleanup(h.Close)
+	rec := struct{ srv *httptest.Server }{h}
+	s, c := start(t, faketasks.Options{Clock: clock})
+	if _, ok := s.NextDue(); ok || s.Busy() {
+		t.Fatal("empty server has a due task or is busy")
+	}
+	at := clock.Now().Add(time.Hour)
+	create(t, c, httpTask("", rec.srv.URL, at))
+	create(t, c, httpTask("", rec.srv.URL, at.Add(time.Hour)))
+	if next, ok := s.NextDue(); !ok || !next.Equal(at) {
+		t.Errorf("NextDue = %v, %v; want %v", next, ok, at)
+	}
+	if s.Busy() || s.Pending() != 2 {
+		t.Errorf("Busy %v, Pending %d before the tasks are due", s.Busy(), s.Pending())
+	}
+	clock.Advance(time.Hour)
+	if !s.Busy() {
+		t.Error("not Busy with a task due")
+	}
+	for s.Stats().Attempts == 0 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if !s.Busy() {
+		t.Error("not Busy with a task being dispatched")
+	}
+	close(release)
+	waitIdle(t, s)
+	if s.Busy() || s.Pending() != 1 {
+		t.Errorf("Busy %v, Pending %d after the first task ran", s.Busy(), s.Pending())
+	}
+}
+
+// BenchmarkCreateAndDispatch measures CreateTask through the real client plus dispatch to a no-op handler.
+func BenchmarkCreateAndDispatch(b *testing.B) {
+	h := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer h.Close()
+	ctx := b.Context()
+	s, err := faketasks.Start(ctx, "", faketasks.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	c, err := s.NewClient(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	for b.Loop() {
+		if _, err := c.CreateTask(ctx, &cloudtaskspb.CreateTaskRequest{Parent: queue, Task: httpTask("", h.URL, time.Time{})}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := s.WaitEmpty(ctx); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(s.Stats().Dispatched)/b.Elapsed().Seconds(), "tasks/s")
+}
