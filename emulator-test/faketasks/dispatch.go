@@ -150,6 +150,10 @@ func (s *Server) run(t *task, a attempt) {
 	t.pb.LastAttempt.ResponseStatus = st
 	switch {
 	case t.deleted:
+		// Deleted during the attempt: no retry. DeleteTask already dropped it; Purge leaves running tasks.
+		if s.tasks[a.name] == t {
+			delete(s.tasks, a.name)
+		}
 	case ok:
 		delete(s.tasks, a.name)
 		s.n.dispatched.Add(1)

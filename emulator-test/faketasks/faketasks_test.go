@@ -657,3 +657,41 @@ func BenchmarkCreateAndDispatch(b *testing.B) {
 	}
 	b.ReportMetric(float64(s.Stats().Dispatched)/b.Elapsed().Seconds(), "tasks/s")
 }
+
+func TestPurgeAndSetDuplicateDeliveries(t *testing.T) {
+	t.Parallel()
+	clock := newFakeClock()
+	release := make(chan struct{})
+	var calls atomic.Int32
+	h := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) == 1 {
+			<-release
+			w.WriteHeader(http.StatusInternalServerError) // would be retried, but the task was purged
+		}
+	}))
+	t.Cleanup(h.Close)
+	s, c := start(t, faketasks.Options{Clock: clock, MinBackoff: time.Millisecond})
+	create(t, c, httpTask("", h.URL, time.Time{}))
+	create(t, c, httpTask("", h.URL, clock.Now().Add(time.Hour)))
+	for s.Stats().Attempts == 0 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := s.Purge(); err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	waitEmpty(t, s)
+	if n := calls.Load(); n != 1 {
+		t.Errorf("%d calls after Purge, want 1 (no retry)", n)
+	}
+
+	s.SetDuplicateDeliveries(3)
+	create(t, c, httpTask("", h.URL, time.Time{}))
+	waitEmpty(t, s)
+	s.SetDuplicateDeliveries(0)
+	create(t, c, httpTask("", h.URL, time.Time{}))
+	waitEmpty(t, s)
+	if n := calls.Load(); n != 1+3+1 {
+		t.Errorf("%d calls, want 5 (3 duplicated, then 1)", n)
+	}
+}
