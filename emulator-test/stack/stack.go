@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"cloud.google.com/go/firestore"
@@ -70,6 +71,27 @@ type Stack struct {
 	fakeServer *http.Server
 	opts       Options
 	stops      []func()
+	pushCopies atomic.Int32
+	proxies    []*pushProxy
+}
+
+// DeliverTwice makes every Pub/Sub push and every Cloud Task reach its function twice (on) or once.
+func (s *Stack) DeliverTwice(on bool) {
+	n := 1
+	if on {
+		n = 2
+	}
+	s.pushCopies.Store(int32(n))
+	s.Tasks.SetDuplicateDeliveries(n)
+}
+
+// DuplicatePushes counts the extra Pub/Sub pushes sent so far.
+func (s *Stack) DuplicatePushes() int64 {
+	var n int64
+	for _, p := range s.proxies {
+		n += p.Extra.Load()
+	}
+	return n
 }
 
 // Defaults for a local run: short poll ladder, small parts so archives are split.
@@ -196,7 +218,19 @@ func Start(ctx context.Context, opts Options) (s *Stack, err error) {
 	if err := s.StorageClient.Bucket(s.Bucket).Create(ctx, s.Project, nil); err != nil {
 		return s, fmt.Errorf("create bucket: %w", err)
 	}
-	if err := createTopology(ctx, s.PubSubClient, s.Project, func(entry string) string { return s.Functions[entry].URL() }); err != nil {
+	// Each push subscription reaches its function through a proxy that can repeat pushes.
+	s.pushCopies.Store(1)
+	pushURL := map[string]string{}
+	for _, r := range Routes {
+		p, err := startPushProxy(s.Functions[r.Entry].URL(), &s.pushCopies)
+		if err != nil {
+			return s, err
+		}
+		s.proxies = append(s.proxies, p)
+		s.stops = append(s.stops, p.Close)
+		pushURL[r.Entry] = p.url
+	}
+	if err := createTopology(ctx, s.PubSubClient, s.Project, func(entry string) string { return pushURL[entry] }); err != nil {
 		return s, err
 	}
 	for _, f := range s.Functions {

@@ -180,3 +180,30 @@ func (s *Stack) WaitClosed(ctx context.Context, users []string, progress func())
 
 // quiet reports that no task is running or due: what remains waits for the clock.
 func (s *Stack) quiet() bool { return !s.Tasks.Busy() }
+
+// Reset clears what a test left: Firestore documents, the fake's users, jobs, faults and clock, waiting
+// tasks and every object in the bucket. Call it between tests, once the previous one has settled.
+func (s *Stack) Reset(ctx context.Context) error {
+	s.DeliverTwice(false)
+	if err := s.Tasks.Purge(); err != nil {
+		return err
+	}
+	if err := s.Firestore.Clear(ctx, s.Project); err != nil {
+		return err
+	}
+	s.Fake.Reset()
+	b := s.StorageClient.Bucket(s.Bucket)
+	it := b.Objects(ctx, nil)
+	for {
+		a, err := it.Next()
+		if err == iterator.Done {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := b.Object(a.Name).Delete(ctx); err != nil {
+			return err
+		}
+	}
+}
