@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"regexp"
 	"strings"
 	"time"
 
@@ -167,10 +168,10 @@ func isFailedPrecondition(ge *googleapi.Error) bool {
 	return strings.Contains(ge.Body, `"FAILED_PRECONDITION"`)
 }
 
-// redact cuts anything that looks like a URL query out of a message (signed URLs are credentials).
+// urlQuery matches the query of every URL in a message.
+var urlQuery = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.-]*://[^\s?#"'<>]*)\?[^\s"'<>]*`)
+
+// redact cuts the query out of every URL in a message (signed URLs are credentials).
 func redact(s string) string {
-	if i := strings.Index(s, "?"); i >= 0 && strings.Contains(s[:i], "://") {
-		return s[:i] + "?[redacted]"
-	}
-	return s
+	return urlQuery.ReplaceAllString(s, "${1}?[redacted]")
 }
