@@ -29,6 +29,21 @@ type Bus struct {
 	Published map[string]int // by topic
 	Enqueued  int
 	Deduped   int
+	tasks     []EnqueuedTask
+}
+
+// EnqueuedTask is a task the Bus accepted, with the real time it was enqueued (At minus EnqueuedAt is the
+// delay the step asked for).
+type EnqueuedTask struct {
+	tasks.Task
+	EnqueuedAt time.Time
+}
+
+// Tasks returns every task accepted so far (not the deduplicated ones), in order.
+func (b *Bus) Tasks() []EnqueuedTask {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]EnqueuedTask(nil), b.tasks...)
 }
 
 func newBus() *Bus { return &Bus{taskKeys: map[string]bool{}, Published: map[string]int{}} }
@@ -56,6 +71,7 @@ func (b *Bus) Enqueue(_ context.Context, t tasks.Task) error {
 	}
 	b.taskKeys[t.Key] = true
 	b.Enqueued++
+	b.tasks = append(b.tasks, EnqueuedTask{Task: t, EnqueuedAt: time.Now()})
 	b.pending = append(b.pending, &Delivery{Task: &t})
 	return nil
 }
