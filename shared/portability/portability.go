@@ -74,7 +74,7 @@ func (c *Client) Initiate(ctx context.Context, resources []string) (Started, err
 	if err != nil {
 		return Started{}, Classify("initiate", err)
 	}
-	if r.ArchiveJobId == "" {
+	if r == nil || r.ArchiveJobId == "" {
 		return Started{}, &Error{Kind: KindRetry, Op: "initiate", Message: "answer without archiveJobId"}
 	}
 	return Started{Job: r.ArchiveJobId, AccessType: r.AccessType}, nil
@@ -84,6 +84,9 @@ func (c *Client) State(ctx context.Context, job string) (State, error) {
 	r, err := c.svc.ArchiveJobs.GetPortabilityArchiveState("archiveJobs/" + job + "/portabilityArchiveState").Context(ctx).Do()
 	if err != nil {
 		return State{}, Classify("get state", err)
+	}
+	if r == nil {
+		return State{}, &Error{Kind: KindRetry, Op: "get state", Message: "empty answer"}
 	}
 	s := State{State: r.State, URLs: r.Urls}
 	if r.ExportTime != "" {
@@ -102,7 +105,7 @@ func (c *Client) Retry(ctx context.Context, job string) (string, error) {
 	if err != nil {
 		return "", Classify("retry", err)
 	}
-	if r.ArchiveJobId == "" {
+	if r == nil || r.ArchiveJobId == "" {
 		return "", &Error{Kind: KindRetry, Op: "retry", Message: "answer without archiveJobId"}
 	}
 	return r.ArchiveJobId, nil
@@ -122,6 +125,9 @@ func (c *Client) CheckAccess(ctx context.Context) (Access, error) {
 	r, err := c.svc.AccessType.Check(&dp.CheckAccessTypeRequest{}).Context(ctx).Do()
 	if err != nil {
 		return Access{}, Classify("check access", err)
+	}
+	if r == nil {
+		return Access{}, &Error{Kind: KindRetry, Op: "check access", Message: "empty answer"}
 	}
 	return Access{OneTime: r.OneTimeResources, TimeBased: r.TimeBasedResources}, nil
 }
