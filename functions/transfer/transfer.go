@@ -13,7 +13,9 @@ import (
 	"strconv"
 	"time"
 
+	"cloud.google.com/go/storage"
 	"github.com/GoogleCloudPlatform/functions-framework-go/functions"
+	"google.golang.org/api/iterator"
 
 	"github.com/portability-pipeline/pipeline/shared/handler"
 	"github.com/portability-pipeline/pipeline/shared/logging"
@@ -51,6 +53,14 @@ func Part(ctx context.Context, env *setup.Env, m *messages.TransferPart) error {
 	if o.Job != m.Job {
 		return handler.Drop("object %d belongs to job %s, not %s", m.Object, o.Job, m.Job)
 	}
+	err = part(ctx, env, m, o)
+	if errors.Is(err, store.ErrNotFound) {
+		return purgedMidway(ctx, env, m, o, err)
+	}
+	return err
+}
+
+func part(ctx context.Context, env *setup.Env, m *messages.TransferPart, o *store.Object) error {
 	if o.State != store.ObjCopying {
 		return finishResource(ctx, env, m)
 	}
@@ -66,6 +76,38 @@ func Part(ctx context.Context, env *setup.Env, m *messages.TransferPart) error {
 		return err
 	}
 	return finishObject(ctx, env, m, o)
+}
+
+// purgedMidway handles records that vanished while this delivery worked (the user was purged): once the
+// object's record is confirmed gone, it deletes what this or an earlier delivery wrote for the object
+// (temporary parts, compose intermediates, the final object), so nothing of a purged user comes back,
+// and drops the message.
+func purgedMidway(ctx context.Context, env *setup.Env, m *messages.TransferPart, o *store.Object, cause error) error {
+	if _, err := env.Store.GetObject(ctx, m.Round, m.Resource, m.Object); !errors.Is(err, store.ErrNotFound) {
+		if err == nil {
+			return cause // something else is missing: let a redelivery look again
+		}
+		return err
+	}
+	b := env.Storage.Bucket(env.Config.Bucket)
+	names := []string{engine.ObjectName(env.Config.ObjectPrefix, m.User, m.Round, m.Resource, m.Job, m.Object, o.SourceName)}
+	it := b.Objects(ctx, &storage.Query{Prefix: engine.TempPrefix(m.User, m.Round, m.Resource, m.Job, m.Object)})
+	for {
+		a, err := it.Next()
+		if errors.Is(err, iterator.Done) {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		names = append(names, a.Name)
+	}
+	for _, n := range names {
+		if err := b.Object(n).Delete(ctx); err != nil && !errors.Is(err, storage.ErrObjectNotExist) {
+			return fmt.Errorf("delete %s of a purged object: %w", n, err)
+		}
+	}
+	return handler.Drop("object %d of %s in round %s was purged during the copy; its files are deleted", m.Object, m.Resource, m.Round)
 }
 
 func sink(env *setup.Env) engine.Sink { return engine.NewGCSSink(env.Storage, env.Config.Bucket) }

@@ -189,10 +189,17 @@ func (s *Store) UpdateURLs(ctx context.Context, rid, name string, sealed map[int
 	return nil
 }
 
-// PartDone records a verified part copy (idempotent).
+// PartDone records a verified part copy (idempotent). It never recreates a purged object: when the
+// object's record is gone it returns ErrNotFound and writes nothing.
 func (s *Store) PartDone(ctx context.Context, rid, name string, obj int, p Part) error {
 	p.DoneAt = s.now()
-	if _, err := s.part(rid, name, obj, p.Index).Set(ctx, p); err != nil {
+	err := s.fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
+		if _, err := get[Object](ctx, tx, s.object(rid, name, obj)); err != nil {
+			return err
+		}
+		return tx.Set(s.part(rid, name, obj, p.Index), p)
+	})
+	if err != nil {
 		return fmt.Errorf("record part %d of object %d: %w", p.Index, obj, err)
 	}
 	return nil

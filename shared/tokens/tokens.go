@@ -158,10 +158,28 @@ func (p *persisting) refreshLocked() (*oauth2.Token, error) {
 		t.RefreshToken = p.current.RefreshToken
 	}
 	p.current = t
-	if err := p.store.Save(p.ctx, p.user, t); err != nil {
+	if err := p.store.replace(p.ctx, p.user, t); err != nil {
 		return nil, err
 	}
 	return t, nil
+}
+
+// replace stores a refreshed token only while the user's token record exists, so a refresh racing a
+// reset or a purge never brings a destroyed token back (ErrNoToken then).
+func (s *Store) replace(ctx context.Context, user string, t *oauth2.Token) error {
+	c, err := s.Seal(ctx, user, t)
+	if err != nil {
+		return err
+	}
+	_, err = s.fs.Collection(Collection).Doc(user).Update(ctx, []firestore.Update{
+		{Path: "ciphertext", Value: c}, {Path: "updatedAt", Value: time.Now().UTC()}})
+	if status.Code(err) == codes.NotFound {
+		return ErrNoToken
+	}
+	if err != nil {
+		return fmt.Errorf("store token of %s: %w", user, err)
+	}
+	return nil
 }
 
 type retryOn401 struct {

@@ -91,3 +91,21 @@ func escapeElement(s string) string {
 	}
 	return b.String()
 }
+
+// UserPrefix is the folder of every final object of user under the operator's prefix:
+// <prefix>/<user>/ (ends with "/"; escaped as in ObjectName, so it matches no other user's folder).
+func UserPrefix(prefix, user string) string {
+	var b strings.Builder
+	if p := strings.Trim(prefix, "/"); p != "" {
+		for _, e := range strings.Split(p, "/") {
+			b.WriteString(escapeElement(e))
+			b.WriteByte('/')
+		}
+	}
+	b.WriteString(escapeElement(user))
+	b.WriteByte('/')
+	return b.String()
+}
+
+// TempUserPrefix is the folder of every temporary object of user: tmp/<user>/.
+func TempUserPrefix(user string) string { return TempRoot + escapeElement(user) + "/" }

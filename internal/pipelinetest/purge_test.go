@@ -1,0 +1,136 @@
+package pipelinetest_test
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+
+	"cloud.google.com/go/firestore"
+	"google.golang.org/api/iterator"
+
+	"github.com/portability-pipeline/pipeline/emulator-test/fakeportability"
+	"github.com/portability-pipeline/pipeline/internal/pipelinetest"
+	"github.com/portability-pipeline/pipeline/shared/purge"
+)
+
+// TestPurgeMidRound purges a person at several moments of a round delivered twice (copies out of order,
+// so messages of the purged round keep arriving afterwards), lets the pipeline finish, and shows that
+// nothing of that person is left in Firestore or the bucket while another person's round is untouched.
+func TestPurgeMidRound(t *testing.T) {
+	t.Parallel()
+	for _, at := range []struct {
+		name string
+		when func(d *pipelinetest.Delivery, h *pipelinetest.Harness) bool
+	}{
+		{"first poll check", func(d *pipelinetest.Delivery, h *pipelinetest.Harness) bool {
+			return d.Task != nil && d.Task.URL == pipelinetest.PollURL
+		}},
+		{"first transfer", func(d *pipelinetest.Delivery, h *pipelinetest.Harness) bool {
+			return d.Topic == h.Env.Config.Topics.Transfer
+		}},
+		{"reset request", func(d *pipelinetest.Delivery, h *pipelinetest.Harness) bool {
+			return d.Topic == h.Env.Config.Topics.Reset
+		}},
+	} {
+		t.Run(at.name, func(t *testing.T) {
+			t.Parallel()
+			h := pipelinetest.New(t, pipelinetest.Options{Deliveries: 2,
+				Fake: fakeportability.Options{URLsPerJob: 2, ArchiveSize: 2<<20 + 7}})
+			h.Consent("bob", three, "one-time")
+			h.Consent("alice", three, "one-time")
+			var rep *purge.Report
+			h.BeforeDeliver = func(d *pipelinetest.Delivery) {
+				if rep != nil || userOf(d) != "alice" || !at.when(d, h) {
+					return
+				}
+				r, err := purge.Purge(h.Ctx, h.Env, "alice")
+				if err != nil {
+					t.Fatalf("purge: %v", err)
+				}
+				rep = &r
+			}
+			h.Run(3000)
+			if rep == nil {
+				t.Fatal("the purge never ran")
+			}
+			if rep.Grant != purge.GrantReset && rep.Grant != purge.GrantNoToken {
+				t.Errorf("grant %q (%s)", rep.Grant, rep.GrantError)
+			}
+			expectNothingOf(t, h, "alice")
+			if n := h.VerifyExports("bob"); n != 2*len(three) {
+				t.Errorf("bob: %d files verified, want %d", n, 2*len(three))
+			}
+			if _, err := purge.Purge(h.Ctx, h.Env, "alice"); !errors.Is(err, purge.ErrNothingToPurge) {
+				t.Errorf("second purge: %v, want ErrNothingToPurge", err)
+			}
+			t.Logf("purge at %s: %+v", at.name, *rep)
+		})
+	}
+}
+
+func TestPurgeUnknownUser(t *testing.T) {
+	t.Parallel()
+	h := pipelinetest.New(t, pipelinetest.Options{})
+	if _, err := purge.Purge(h.Ctx, h.Env, "nobody"); !errors.Is(err, purge.ErrNothingToPurge) {
+		t.Errorf("purge of an unknown user: %v, want ErrNothingToPurge", err)
+	}
+	if _, err := purge.Purge(h.Ctx, h.Env, "../x"); err == nil || errors.Is(err, purge.ErrNothingToPurge) {
+		t.Errorf("purge of an invalid ID: %v, want a refusal", err)
+	}
+}
+
+// userOf is the user a delivery is about.
+func userOf(d *pipelinetest.Delivery) string {
+	data := d.Data
+	if d.Task != nil {
+		data, _ = json.Marshal(d.Task.Body)
+	}
+	var m struct{ User string }
+	json.Unmarshal(data, &m)
+	return m.User
+}
+
+// expectNothingOf walks every document of the harness's project and every object of its bucket.
+func expectNothingOf(t *testing.T, h *pipelinetest.Harness, user string) {
+	t.Helper()
+	fs := h.Env.Store.Client()
+	var walk func(cols *firestore.CollectionIterator)
+	docs := 0
+	walk = func(cols *firestore.CollectionIterator) {
+		for {
+			c, err := cols.Next()
+			if errors.Is(err, iterator.Done) {
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			refs := c.DocumentRefs(h.Ctx)
+			for {
+				d, err := refs.Next()
+				if errors.Is(err, iterator.Done) {
+					break
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				docs++
+				snap, err := d.Get(h.Ctx)
+				if err == nil && snap.Data()["user"] == user || strings.Contains(d.Path, "/"+user) {
+					t.Errorf("left in Firestore: %s", d.Path)
+				}
+				walk(d.Collections(h.Ctx))
+			}
+		}
+	}
+	walk(fs.Collections(h.Ctx))
+	for _, o := range h.Objects("") {
+		if strings.Contains(o.Name, "/"+user+"/") || o.Metadata["user"] == user {
+			t.Errorf("left in the bucket: %s", o.Name)
+		}
+	}
+	if docs == 0 {
+		t.Error("no document at all: the walk saw nothing")
+	}
+}

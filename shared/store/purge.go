@@ -1,0 +1,127 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"cloud.google.com/go/firestore"
+	"google.golang.org/api/iterator"
+)
+
+// UserRecords is what Firestore holds of one user outside the token store.
+type UserRecords struct {
+	User        bool
+	Rounds      []string
+	OAuthStates []string
+}
+
+// Empty reports that nothing is stored.
+func (u UserRecords) Empty() bool { return !u.User && len(u.Rounds) == 0 && len(u.OAuthStates) == 0 }
+
+// FindUserRecords lists the user's document, rounds and pending consents.
+func (s *Store) FindUserRecords(ctx context.Context, user string) (UserRecords, error) {
+	var out UserRecords
+	_, err := s.fs.Collection(colUsers).Doc(user).Get(ctx)
+	switch {
+	case err == nil:
+		out.User = true
+	case !notFound(err):
+		return out, fmt.Errorf("read user %s: %w", user, err)
+	}
+	if out.Rounds, err = s.idsWhereUser(ctx, colRounds, user); err != nil {
+		return out, err
+	}
+	if out.OAuthStates, err = s.idsWhereUser(ctx, colStates, user); err != nil {
+		return out, err
+	}
+	return out, nil
+}
+
+func (s *Store) idsWhereUser(ctx context.Context, col, user string) ([]string, error) {
+	snaps, err := s.fs.Collection(col).Where("user", "==", user).Select().Documents(ctx).GetAll()
+	if err != nil {
+		return nil, fmt.Errorf("list %s of %s: %w", col, user, err)
+	}
+	ids := make([]string, len(snaps))
+	for i, snap := range snaps {
+		ids[i] = snap.Ref.ID
+	}
+	return ids, nil
+}
+
+// DeleteUser deletes every record of user in this store: users/{user} first (so no step can schedule a
+// further round: that needs the user document), then each round with its resources, objects and parts,
+// and the user's pending consents. Rounds that appear while it runs are deleted in a further pass. It
+// returns how many documents it deleted (idempotent: 0 when nothing was left). The token lives in the
+// token store: delete it there.
+func (s *Store) DeleteUser(ctx context.Context, user string) (int, error) {
+	if _, err := s.fs.Collection(colUsers).Doc(user).Delete(ctx); err != nil && !notFound(err) {
+		return 0, fmt.Errorf("delete user %s: %w", user, err)
+	}
+	n := 0
+	for pass := 0; pass < 3; pass++ {
+		recs, err := s.FindUserRecords(ctx, user)
+		if err != nil {
+			return n, err
+		}
+		if recs.Empty() {
+			return n, nil
+		}
+		if recs.User { // a new consent recorded a grant meanwhile: it goes too
+			if _, err := s.fs.Collection(colUsers).Doc(user).Delete(ctx); err != nil && !notFound(err) {
+				return n, err
+			}
+			n++
+		}
+		for _, id := range recs.Rounds {
+			k, err := deleteTree(ctx, s.round(id))
+			n += k
+			if err != nil {
+				return n, fmt.Errorf("delete round %s: %w", id, err)
+			}
+		}
+		for _, id := range recs.OAuthStates {
+			if _, err := s.fs.Collection(colStates).Doc(id).Delete(ctx); err != nil && !notFound(err) {
+				return n, fmt.Errorf("delete oauth state: %w", err)
+			}
+			n++
+		}
+	}
+	return n, errors.New("records keep appearing while they are deleted")
+}
+
+// deleteTree deletes a document and everything below it (sub-collections first, documents that exist
+// only as parents of others included).
+func deleteTree(ctx context.Context, ref *firestore.DocumentRef) (int, error) {
+	n := 0
+	cols := ref.Collections(ctx)
+	for {
+		c, err := cols.Next()
+		if errors.Is(err, iterator.Done) {
+			break
+		}
+		if err != nil {
+			return n, err
+		}
+		docs := c.DocumentRefs(ctx)
+		for {
+			d, err := docs.Next()
+			if errors.Is(err, iterator.Done) {
+				break
+			}
+			if err != nil {
+				return n, err
+			}
+			k, err := deleteTree(ctx, d)
+			n += k
+			if err != nil {
+				return n, err
+			}
+		}
+	}
+	if _, err := ref.Delete(ctx); err != nil && !notFound(err) {
+		return n, err
+	}
+	return n + 1, nil
+}
