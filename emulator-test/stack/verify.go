@@ -8,11 +8,13 @@ import (
 	"hash/crc32"
 	"io"
 	"strconv"
+	"strings"
 	"time"
 
 	"cloud.google.com/go/storage"
 	"google.golang.org/api/iterator"
 
+	"github.com/portability-pipeline/pipeline/shared/manifest"
 	"github.com/portability-pipeline/pipeline/shared/store"
 )
 
@@ -25,6 +27,8 @@ type Report struct {
 	Objects  int
 	Bytes    int64
 	Verified int
+	// Manifests counts the manifest.json objects (one per exported job with archives).
+	Manifests int
 	// Problems lists every mismatch: missing, duplicated, altered or unexpected objects.
 	Problems []string
 	// Resources counts the first round's resources by final state.
@@ -71,6 +75,10 @@ func (s *Stack) Verify(ctx context.Context, user, account string) (Report, error
 		}
 		if err != nil {
 			return rep, err
+		}
+		if strings.HasSuffix(a.Name, "/"+manifest.FileName) {
+			rep.Manifests++
+			continue
 		}
 		key := a.Metadata["job"] + "/" + a.Metadata["file-index"]
 		if _, dup := stored[key]; dup {

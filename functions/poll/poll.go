@@ -14,6 +14,7 @@ import (
 	"github.com/GoogleCloudPlatform/functions-framework-go/functions"
 
 	"github.com/portability-pipeline/pipeline/shared/config"
+	"github.com/portability-pipeline/pipeline/shared/events"
 	"github.com/portability-pipeline/pipeline/shared/handler"
 	"github.com/portability-pipeline/pipeline/shared/logging"
 	"github.com/portability-pipeline/pipeline/shared/messages"
@@ -65,6 +66,12 @@ func Check(ctx context.Context, env *setup.Env, m *messages.PollCheck) error {
 		return err
 	}
 	if res.Job != m.Job || (res.State != store.ResExporting && res.State != store.ResRetrying && res.State != store.ResTransferring) {
+		if store.Terminal(res.State) {
+			// An earlier delivery ended the resource; make sure its event went out.
+			if err := events.Flush(ctx, env, m.User); err != nil {
+				return err
+			}
+		}
 		return handler.Drop("job %s is not the resource's running job (state %s)", m.Job, res.State)
 	}
 	api, err := env.API(ctx, m.User)

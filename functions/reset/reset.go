@@ -13,6 +13,7 @@ import (
 
 	"github.com/GoogleCloudPlatform/functions-framework-go/functions"
 
+	"github.com/portability-pipeline/pipeline/shared/events"
 	"github.com/portability-pipeline/pipeline/shared/handler"
 	"github.com/portability-pipeline/pipeline/shared/logging"
 	"github.com/portability-pipeline/pipeline/shared/messages"
@@ -32,6 +33,11 @@ func init() {
 
 // Round ends a complete round.
 func Round(ctx context.Context, env *setup.Env, m *messages.ResetRequest) error {
+	// Events an earlier delivery recorded but could not publish go out first (a redelivery of a closed
+	// round is dropped below).
+	if err := events.Flush(ctx, env, m.User); err != nil {
+		return err
+	}
 	r, won, err := env.Store.ClaimRoundEnd(ctx, m.Round, env.Config.Export.InitiateLease)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
@@ -57,12 +63,30 @@ func Round(ctx context.Context, env *setup.Env, m *messages.ResetRequest) error 
 			return fmt.Errorf("round %s complete but %s is %s", m.Round, res.Name, res.State)
 		}
 	}
+	ending, reason := store.EndingOneTime, "The one-time export is done; the grant was reset."
 	if r.Access == store.AccessTimeBased {
-		if next, ok := nextRound(env, r, list); ok {
+		next, ok := nextRound(env, r, list)
+		if ok {
 			return scheduleNext(ctx, env, r, next)
 		}
+		ending, reason = store.EndingHorizon, fmt.Sprintf("The time-based grant reached its horizon (%d rounds); the grant was reset.", r.Number)
+		if !exportedAny(list) {
+			ending, reason = store.EndingNoExport, "This round exported nothing (the consent was withdrawn or expired); the grant was reset."
+		}
 	}
-	return finalReset(ctx, env, r)
+	if err := finalReset(ctx, env, r, ending, reason); err != nil {
+		return err
+	}
+	return events.Flush(ctx, env, r.User)
+}
+
+func exportedAny(list []store.Resource) bool {
+	for _, res := range list {
+		if res.State == store.ResDone {
+			return true
+		}
+	}
+	return false
 }
 
 // nextRound says when the next round of a time-based grant may start, if there should be one: a day after
@@ -106,7 +130,7 @@ func scheduleNext(ctx context.Context, env *setup.Env, r *store.Round, at time.T
 }
 
 // finalReset calls authorization:reset, destroys the token and closes the grant.
-func finalReset(ctx context.Context, env *setup.Env, r *store.Round) error {
+func finalReset(ctx context.Context, env *setup.Env, r *store.Round, ending, reason string) error {
 	log := logging.FromContext(ctx)
 	api, err := env.API(ctx, r.User)
 	switch {
@@ -132,5 +156,5 @@ func finalReset(ctx context.Context, env *setup.Env, r *store.Round) error {
 	if err := env.Tokens.Delete(ctx, r.User); err != nil {
 		return err
 	}
-	return env.Store.CloseRound(ctx, r.ID, "reset", time.Time{}, true)
+	return env.Store.EndGrant(ctx, r.ID, "reset", ending, reason)
 }

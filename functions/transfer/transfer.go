@@ -242,6 +242,11 @@ func finishResource(ctx context.Context, env *setup.Env, m *messages.TransferPar
 	if changed {
 		logging.FromContext(ctx).Info("resource finished", "state", state)
 	}
+	if state == store.ResDone {
+		if err := writeManifest(ctx, env, m); err != nil {
+			return err
+		}
+	}
 	if store.Terminal(state) {
 		return rounds.Settle(ctx, env, m.Round)
 	}

@@ -30,6 +30,7 @@ type Bus struct {
 	Enqueued  int
 	Deduped   int
 	tasks     []EnqueuedTask
+	events    []PublishedEvent
 }
 
 // EnqueuedTask is a task the Bus accepted, with the real time it was enqueued (At minus EnqueuedAt is the
@@ -59,6 +60,36 @@ func (b *Bus) Publish(_ context.Context, topic string, m messages.Validator) err
 	b.pending = append(b.pending, &Delivery{Topic: topic, Data: data})
 	b.Published[topic]++
 	return nil
+}
+
+// PublishedEvent is an event for the operator's app, as published (never delivered to a step).
+type PublishedEvent struct {
+	Topic       string
+	OrderingKey string
+	Data        []byte
+	Attrs       map[string]string
+}
+
+// PublishEvent implements publish.EventPublisher: it records the event by topic.
+func (b *Bus) PublishEvent(_ context.Context, topic, orderingKey string, data []byte, attrs map[string]string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.events = append(b.events, PublishedEvent{Topic: topic, OrderingKey: orderingKey, Data: data, Attrs: attrs})
+	b.Published[topic]++
+	return nil
+}
+
+// Events returns the events published to topic so far, in order (duplicates included).
+func (b *Bus) Events(topic string) []PublishedEvent {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []PublishedEvent
+	for _, e := range b.events {
+		if e.Topic == topic {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // Enqueue implements tasks.Enqueuer.

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/api/iterator"
 
 	"github.com/portability-pipeline/pipeline/emulator-test/fakeportability"
+	"github.com/portability-pipeline/pipeline/shared/manifest"
 	"github.com/portability-pipeline/pipeline/shared/store"
 )
 
@@ -85,7 +86,12 @@ func (h *Harness) VerifyExports(user string) int {
 			}
 		}
 	}
-	objs := h.Objects(h.Env.Config.ObjectPrefix + "/" + user + "/")
+	var objs []Object
+	for _, o := range h.Objects(h.Env.Config.ObjectPrefix + "/" + user + "/") {
+		if !strings.HasSuffix(o.Name, "/"+manifest.FileName) { // manifests are checked by the events tests
+			objs = append(objs, o)
+		}
+	}
 	byJobFile := map[string]Object{}
 	for _, o := range objs {
 		key := o.Metadata["job"] + "/" + o.Metadata["file-index"]

@@ -16,6 +16,12 @@ type Publisher interface {
 	Publish(ctx context.Context, topic string, m messages.Validator) error
 }
 
+// EventPublisher publishes raw bytes with attributes under an ordering key (the events for the operator's
+// app: shared/events), returning once Pub/Sub has the message. PubSub implements it.
+type EventPublisher interface {
+	PublishEvent(ctx context.Context, topic, orderingKey string, data []byte, attrs map[string]string) error
+}
+
 // PubSub publishes through the Pub/Sub client; it keeps one publisher per topic.
 type PubSub struct {
 	client  *pubsub.Client
@@ -29,7 +35,7 @@ func New(client *pubsub.Client, project string) *PubSub {
 	return &PubSub{client: client, project: project, pubs: map[string]*pubsub.Publisher{}}
 }
 
-func (p *PubSub) publisher(topic string) *pubsub.Publisher {
+func (p *PubSub) publisher(topic string, ordered bool) *pubsub.Publisher {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	pub, ok := p.pubs[topic]
@@ -37,6 +43,8 @@ func (p *PubSub) publisher(topic string) *pubsub.Publisher {
 		pub = p.client.Publisher(fmt.Sprintf("projects/%s/topics/%s", p.project, topic))
 		// A function publishes a handful of messages per call: send at once rather than batch.
 		pub.PublishSettings.CountThreshold = 1
+		// Events carry an ordering key (the user): their topic's publisher keeps each key's order.
+		pub.EnableMessageOrdering = ordered
 		p.pubs[topic] = pub
 	}
 	return pub
@@ -48,7 +56,18 @@ func (p *PubSub) Publish(ctx context.Context, topic string, m messages.Validator
 	if err != nil {
 		return err
 	}
-	if _, err := p.publisher(topic).Publish(ctx, &pubsub.Message{Data: data}).Get(ctx); err != nil {
+	if _, err := p.publisher(topic, false).Publish(ctx, &pubsub.Message{Data: data}).Get(ctx); err != nil {
+		return fmt.Errorf("publish to %s: %w", topic, err)
+	}
+	return nil
+}
+
+// PublishEvent publishes data with attributes under orderingKey (message ordering is enabled on the
+// topic's publisher). After a failure it resumes the key, so the next attempt is not refused.
+func (p *PubSub) PublishEvent(ctx context.Context, topic, orderingKey string, data []byte, attrs map[string]string) error {
+	pub := p.publisher(topic, true)
+	if _, err := pub.Publish(ctx, &pubsub.Message{Data: data, Attributes: attrs, OrderingKey: orderingKey}).Get(ctx); err != nil {
+		pub.ResumePublish(orderingKey)
 		return fmt.Errorf("publish to %s: %w", topic, err)
 	}
 	return nil

@@ -182,7 +182,11 @@ func (s *Store) StartGrant(ctx context.Context, g NewGrant) (*Round, error) {
 			}
 		}
 		for _, name := range g.NotGranted {
-			if err := tx.Create(s.resource(rid, name), Resource{State: ResNotGranted, Reason: "not granted in the consent", UpdatedAt: now}); err != nil {
+			res := Resource{State: ResNotGranted, Reason: "not granted in the consent", UpdatedAt: now}
+			if err := tx.Create(s.resource(rid, name), res); err != nil {
+				return err
+			}
+			if err := s.recordEvent(tx, resourceEvent(rid, name, &res, nil)); err != nil {
 				return err
 			}
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"cloud.google.com/go/firestore"
@@ -58,9 +59,15 @@ func (s *Store) Transition(ctx context.Context, rid, name string, from []string,
 		if !slices.Contains(from, r.State) || (job != "" && r.Job != job) {
 			return nil
 		}
+		was := r.State
 		apply(r)
 		r.UpdatedAt = s.now()
 		changed = true
+		if !Terminal(was) && Terminal(r.State) {
+			if err := s.recordEvent(tx, resourceEvent(rid, name, r, nil)); err != nil {
+				return err
+			}
+		}
 		return tx.Set(ref, r)
 	})
 	return changed, err
@@ -290,6 +297,7 @@ func (s *Store) FinishResource(ctx context.Context, rid, name string) (state str
 			return err
 		}
 		verified := 0
+		var objects []Object
 		for _, snap := range snaps {
 			var o Object
 			if err := snap.DataTo(&o); err != nil {
@@ -298,6 +306,7 @@ func (s *Store) FinishResource(ctx context.Context, rid, name string) (state str
 			switch o.State {
 			case ObjVerified:
 				verified++
+				objects = append(objects, o)
 			case ObjFailed:
 				r.State, r.Reason = ResFailed, fmt.Sprintf("archive file %d could not be copied intact: %s", o.Index, o.Reason)
 			}
@@ -309,6 +318,16 @@ func (s *Store) FinishResource(ctx context.Context, rid, name string) (state str
 			return nil
 		}
 		state, changed, r.UpdatedAt = r.State, true, s.now()
+		slices.SortFunc(objects, func(a, b Object) int { return a.Index - b.Index })
+		var eo []EventObject
+		if r.State == ResDone {
+			for _, o := range objects {
+				eo = append(eo, EventObject{Name: o.Name, Size: o.Size, CRC32C: o.CRC32C, HasCRC32C: o.HasCRC32C})
+			}
+		}
+		if err := s.recordEvent(tx, resourceEvent(rid, name, r, eo)); err != nil {
+			return err
+		}
 		return tx.Set(ref, r)
 	})
 	return state, changed, err
@@ -336,6 +355,7 @@ func (s *Store) SettleRound(ctx context.Context, rid string) (r *Round, complete
 		if err != nil {
 			return err
 		}
+		var summary []EventResource
 		for _, snap := range snaps {
 			var res Resource
 			if err := snap.DataTo(&res); err != nil {
@@ -344,8 +364,15 @@ func (s *Store) SettleRound(ctx context.Context, rid string) (r *Round, complete
 			if !Terminal(res.State) {
 				return nil
 			}
+			summary = append(summary, EventResource{Name: snap.Ref.ID, State: res.State, Job: res.Job,
+				Objects: res.Objects, Bytes: res.Bytes, Reason: res.Reason})
 		}
 		r.State, r.CompletedAt, complete = RoundComplete, s.now(), true
+		slices.SortFunc(summary, func(a, b EventResource) int { return strings.Compare(a.Name, b.Name) })
+		if err := s.recordEvent(tx, Event{ID: EventID(EventRoundCompleted, rid), Type: EventRoundCompleted, User: r.User,
+			Round: rid, RoundNumber: r.Number, Stage: StageRound, Access: r.Access, Resources: summary, OccurredAt: r.CompletedAt}); err != nil {
+			return err
+		}
 		return tx.Set(ref, r)
 	})
 	return r, complete, err
@@ -381,8 +408,27 @@ func (s *Store) ClaimRoundEnd(ctx context.Context, rid string, lease time.Durati
 	return out, won, err
 }
 
-// CloseRound ends a round with an outcome; final also closes the user's grant.
+// CloseRound ends a round with an outcome; final also closes the user's grant (as EndGrant does, with the
+// ending that follows from the round's access).
 func (s *Store) CloseRound(ctx context.Context, rid, outcome string, nextRoundAt time.Time, final bool) error {
+	ending := ""
+	if final {
+		ending = EndingOneTime
+		if r, err := s.GetRound(ctx, rid); err == nil && r.Access == AccessTimeBased {
+			ending = EndingHorizon
+		}
+	}
+	return s.closeRound(ctx, rid, outcome, nextRoundAt, ending, "")
+}
+
+// EndGrant closes the last round of a grant and the grant, and records grant.ended with its ending
+// (EndingOneTime, EndingHorizon, EndingNoExport) and a plain-words reason.
+func (s *Store) EndGrant(ctx context.Context, rid, outcome, ending, reason string) error {
+	return s.closeRound(ctx, rid, outcome, time.Time{}, ending, reason)
+}
+
+func (s *Store) closeRound(ctx context.Context, rid, outcome string, nextRoundAt time.Time, ending, reason string) error {
+	final := ending != ""
 	return s.fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
 		r, err := get[Round](ctx, tx, s.round(rid))
 		if err != nil {
@@ -398,6 +444,10 @@ func (s *Store) CloseRound(ctx context.Context, rid, outcome string, nextRoundAt
 		}
 		if final {
 			if err := tx.Update(s.fs.Collection(colUsers).Doc(r.User), []firestore.Update{{Path: "state", Value: "closed"}, {Path: "updatedAt", Value: now}}); err != nil && !notFound(err) {
+				return err
+			}
+			if err := s.recordEvent(tx, Event{ID: EventID(EventGrantEnded, rid), Type: EventGrantEnded, User: r.User, Round: rid,
+				RoundNumber: r.Number, Stage: StageGrant, Access: r.Access, Ending: ending, Reason: reason, OccurredAt: now}); err != nil {
 				return err
 			}
 		}

@@ -1,0 +1,219 @@
+// Package events tells the operator's app what happened to a user's exports: it publishes versioned JSON
+// events to the topic export-events (config Topics.Events), one message per fact.
+//
+// # Schema (schema_version 1)
+//
+// Every event is one JSON object; Pub/Sub attributes repeat type, schema_version and user, and the
+// ordering key is the user ID.
+//
+//	type               when                                              fields besides the common ones
+//	resource.exported  a resource's archives are stored and verified     resource, job, state=done, export_time,
+//	                                                                     objects[{name,size,crc32c}], bytes, manifest
+//	resource.failed    a resource ends without data                      resource, job?, state (failed, not_granted,
+//	                                                                     exhausted, cancelled), reason (plain words)
+//	round.completed    every resource of a round is terminal             access, resources[{resource,state,job,objects,bytes,reason}]
+//	grant.ended        the grant is over (tokens reset and destroyed)    access, ending (one_time, horizon,
+//	                                                                     nothing_exported), reason?
+//	user.purged        the operator purged the user's data               ending=purged
+//
+// Common fields: schema_version, id, type, occurred_at, user, round, round_number, stage.
+//
+// # Delivery contract
+//
+// Pub/Sub is at-least-once, so the contract is: each fact has exactly one event ID (derived from its type
+// and identifiers, store.EventID), and the pipeline publishes it until Pub/Sub acknowledges it. The event
+// is recorded in Firestore (events/{id}, an outbox) in the same transaction that makes the fact true;
+// every later step touching the user publishes the user's unpublished events, in order, and marks them
+// published. A crash between publish and mark publishes the same event (same id, same bytes) again, so
+// consumers must deduplicate by id.
+//
+// Order: events of a user are published in the order (round_number, stage, occurred_at) with the user as
+// ordering key, and a resource.exported event waits until its manifest is written (the user's later
+// events wait behind it). Redeliveries can still repeat an earlier event later; a consumer that needs the
+// order sorts by (round_number, stage): resources (1) before their round (2) before the grant's end (3)
+// before a purge (4). Events with equal (round_number, stage) are about different resources and
+// independent.
+//
+// # Purge
+//
+// The purge step announces a purge with
+//
+//	events.Publish(ctx, env, events.UserPurged(user, purgeID, rounds))
+//
+// where purgeID is stable across redeliveries of the purge request (its message or request ID): the event
+// is recorded once (events/{id}) and published; call it after deleting the user's data and after
+// store.DeleteEvents(ctx, user, id) (which keeps the purge's own record).
+package events
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"math"
+	"strconv"
+	"time"
+
+	"github.com/portability-pipeline/pipeline/shared/logging"
+	"github.com/portability-pipeline/pipeline/shared/manifest"
+	"github.com/portability-pipeline/pipeline/shared/publish"
+	"github.com/portability-pipeline/pipeline/shared/setup"
+	"github.com/portability-pipeline/pipeline/shared/store"
+)
+
+// SchemaVersion is the version of the JSON schema below; a consumer refuses versions it does not know.
+const SchemaVersion = 1
+
+// Event is the JSON body of every event.
+type Event struct {
+	SchemaVersion int       `json:"schema_version"`
+	ID            string    `json:"id"`
+	Type          string    `json:"type"`
+	OccurredAt    time.Time `json:"occurred_at"`
+	User          string    `json:"user"`
+	Round         string    `json:"round,omitempty"`
+	RoundNumber   int       `json:"round_number,omitempty"`
+	// Stage orders a user's events within a round: 1 resource, 2 round, 3 grant, 4 purge.
+	Stage      int        `json:"stage"`
+	Resource   string     `json:"resource,omitempty"`
+	Job        string     `json:"job,omitempty"`
+	State      string     `json:"state,omitempty"`
+	Reason     string     `json:"reason,omitempty"`
+	ExportTime *time.Time `json:"export_time,omitempty"`
+	Objects    []Object   `json:"objects,omitempty"`
+	Bytes      int64      `json:"bytes,omitempty"`
+	// Manifest is gs://bucket/<prefix>/<user>/<round>/<resource>/<job>/manifest.json.
+	Manifest  string     `json:"manifest,omitempty"`
+	Access    string     `json:"access,omitempty"`
+	Ending    string     `json:"ending,omitempty"`
+	Resources []Resource `json:"resources,omitempty"`
+}
+
+// Object is one stored archive file.
+type Object struct {
+	Name string `json:"name"`
+	Size int64  `json:"size"`
+	// CRC32C is base64 of the big-endian CRC32C, as Cloud Storage reports it (absent when Google gave none).
+	CRC32C string `json:"crc32c,omitempty"`
+}
+
+// Resource is one line of a round.completed summary.
+type Resource struct {
+	Resource string `json:"resource"`
+	State    string `json:"state"`
+	Job      string `json:"job,omitempty"`
+	Objects  int    `json:"objects"`
+	Bytes    int64  `json:"bytes"`
+	Reason   string `json:"reason,omitempty"`
+}
+
+// Types.
+const (
+	ResourceExported = store.EventResourceExported
+	ResourceFailed   = store.EventResourceFailed
+	RoundCompleted   = store.EventRoundCompleted
+	GrantEnded       = store.EventGrantEnded
+	Purged           = store.EventUserPurged
+)
+
+// CRC32C formats a CRC32C value as Cloud Storage does (base64 of 4 big-endian bytes).
+func CRC32C(v uint32) string {
+	var b [4]byte
+	binary.BigEndian.PutUint32(b[:], v)
+	return base64.StdEncoding.EncodeToString(b[:])
+}
+
+// Render turns an outbox record into the wire event (deterministic: the same record gives the same bytes).
+func Render(e store.Event, bucket, prefix string) Event {
+	out := Event{SchemaVersion: SchemaVersion, ID: e.ID, Type: e.Type, OccurredAt: e.OccurredAt.UTC(), User: e.User,
+		Round: e.Round, RoundNumber: e.RoundNumber, Stage: e.Stage, Resource: e.Resource, Job: e.Job, State: e.State,
+		Reason: e.Reason, Access: e.Access, Ending: e.Ending}
+	if e.RoundNumber == math.MaxInt32 {
+		out.RoundNumber = 0
+	}
+	if !e.ExportTime.IsZero() {
+		t := e.ExportTime.UTC()
+		out.ExportTime = &t
+	}
+	for _, o := range e.Objects {
+		obj := Object{Name: o.Name, Size: o.Size}
+		if o.HasCRC32C {
+			obj.CRC32C = CRC32C(o.CRC32C)
+		}
+		out.Objects = append(out.Objects, obj)
+		out.Bytes += o.Size
+	}
+	if e.Type == ResourceExported && len(e.Objects) > 0 {
+		out.Manifest = "gs://" + bucket + "/" + manifest.ObjectName(prefix, e.User, e.Round, e.Resource, e.Job)
+	}
+	for _, r := range e.Resources {
+		out.Resources = append(out.Resources, Resource{Resource: r.Name, State: r.State, Job: r.Job, Objects: r.Objects, Bytes: r.Bytes, Reason: r.Reason})
+	}
+	return out
+}
+
+// Attributes are the Pub/Sub attributes of an event.
+func Attributes(e Event) map[string]string {
+	return map[string]string{"type": e.Type, "schema_version": strconv.Itoa(e.SchemaVersion), "user": e.User, "id": e.ID}
+}
+
+// UserPurged is the fact that the operator purged user's data. purgeID must be the same on every
+// redelivery of the purge (it keys the event ID); rounds is how many rounds were deleted (informative).
+func UserPurged(user, purgeID string, rounds int) store.Event {
+	return store.Event{ID: store.EventID(Purged, user, purgeID), Type: Purged, User: user,
+		RoundNumber: math.MaxInt32, Stage: store.StagePurge, Ending: store.EndingPurged,
+		Reason: fmt.Sprintf("the operator purged this user's data (%d rounds)", rounds)}
+}
+
+// Publish records e in the outbox (once: an existing record with its ID wins) and publishes the user's
+// unpublished events, e among them.
+func Publish(ctx context.Context, env *setup.Env, e store.Event) error {
+	if _, err := env.Store.RecordEvent(ctx, e); err != nil {
+		return err
+	}
+	return Flush(ctx, env, e.User)
+}
+
+// Flush publishes the user's unpublished events in order and marks each published. It stops at the first
+// failure (the caller returns an error, so its message is delivered again and flushes again).
+func Flush(ctx context.Context, env *setup.Env, user string) error {
+	if env.Config.Topics.Events == "" {
+		return nil
+	}
+	pending, err := env.Store.PendingEvents(ctx, user)
+	if err != nil || len(pending) == 0 {
+		return err
+	}
+	pub, ok := env.Publisher.(publish.EventPublisher)
+	if !ok {
+		return fmt.Errorf("the publisher (%T) cannot publish events", env.Publisher)
+	}
+	for _, rec := range pending {
+		e := Render(rec, env.Config.Bucket, env.Config.ObjectPrefix)
+		data, err := json.Marshal(e)
+		if err != nil {
+			return err
+		}
+		if err := pub.PublishEvent(ctx, env.Config.Topics.Events, user, data, Attributes(e)); err != nil {
+			return fmt.Errorf("publish event %s %s: %w", e.Type, e.ID, err)
+		}
+		if err := env.Store.MarkEventPublished(ctx, rec.ID); err != nil {
+			return fmt.Errorf("mark event %s published: %w", e.ID, err)
+		}
+		logging.FromContext(ctx).Info("event published", "event", e.Type, "eventId", e.ID, "round", e.Round, "resource", e.Resource)
+	}
+	return nil
+}
+
+// Decode parses an event and refuses a schema version it does not know.
+func Decode(data []byte) (Event, error) {
+	var e Event
+	if err := json.Unmarshal(data, &e); err != nil {
+		return e, fmt.Errorf("decode event: %w", err)
+	}
+	if e.SchemaVersion != SchemaVersion || e.ID == "" || e.Type == "" {
+		return e, fmt.Errorf("event with schema_version %d, id %q, type %q: not version %d", e.SchemaVersion, e.ID, e.Type, SchemaVersion)
+	}
+	return e, nil
+}
