@@ -9,4 +9,5 @@ import (
 	_ "github.com/portability-pipeline/pipeline/functions/poll"
 	_ "github.com/portability-pipeline/pipeline/functions/reset"
 	_ "github.com/portability-pipeline/pipeline/functions/transfer"
+	_ "github.com/portability-pipeline/pipeline/functions/webhook"
 )

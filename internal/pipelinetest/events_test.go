@@ -12,6 +12,7 @@ import (
 	"github.com/portability-pipeline/pipeline/internal/pipelinetest"
 	"github.com/portability-pipeline/pipeline/shared/events"
 	"github.com/portability-pipeline/pipeline/shared/manifest"
+	"github.com/portability-pipeline/pipeline/shared/purge"
 	"github.com/portability-pipeline/pipeline/shared/store"
 )
 
@@ -200,5 +201,28 @@ func TestEventsOfAFailedAndANotGrantedResource(t *testing.T) {
 		if e.Type == events.ResourceFailed && (e.Reason == "" || len(e.Objects) != 0) {
 			t.Errorf("%s: reason %q, %d objects", e.Resource, e.Reason, len(e.Objects))
 		}
+	}
+}
+
+func TestEventOfAPurge(t *testing.T) {
+	t.Parallel()
+	h := pipelinetest.New(t, pipelinetest.Options{Fake: fakeportability.Options{URLsPerJob: 1, ArchiveSize: 64 << 10}})
+	h.Consent("pia", []string{"myactivity.search"}, "one-time")
+	h.Run(1000)
+	if _, err := purge.Purge(h.Ctx, h.Env, "pia"); err != nil {
+		t.Fatal(err)
+	}
+	list, _ := published(t, h)
+	want := []string{
+		"1 resource.exported myactivity.search/done",
+		"1 round.completed",
+		"1 grant.ended one_time",
+		"0 user.purged",
+	}
+	if got := sequence(list); !slices.Equal(got, want) {
+		t.Errorf("events:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if n, err := h.Env.Store.DeleteEvents(h.Ctx, "pia", list[len(list)-1].ID); err != nil || n != 0 {
+		t.Errorf("%d event records of the purged user left besides the purge's (%v)", n, err)
 	}
 }

@@ -19,11 +19,12 @@ type Config struct {
 	ProjectID string `env:"PROJECT_ID"`
 	LogLevel  string `env:"LOG_LEVEL, default=INFO"`
 
-	Topics Topics
-	Tasks  Tasks
-	OAuth  OAuth
-	Tokens Tokens
-	Export Export
+	Topics  Topics
+	Tasks   Tasks
+	OAuth   OAuth
+	Tokens  Tokens
+	Export  Export
+	Webhook Webhook
 
 	// PortabilityEndpoint is the base URL of the Data Portability API.
 	PortabilityEndpoint string `env:"PORTABILITY_ENDPOINT, default=https://dataportability.googleapis.com/"`
@@ -40,6 +41,25 @@ type Topics struct {
 	Transfer string `env:"TOPIC_TRANSFER, default=transfer-parts"`
 	Reset    string `env:"TOPIC_RESET, default=reset-requests"`
 	Events   string `env:"TOPIC_EVENTS, default=export-events"`
+}
+
+// Webhook configures the optional HTTPS delivery of export events (functions/webhook).
+type Webhook struct {
+	// URL receives a signed POST per event.
+	URL string `env:"WEBHOOK_URL"`
+	// Secret is the HMAC key of the signature (a secret, at least 32 characters).
+	Secret string `env:"WEBHOOK_SECRET"`
+}
+
+// RequireWebhook checks what the webhook function needs.
+func (c *Config) RequireWebhook() error {
+	if err := missing("WEBHOOK_URL", c.Webhook.URL, "WEBHOOK_SECRET", c.Webhook.Secret); err != nil {
+		return err
+	}
+	if len(c.Webhook.Secret) < 32 {
+		return fmt.Errorf("WEBHOOK_SECRET must be at least 32 characters")
+	}
+	return nil
 }
 
 // Tasks configures Cloud Tasks and the OIDC check of the calls it makes.

@@ -1,0 +1,96 @@
+// Package webhook delivers export events to the operator's HTTPS endpoint (CloudEvent entry Webhook, pushed
+// by a subscription on export-events): it POSTs the event's JSON to WEBHOOK_URL, signed with
+// WEBHOOK_SECRET (header X-Portability-Signature, see shared/webhook). A non-2xx answer or a network error
+// returns an error, so Pub/Sub delivers again with the subscription's backoff and, after its maximum
+// attempts, moves the message to export-events-dead-letter (the record of what never arrived).
+package webhook
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/GoogleCloudPlatform/functions-framework-go/functions"
+	"github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/portability-pipeline/pipeline/shared/events"
+	"github.com/portability-pipeline/pipeline/shared/logging"
+	"github.com/portability-pipeline/pipeline/shared/setup"
+	"github.com/portability-pipeline/pipeline/shared/webhook"
+)
+
+// Env is built on first use from the environment; tests set Env.Override.
+var Env = setup.NewLazy(setup.Needs{})
+
+// Client posts the events (tests replace it).
+var Client = &http.Client{Timeout: 30 * time.Second}
+
+// Now is the signing clock (tests replace it).
+var Now = time.Now
+
+func init() {
+	functions.CloudEvent("Webhook", Handle)
+}
+
+// pushed is the Pub/Sub message inside the CloudEvent.
+type pushed struct {
+	Message struct {
+		Data       []byte            `json:"data"`
+		Attributes map[string]string `json:"attributes"`
+		ID         string            `json:"messageId"`
+	} `json:"message"`
+}
+
+// Handle is the entry point.
+func Handle(ctx context.Context, e event.Event) error {
+	env, err := Env.Get(ctx)
+	if err != nil {
+		logging.Default().Error("configuration", "step", "webhook", "error", err.Error())
+		return err
+	}
+	if err := env.Config.RequireWebhook(); err != nil {
+		env.Log.Error("configuration", "step", "webhook", "error", err.Error())
+		return err
+	}
+	var m pushed
+	if err := e.DataAs(&m); err != nil {
+		env.Log.Error("malformed push; it will be dead-lettered", "step", "webhook", "error", err.Error())
+		return err
+	}
+	ev, err := events.Decode(m.Message.Data)
+	log := env.Log.With("step", "webhook", "messageId", m.Message.ID, "event", ev.Type, "eventId", ev.ID, "user", ev.User)
+	if err != nil {
+		log.Error("not an export event; it will be dead-lettered", "error", err.Error())
+		return err
+	}
+	return Deliver(logging.WithLogger(ctx, log), env.Config.Webhook.URL, []byte(env.Config.Webhook.Secret), m.Message.Data, ev)
+}
+
+// Deliver POSTs one event body, signed; an error means "deliver again".
+func Deliver(ctx context.Context, url string, secret, body []byte, ev events.Event) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(webhook.Header, webhook.Sign(secret, body, Now()))
+	req.Header.Set("X-Portability-Event-Id", ev.ID)
+	req.Header.Set("X-Portability-Event-Type", ev.Type)
+	resp, err := Client.Do(req)
+	log := logging.FromContext(ctx)
+	if err != nil {
+		log.Warn("webhook unreachable; Pub/Sub will deliver again", "error", err.Error())
+		return fmt.Errorf("post event %s: %w", ev.ID, err)
+	}
+	defer resp.Body.Close()
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		log.Warn("webhook refused the event; Pub/Sub will deliver again", "status", resp.StatusCode)
+		return fmt.Errorf("post event %s: status %d", ev.ID, resp.StatusCode)
+	}
+	log.Info("event delivered to the webhook", "status", resp.StatusCode)
+	return nil
+}

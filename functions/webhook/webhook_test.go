@@ -1,0 +1,87 @@
+package webhook
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/sethvargo/go-envconfig"
+
+	"github.com/portability-pipeline/pipeline/shared/config"
+	"github.com/portability-pipeline/pipeline/shared/logging"
+	"github.com/portability-pipeline/pipeline/shared/setup"
+	"github.com/portability-pipeline/pipeline/shared/webhook"
+)
+
+const secret = "0123456789abcdef0123456789abcdef-webhook"
+
+func pushEvent(t *testing.T, data []byte) event.Event {
+	t.Helper()
+	e := event.New()
+	e.SetID("1")
+	e.SetSource("//pubsub.googleapis.com/projects/p/topics/export-events")
+	e.SetType("google.cloud.pubsub.topic.v1.messagePublished")
+	msg := map[string]any{"message": map[string]any{"data": data, "messageId": "m1", "attributes": map[string]string{"type": "round.completed"}}}
+	if err := e.SetData("application/json", msg); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// TestHandleSignsAndRetries posts a signed event, verified by the receiver with webhook.Verify; a 503
+// answer and a tampered or replayed request are refused.
+func TestHandleSignsAndRetries(t *testing.T) {
+	body := []byte(`{"schema_version":1,"id":"e1","type":"round.completed","occurred_at":"2026-05-01T12:00:00Z","user":"ana","stage":2}`)
+	var status atomic.Int32
+	status.Store(http.StatusNoContent)
+	var got atomic.Value
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		if err := webhook.Verify([]byte(secret), r.Header.Get(webhook.Header), b, time.Now(), webhook.Tolerance); err != nil {
+			http.Error(w, err.Error(), http.StatusUnauthorized)
+			return
+		}
+		got.Store(string(b))
+		w.WriteHeader(int(status.Load()))
+	}))
+	defer srv.Close()
+	cfg, err := config.LoadFrom(context.Background(), envconfig.MapLookuper(map[string]string{"PROJECT_ID": "p", "WEBHOOK_URL": srv.URL, "WEBHOOK_SECRET": secret}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	Env.Override = &setup.Env{Config: cfg, Log: logging.New(io.Discard, "DEBUG")}
+	defer func() { Env.Override = nil }()
+
+	if err := Handle(context.Background(), pushEvent(t, body)); err != nil {
+		t.Fatalf("delivery: %v", err)
+	}
+	if got.Load() != string(body) {
+		t.Errorf("received %v", got.Load())
+	}
+	status.Store(http.StatusServiceUnavailable)
+	if err := Handle(context.Background(), pushEvent(t, body)); err == nil {
+		t.Error("a 503 answer was taken as delivered")
+	}
+	// A receiver refuses a replay of an old request and a tampered body.
+	status.Store(http.StatusOK)
+	Now = func() time.Time { return time.Now().Add(-10 * time.Minute) }
+	defer func() { Now = time.Now }()
+	if err := Handle(context.Background(), pushEvent(t, body)); err == nil {
+		t.Error("a request signed 10 minutes ago was accepted")
+	}
+	Now = time.Now
+	sig := webhook.Sign([]byte(secret), body, time.Now())
+	tampered := []byte(`{"schema_version":1,"id":"e1","type":"round.completed","user":"eve","stage":2}`)
+	if err := webhook.Verify([]byte(secret), sig, tampered, time.Now(), webhook.Tolerance); err == nil {
+		t.Error("a tampered body verified")
+	}
+	// Not an event: refused (dead-lettered after the attempts).
+	if err := Handle(context.Background(), pushEvent(t, []byte(`{"v":1}`))); err == nil {
+		t.Error("a message that is not an event was delivered")
+	}
+}
