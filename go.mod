@@ -15,6 +15,7 @@ require (
 	github.com/sethvargo/go-envconfig v1.4.3
 	github.com/tink-crypto/tink-go-gcpkms/v2 v2.4.0
 	github.com/tink-crypto/tink-go/v2 v2.9.0
+	golang.org/x/image v0.47.0
 	golang.org/x/oauth2 v0.37.0
 	google.golang.org/api v0.311.0
 )
