@@ -58,9 +58,12 @@ func createTopology(ctx context.Context, client *pubsub.Client, project string, 
 			return fmt.Errorf("create push subscription for %s: %w", r.Topic, err)
 		}
 	}
-	// Export events have no function; a pull subscription keeps them for whoever reads them.
+	// Export events: the demo consumer's pull subscription keeps them for Events (devstack, e2e).
 	if _, err := client.TopicAdminClient.CreateTopic(ctx, &pubsubpb.Topic{Name: topic("export-events")}); err != nil {
 		return fmt.Errorf("create topic export-events: %w", err)
+	}
+	if err := createEventSubscription(ctx, client, project); err != nil {
+		return err
 	}
 	return nil
 }

@@ -73,6 +73,7 @@ type Stack struct {
 	stops      []func()
 	pushCopies atomic.Int32
 	proxies    []*pushProxy
+	events     eventLog
 }
 
 // DeliverTwice makes every Pub/Sub push and every Cloud Task reach its function twice (on) or once.

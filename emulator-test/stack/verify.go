@@ -200,6 +200,9 @@ func (s *Stack) Reset(ctx context.Context) error {
 		return err
 	}
 	s.Fake.Reset()
+	if err := s.clearEvents(ctx); err != nil {
+		return err
+	}
 	b := s.StorageClient.Bucket(s.Bucket)
 	it := b.Objects(ctx, nil)
 	for {

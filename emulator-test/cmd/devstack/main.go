@@ -109,6 +109,18 @@ func main() {
 		bars.draw()
 		fail("%v", err)
 	}
+	// The last events (grant.ended) follow the close: give the demo consumer a moment to show them.
+	evCtx, evStop := context.WithTimeout(ctx, 10*time.Second)
+	s.WaitEvents(evCtx, func(list []stack.Event) bool {
+		ended := 0
+		for _, e := range list {
+			if e.Type == "grant.ended" {
+				ended++
+			}
+		}
+		return ended >= len(names)
+	})
+	evStop()
 	bars.draw()
 	bars.done()
 
@@ -205,6 +217,12 @@ func keepRunning(ctx context.Context, s *stack.Stack, groups []string) {
 	fmt.Printf("  Pub/Sub emulator:              %s\n", s.PubSub.Host())
 	fmt.Printf("  Storage emulator:              %s (bucket %s)\n", s.GCS.Host(), s.Bucket)
 	fmt.Printf("  function logs:                 %s\n", s.Dir)
+	fmt.Println("\nPoint portctl (or any tool built on setup.New) at this stack:")
+	for _, kv := range s.FunctionEnv() {
+		k, v, _ := strings.Cut(kv, "=")
+		fmt.Printf("export %s='%s'\n", k, strings.ReplaceAll(v, "'", `'\''`))
+	}
+	fmt.Println("# then: go run ./cmd/portctl users")
 	<-ctx.Done()
 }
 
@@ -216,6 +234,7 @@ type progress struct {
 	tty       bool
 	lines     int
 	last      string
+	shown     int // events printed so far
 }
 
 func newProgress(s *stack.Stack, users []string, resources int) *progress {
@@ -262,13 +281,20 @@ func (p *progress) draw() {
 			finished, len(list), human(bytes), state, describe(states))
 	}
 	out := b.String()
-	if out == p.last {
+	// The demo consumer: export events as they arrive, one line each, above the bars.
+	evs, _ := p.s.Events(ctx)
+	fresh := evs[min(p.shown, len(evs)):]
+	if out == p.last && len(fresh) == 0 {
 		return
 	}
 	p.last = out
 	if p.tty && p.lines > 0 {
 		fmt.Fprintf(os.Stderr, "\033[%dA\033[J", p.lines)
 	}
+	for _, e := range fresh {
+		fmt.Fprintln(os.Stderr, "  event "+stack.EventLine(e))
+	}
+	p.shown = len(evs)
 	fmt.Fprint(os.Stderr, out)
 	p.lines = strings.Count(out, "\n")
 	if !p.tty {
