@@ -50,6 +50,7 @@ locals {
     POLL_LADDER          = join(",", var.poll_ladder)
     PART_SIZE            = tostring(var.part_size_bytes)
     TIME_BASED_HORIZON   = var.time_based_horizon
+    WEBHOOK_URL          = var.webhook_url
   }
 
   # The OAuth client secret: every function that refreshes a user's token (the ones that may decrypt

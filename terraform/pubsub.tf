@@ -39,9 +39,14 @@ locals {
       service      = google_cloudfunctions2_function.reset.service_config[0].service
       ack_deadline = google_cloudfunctions2_function.reset.service_config[0].timeout_seconds
     }
+    # Only when var.webhook_url is set (null otherwise); service_webhook.tf declares its subscription,
+    # dead-letter topic and grants, so it is not in pushed_topics.
+    events = {
+      uri = one([for f in values(google_cloudfunctions2_function.webhook) : f.service_config[0].uri])
+    }
   }
 
-  # The keys of push, known before apply (for_each needs known keys).
+  # The keys of push that always exist, known before apply (for_each needs known keys).
   pushed_topics = toset(["initiate", "jobs", "transfer", "reset"])
 }
 

@@ -36,7 +36,7 @@ var localOnly = map[string]string{
 }
 
 // secretVars must come from Secret Manager, never from plain environment variables.
-var secretVars = []string{"OAUTH_CLIENT_SECRET", "START_LINK_KEY"}
+var secretVars = []string{"OAUTH_CLIENT_SECRET", "START_LINK_KEY", "WEBHOOK_SECRET"}
 
 // ---- Terraform side ----
 

@@ -292,3 +292,26 @@ variable "tasks_max_attempts" {
   description = "Cloud Tasks queue: attempts per task before it is dropped (-1: unlimited). A dropped poll stops the job's polling chain, so keep it generous."
   default     = 50
 }
+
+variable "webhook_url" {
+  type        = string
+  description = "HTTPS endpoint of the operator's app that receives every export event as a signed POST (functions/webhook). Empty: no webhook function; subscribe to export-events directly."
+  default     = ""
+
+  validation {
+    condition     = var.webhook_url == "" || startswith(var.webhook_url, "https://")
+    error_message = "The webhook_url must be an https:// URL (or empty for no webhook)."
+  }
+}
+
+variable "webhook_secret_id" {
+  type        = string
+  description = "Secret Manager secret (created by the operator, at least 32 characters) that signs webhook POSTs; only the webhook function may read it."
+  default     = "webhook-secret"
+}
+
+variable "webhook_secret_version" {
+  type        = string
+  description = "Version of the webhook secret the function reads (\"latest\" or a number)."
+  default     = "latest"
+}
