@@ -212,7 +212,9 @@ func (s *Server) handleGetState(w http.ResponseWriter, r *http.Request) {
 		if resp.State == StateComplete {
 			expires := now.Add(s.opts.URLTTL)
 			for _, f := range j.files {
-				resp.URLs = append(resp.URLs, s.signedURL(s.baseURL(r), j.id, f.name, expires))
+				u := s.signedURL(s.baseURL(r), j.id, f.name, expires)
+				s.rec.signedURL(u)
+				resp.URLs = append(resp.URLs, u)
 			}
 		}
 	}
@@ -336,6 +338,7 @@ func (s *Server) handleReset(w http.ResponseWriter, r *http.Request) {
 	u.epoch++
 	u.access = map[string]accessKind{}
 	s.revokeUserLocked(u.name)
+	s.rec.resets[u.name] = append(s.rec.resets[u.name], time.Now())
 	s.mu.Unlock()
 	s.log.Info("authorization reset", "user", g.user)
 	writeJSON(w, http.StatusOK, struct{}{})

@@ -145,3 +145,10 @@ func (s *Server) InjectFault(fl Fault) error {
 	}
 	return nil
 }
+
+// ClearFaults drops every fault not yet consumed (job, method and download faults).
+func (s *Server) ClearFaults() {
+	s.mu.Lock()
+	s.faults = newFaultState()
+	s.mu.Unlock()
+}

@@ -127,12 +127,14 @@ func (s *Server) consentLocked(userName, clientID string, groups []string, acces
 func (s *Server) issueLocked(g *grant, withRefresh bool) TokenResponse {
 	now := s.clock.Now()
 	tok := "ya29.fake-" + randomID(24)
+	s.rec.secret("access token", tok)
 	s.access[tok] = &accessToken{grant: g, expiresAt: now.Add(s.opts.AccessTokenTTL)}
 	resp := TokenResponse{AccessToken: tok, ExpiresIn: int64(s.opts.AccessTokenTTL / time.Second), Scope: g.scope(), TokenType: "Bearer"}
 	if withRefresh {
 		if g.refreshToken == "" {
 			g.refreshToken = "1//fake-" + randomID(24)
 			s.refresh[g.refreshToken] = g
+			s.rec.secret("refresh token", g.refreshToken)
 		}
 		resp.RefreshToken = g.refreshToken
 	}

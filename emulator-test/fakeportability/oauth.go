@@ -180,6 +180,7 @@ func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	g := s.consentLocked(account, ar.clientID, granted, access)
 	code := "4/fake-" + randomID(20)
+	s.rec.secret("authorization code", code)
 	s.codes[code] = &authCode{grant: g, clientID: ar.clientID, redirectURI: ar.redirectURI, challenge: ar.challenge,
 		method: ar.method, offline: ar.offline, expiresAt: s.clock.Now().Add(authCodeTTL)}
 	s.mu.Unlock()
@@ -238,6 +239,9 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		code := r.PostForm.Get("code")
 		ac := s.codes[code]
 		delete(s.codes, code) // single use, also on failure
+		if v := r.PostForm.Get("code_verifier"); v != "" {
+			s.rec.secret("PKCE verifier", v)
+		}
 		switch {
 		case ac == nil || !now.Before(ac.expiresAt):
 			writeJSON(w, http.StatusBadRequest, oauthError{Error: "invalid_grant", Description: "Malformed auth code."})

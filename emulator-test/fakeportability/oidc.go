@@ -80,7 +80,11 @@ func (s *Server) IDToken(issuer, email, audience string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return signing + "." + base64.RawURLEncoding.EncodeToString(sig), nil
+	tok := signing + "." + base64.RawURLEncoding.EncodeToString(sig)
+	s.mu.Lock()
+	s.rec.secret("ID token", tok)
+	s.mu.Unlock()
+	return tok, nil
 }
 
 func (s *Server) handleIDToken(w http.ResponseWriter, r *http.Request) {

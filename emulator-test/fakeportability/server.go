@@ -89,6 +89,7 @@ type Server struct {
 	codes   map[string]*authCode
 	faults  faultState
 	calls   callCounts
+	rec     record
 }
 
 // New returns a Server with opts (defaults filled in).
@@ -173,6 +174,7 @@ func (s *Server) resetState() {
 	s.codes = map[string]*authCode{}
 	s.faults = newFaultState()
 	s.calls = newCallCounts()
+	s.rec.resets = map[string][]time.Time{}
 }
 
 func (s *Server) routes() {

@@ -20,6 +20,8 @@ type pushProxy struct {
 	client *http.Client
 	url    string
 	Extra  atomic.Int64 // duplicate pushes sent
+	// InFlight counts pushes (and copies) being forwarded now.
+	InFlight atomic.Int64
 }
 
 func startPushProxy(target string, copies *atomic.Int32) (*pushProxy, error) {
@@ -51,6 +53,8 @@ func (p *pushProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (p *pushProxy) forward(r *http.Request, body []byte) int {
+	p.InFlight.Add(1)
+	defer p.InFlight.Add(-1)
 	req, err := http.NewRequest(r.Method, p.target+r.URL.RequestURI(), bytes.NewReader(body))
 	if err != nil {
 		return http.StatusBadGateway

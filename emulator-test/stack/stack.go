@@ -74,6 +74,7 @@ type Stack struct {
 	pushCopies atomic.Int32
 	proxies    []*pushProxy
 	events     eventLog
+	pushURL    map[string]string // entry point -> its push proxy
 }
 
 // DeliverTwice makes every Pub/Sub push and every Cloud Task reach its function twice (on) or once.
@@ -82,6 +83,13 @@ func (s *Stack) DeliverTwice(on bool) {
 	if on {
 		n = 2
 	}
+	s.DeliverN(n)
+}
+
+// DeliverN makes every Pub/Sub push and every Cloud Task reach its function n times (n >= 1): the
+// copies of a push arrive a little later, out of order with the pushes that follow.
+func (s *Stack) DeliverN(n int) {
+	n = max(n, 1)
 	s.pushCopies.Store(int32(n))
 	s.Tasks.SetDuplicateDeliveries(n)
 }
@@ -91,6 +99,15 @@ func (s *Stack) DuplicatePushes() int64 {
 	var n int64
 	for _, p := range s.proxies {
 		n += p.Extra.Load()
+	}
+	return n
+}
+
+// PushesInFlight counts the Pub/Sub pushes (copies included) a function is handling now.
+func (s *Stack) PushesInFlight() int64 {
+	var n int64
+	for _, p := range s.proxies {
+		n += p.InFlight.Load()
 	}
 	return n
 }
@@ -222,6 +239,7 @@ func Start(ctx context.Context, opts Options) (s *Stack, err error) {
 	// Each push subscription reaches its function through a proxy that can repeat pushes.
 	s.pushCopies.Store(1)
 	pushURL := map[string]string{}
+	s.pushURL = pushURL
 	for _, r := range Routes {
 		p, err := startPushProxy(s.Functions[r.Entry].URL(), &s.pushCopies)
 		if err != nil {
@@ -231,7 +249,7 @@ func Start(ctx context.Context, opts Options) (s *Stack, err error) {
 		s.stops = append(s.stops, p.Close)
 		pushURL[r.Entry] = p.url
 	}
-	if err := createTopology(ctx, s.PubSubClient, s.Project, func(entry string) string { return pushURL[entry] }); err != nil {
+	if err := createTopology(ctx, s.PubSubClient, s.Project, func(entry string) string { return pushURL[entry] }, false); err != nil {
 		return s, err
 	}
 	for _, f := range s.Functions {
