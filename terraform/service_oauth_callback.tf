@@ -1,4 +1,4 @@
-# OAuthCallback (HTTP): Browser entry point: /start, /authorize, /callback, /status (public).
+# OAuthCallback (HTTP): Browser entry point: /start, /authorize, /callback, /status, /delete (public).
 #
 # Grants elsewhere: Firestore (datastore.user, project: functions.tf), logs (functions.tf), publish
 # export-events (functions.tf), KMS token key (kms.tf), OAuth client secret (secrets.tf), start-link key
@@ -17,7 +17,7 @@ resource "google_cloudfunctions2_function" "oauth_callback" {
   project     = var.project_id
   location    = var.region
   name        = local.function_names.oauth_callback
-  description = "Browser entry point: /start, /authorize, /callback, /status (public)."
+  description = "Browser entry point: /start, /authorize, /callback, /status, /delete (public)."
   labels      = local.labels
 
   build_config {
@@ -84,4 +84,12 @@ resource "google_cloud_run_v2_service_iam_member" "oauth_callback_public" {
   name     = google_cloudfunctions2_function.oauth_callback.service_config[0].service
   role     = "roles/run.invoker"
   member   = "allUsers"
+}
+
+# The person's "Stop and delete my data" (POST /delete, shared/purge) lists and deletes their archives:
+# on the archive bucket only.
+resource "google_storage_bucket_iam_member" "oauth_callback_deletes_archives" {
+  bucket = google_storage_bucket.archive.name
+  role   = "roles/storage.objectAdmin"
+  member = google_service_account.oauth_callback.member
 }

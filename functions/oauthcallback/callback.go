@@ -140,7 +140,7 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 	}
 	page := donePage{
 		Title: "Your export has started", Access: access, TimeBased: access == store.AccessTimeBased,
-		Granted: granted, NotGranted: notGranted, Remaining: st.Remaining,
+		Granted: granted, NotGranted: notGranted, Remaining: st.Remaining, StatusURL: h.statusLink(st.User),
 	}
 	if len(st.Remaining) > 0 {
 		page.RemainingURL = h.remainingLink(st.User, st.Remaining)

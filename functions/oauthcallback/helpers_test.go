@@ -15,7 +15,10 @@ import (
 	"testing"
 	"time"
 
+	"cloud.google.com/go/storage"
+	"github.com/fsouza/fake-gcs-server/fakestorage"
 	"github.com/sethvargo/go-envconfig"
+	"google.golang.org/api/option"
 
 	"github.com/portability-pipeline/pipeline/emulator-test/fakeportability"
 	"github.com/portability-pipeline/pipeline/shared/config"
@@ -30,7 +33,32 @@ import (
 const (
 	testLinkKey   = "test-start-link-key-0123456789abcdef"
 	testPublicURL = "https://pipeline.example/fn"
+	testBucket    = "oauthcallback-archives"
 )
+
+// gcsClient is a client on one in-process fake-gcs-server with the test bucket, shared by the tests
+// (each uses its own user IDs, so its own object names).
+var gcsClient = func() func(t *testing.T) *storage.Client {
+	var once sync.Once
+	var client *storage.Client
+	var err error
+	return func(t *testing.T) *storage.Client {
+		once.Do(func() {
+			var srv *fakestorage.Server
+			srv, err = fakestorage.NewServerWithOptions(fakestorage.Options{Scheme: "http", NoListener: true})
+			if err != nil {
+				return
+			}
+			srv.CreateBucketWithOpts(fakestorage.CreateBucketOpts{Name: testBucket})
+			client, err = storage.NewClient(context.Background(), option.WithHTTPClient(srv.HTTPClient()),
+				option.WithoutAuthentication(), storage.WithJSONReads())
+		})
+		if err != nil {
+			t.Fatalf("fake-gcs-server: %v", err)
+		}
+		return client
+	}
+}()
 
 // published is one message the recording publisher got.
 type published struct {
@@ -44,6 +72,7 @@ type recPublisher struct {
 	failFirst int
 	calls     int
 	msgs      []published
+	events    []published
 }
 
 func (p *recPublisher) Publish(_ context.Context, topic string, m messages.Validator) error {
@@ -58,6 +87,14 @@ func (p *recPublisher) Publish(_ context.Context, topic string, m messages.Valid
 		return errors.New("pubsub unavailable (injected)")
 	}
 	p.msgs = append(p.msgs, published{topic, data})
+	return nil
+}
+
+// PublishEvent takes the export events (the delete action's user.purged) and keeps them apart.
+func (p *recPublisher) PublishEvent(_ context.Context, topic, _ string, data []byte, _ map[string]string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.events = append(p.events, published{topic, data})
 	return nil
 }
 
@@ -97,6 +134,7 @@ func newFixture(t *testing.T) *fixture {
 		"PORTABILITY_ENDPOINT": f.ts.URL + "/",
 		"PUBLIC_URL":           testPublicURL,
 		"START_LINK_KEY":       testLinkKey,
+		"BUCKET":               testBucket,
 	}))
 	if err != nil {
 		t.Fatal(err)
@@ -104,8 +142,9 @@ func newFixture(t *testing.T) *fixture {
 	st := store.New(fsClient)
 	f.env = &setup.Env{
 		Config: cfg, Log: logging.New(f.logs, "DEBUG"), Store: st, Crypto: keyset, Publisher: f.pub,
-		Tokens: tokens.NewStore(fsClient, keyset, setup.OAuthConfig(cfg)),
+		Tokens: tokens.NewStore(fsClient, keyset, setup.OAuthConfig(cfg)), Storage: gcsClient(t),
 	}
+	f.env.API = setup.APIWithTokens(cfg.PortabilityEndpoint, f.env.Tokens)
 	if f.h, err = NewHandler(f.env); err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,8 @@
 //	GET  /start      start page for a signed start link
 //	POST /authorize  creates the single-use state and PKCE verifier, redirects to consent (GET accepted too)
 //	GET  /callback   consent answer: exchange, record the grant, publish an InitiateRequest
-//	GET  /status     reserved (404 until the status page exists)
+//	GET  /status     status page for a signed status link: the person's rounds, refreshing while work runs
+//	POST /delete     "Stop and delete my data": asks for confirmation, then purges the person's data
 package oauthcallback
 
 import (
@@ -28,7 +29,9 @@ import (
 
 	"github.com/portability-pipeline/pipeline/shared/config"
 	"github.com/portability-pipeline/pipeline/shared/logging"
+	"github.com/portability-pipeline/pipeline/shared/purge"
 	"github.com/portability-pipeline/pipeline/shared/setup"
+	"github.com/portability-pipeline/pipeline/shared/trace"
 )
 
 func init() {
@@ -43,7 +46,7 @@ type lazy struct {
 }
 
 func lazyHandler() *lazy {
-	return &lazy{env: setup.NewLazy(setup.Needs{Tokens: true, Publisher: true})}
+	return &lazy{env: setup.NewLazy(setup.Needs{Tokens: true, Publisher: true, Storage: true})}
 }
 
 func (l *lazy) get(ctx context.Context) (*Handler, error) {
@@ -95,10 +98,12 @@ type Handler struct {
 	callbackTimeout time.Duration
 	// retryDelays are the waits between attempts of a publish or an accessType.check.
 	retryDelays []time.Duration
+	// purge deletes a person's data for the delete action.
+	purge purgeFunc
 }
 
 // NewHandler returns the function's handler with explicit dependencies: env needs Config, Log, Store,
-// Tokens, Crypto and Publisher.
+// Tokens, Crypto and Publisher; the delete action also needs API and Storage (see shared/purge).
 func NewHandler(env *setup.Env) (*Handler, error) {
 	cfg := env.Config
 	if cfg == nil {
@@ -133,23 +138,30 @@ func NewHandler(env *setup.Env) (*Handler, error) {
 		httpClient:      &http.Client{Timeout: 30 * time.Second},
 		retryDelays:     []time.Duration{250 * time.Millisecond, time.Second, 3 * time.Second},
 		callbackTimeout: 2 * time.Minute,
+		purge:           purge.Purge,
 	}
 	m := http.NewServeMux()
 	m.HandleFunc("GET /start", h.start)
 	m.HandleFunc("GET /authorize", h.authorize)
 	m.HandleFunc("POST /authorize", h.authorize)
 	m.HandleFunc("GET /callback", h.callback)
+	m.HandleFunc("GET /status", h.status)
+	m.HandleFunc("POST /delete", h.deleteData)
+	m.HandleFunc("GET /delete", func(w http.ResponseWriter, r *http.Request) { show(w, pageNotFound) })
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { show(w, pageNotFound) })
 	h.mux = m
 	return h, nil
 }
 
-// ServeHTTP sets the headers every answer carries and routes the request. /status is reserved: it
-// answers 404 like any unknown path until the status page is written.
+// ServeHTTP sets the headers every answer carries and routes the request.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	securityHeaders(w.Header(), h.csp)
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 	ctx := logging.WithLogger(r.Context(), h.env.Log)
+	// The person's journey is one trace: this request's (from the platform's header) or a new one,
+	// carried on by the initiate request the callback publishes.
+	parent, ok := trace.FromRequest(r)
+	ctx = trace.Continue(ctx, h.cfg.ProjectID, parent, ok)
 	h.mux.ServeHTTP(w, r.WithContext(ctx))
 }
 

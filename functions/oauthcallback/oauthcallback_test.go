@@ -81,11 +81,14 @@ func TestStartLink(t *testing.T) {
 	}
 }
 
-func TestReservedAndUnknownRoutes(t *testing.T) {
+func TestUnknownRoutes(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	for _, target := range []string{"/status", "/status?user=a", "/", "/nope"} {
+	for _, target := range []string{"/", "/nope", "/delete"} {
 		assertPage(t, f.do(http.MethodGet, target, nil), http.StatusNotFound, "Page not found")
+	}
+	for _, target := range []string{"/status", "/status?user=a"} {
+		assertPage(t, f.do(http.MethodGet, target, nil), http.StatusForbidden, "This link is not valid")
 	}
 }
 
@@ -513,7 +516,7 @@ func TestScopeBatching(t *testing.T) {
 		t.Errorf("round has %d resources, want the batch of %d", len(rs), len(batch))
 	}
 	// The link on the page is a valid start link for exactly the remaining groups.
-	href := between(rec.Body.String(), `href="`, `"`)
+	href := testPublicURL + "/start?" + between(rec.Body.String(), `href="`+testPublicURL+"/start?", `"`)
 	u, err := url.Parse(strings.ReplaceAll(href, "&amp;", "&"))
 	if err != nil || !strings.HasPrefix(href, testPublicURL+"/start?") {
 		t.Fatalf("link %q", href)

@@ -14,11 +14,35 @@ main{max-width:40rem;margin:0 auto;padding:2rem 1.25rem}
 h1{font-size:1.6rem;line-height:1.25;margin:0 0 1rem}
 h2{font-size:1.15rem;margin:1.5rem 0 .5rem}
 ul{padding-left:1.25rem}
-code{font-size:.95em}
+code{font-family:ui-monospace,"DejaVu Sans Mono",Menlo,Consolas,monospace;font-size:.95em}
 .button{display:inline-block;font:inherit;font-weight:600;color:#fff;background:#0b57d0;border:0;border-radius:.4rem;padding:.7rem 1.2rem;text-decoration:none;cursor:pointer}
 .button:focus-visible{outline:3px solid #1f1f1f;outline-offset:2px}
 .note{color:#444}
-@media (prefers-color-scheme:dark){body{color:#e3e3e3;background:#131314}.note{color:#c4c7c5}.button{background:#a8c7fa;color:#062e6f}}
+a{color:#0b57d0}
+.lead{font-size:1.1rem}
+.round{border-top:1px solid #c4c7c5;margin-top:1.5rem}
+.resources{list-style:none;padding:0;margin:0}
+.resources li{padding:.75rem 0;border-bottom:1px solid #e3e3e3}
+.resources li:last-child{border-bottom:0}
+.row{display:flex;flex-wrap:wrap;gap:.25rem 1rem;justify-content:space-between;align-items:baseline}
+.state{font-weight:600;border-radius:1rem;padding:.05rem .7rem;font-size:.95rem}
+.state-wait{background:#e8eaed;color:#1f1f1f}
+.state-work{background:#d3e3fd;color:#041e49}
+.state-ok{background:#c4eed0;color:#072711}
+.state-bad{background:#ffdad6;color:#410002}
+.state-off{background:#f1f3f4;color:#444}
+.detail{margin:.25rem 0 0;color:#444}
+progress{width:100%;height:.9rem;margin-top:.4rem;accent-color:#0b57d0}
+.danger{background:#b3261e}
+.actions{display:flex;flex-wrap:wrap;gap:1rem;align-items:center;margin-top:1rem}
+.secondary{font-weight:600}
+dl.counts{display:grid;grid-template-columns:max-content auto;gap:.25rem 1rem}
+dl.counts dt{font-weight:600}
+dl.counts dd{margin:0}
+@media (prefers-color-scheme:dark){body{color:#e3e3e3;background:#131314}.note,.detail{color:#c4c7c5}.button{background:#a8c7fa;color:#062e6f}
+a{color:#a8c7fa}.resources li{border-color:#444746}.round{border-color:#5e5e5e}.danger{background:#ffb4ab;color:#690005}
+.state-wait{background:#444746;color:#e3e3e3}.state-work{background:#0842a0;color:#d3e3fd}.state-ok{background:#0f5223;color:#c4eed0}
+.state-bad{background:#8c1d18;color:#ffdad6}.state-off{background:#303030;color:#c4c7c5}}
 `
 
 const layoutHead = `{{define "head"}}<!doctype html>
@@ -27,7 +51,8 @@ const layoutHead = `{{define "head"}}<!doctype html>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="referrer" content="no-referrer">
-<title>{{.Title}}</title>
+{{with refreshOf .}}<meta http-equiv="refresh" content="{{.}}">
+{{end}}<title>{{.Title}}</title>
 <style>` + pageCSS + `</style>
 </head>
 <body>
@@ -38,21 +63,22 @@ const layoutHead = `{{define "head"}}<!doctype html>
 </html>
 {{end}}`
 
-var pages = template.Must(template.New("pages").Parse(layoutHead + `
+var pages = template.Must(template.New("pages").Funcs(template.FuncMap{"refreshOf": refreshOf}).Parse(layoutHead + `
 {{define "message"}}{{template "head" .}}
 {{range .Lines}}<p>{{.}}</p>
 {{end}}{{template "foot" .}}{{end}}
 
 {{define "start"}}{{template "head" .}}
-<p>The app asks to export a copy of this data from your Google Account into its storage:</p>
+<p class="lead">The app asks to copy this data from your Google Account into its own storage:</p>
 <ul>
 {{range .Resources}}<li><code>{{.}}</code></li>
 {{end}}</ul>
 <h2>What happens next</h2>
 <ol>
 <li>Google shows its own consent page. There you choose which of these to allow, and whether the app gets
-<strong>one-time access</strong> (one copy) or <strong>time-based access</strong> (a copy every day or so, for 30 or 180 days).</li>
-<li>Google sends you back here, and the export starts. It can take from minutes to a few days; the app will have the data when it is done.</li>
+<strong>one-time access</strong> (one copy) or <strong>time-based access</strong> (a new copy about once a day, for 30 or 180 days).</li>
+<li>Google sends you back here and the export starts. Google prepares each archive, which can take from minutes to a few days; then it is copied into the app's storage and checked.</li>
+<li>You get a link to a status page that shows how far it is, and where you can stop the export and delete the copied data at any time.</li>
 </ol>
 <p class="note">This link is personal and works for a short time only. You can withdraw access at any time in your Google Account.</p>
 <form method="post" action="{{.Action}}">
@@ -73,6 +99,8 @@ var pages = template.Must(template.New("pages").Parse(layoutHead + `
 <h2>What happens next</h2>
 <p>The export has started. It can take from minutes to a few days; the app will have the data when it is done. You can close this page.</p>
 {{if .TimeBased}}<p>With time-based access a new copy is made about once a day until the access ends.</p>{{end}}
+{{if .StatusURL}}<p><a class="button" href="{{.StatusURL}}">See how your export is going</a></p>
+<p class="note">The status page shows each part of the export as it goes, and lets you stop it and delete the copied data. Keep the link to come back: it is personal and works for 31 days.</p>{{end}}
 {{if .Remaining}}<h2>More to export</h2>
 <p>Google's consent page could not ask for everything at once. These {{len .Remaining}} more need a second consent, which you can give once this export has finished:</p>
 <ul>
@@ -81,7 +109,74 @@ var pages = template.Must(template.New("pages").Parse(layoutHead + `
 <p><a class="button" href="{{.RemainingURL}}">Continue with the remaining {{len .Remaining}} resources</a></p>
 <p class="note">This link works for one hour. Afterwards, ask the app for a new one.</p>{{end}}
 {{template "foot" .}}{{end}}
+
+{{define "status"}}{{template "head" .}}
+{{if .Running}}<p class="lead" role="status">Your export is running.{{if .Refresh}} This page updates itself every {{.Refresh}} seconds.{{end}}</p>
+<p class="note">{{if .Paused}}Automatic updates are off. <a href="{{.SelfURL}}">Turn them on again</a>.{{else}}<a href="{{.PauseURL}}">Stop updating this page</a>.{{end}}</p>
+{{else if .Next}}<p class="lead">Everything so far is finished. The next copy is made after <time datetime="{{.Next.ISO}}">{{.Next.Text}}</time>.</p>
+{{else}}<p class="lead">Your export is finished.{{if .Closed}} The app's access to your Google data has ended.{{end}}</p>{{end}}
+{{if eq .Access "time-based"}}<p>You gave <strong>time-based access</strong>: a new copy about once a day{{with .GrantEnds}}, until <time datetime="{{.ISO}}">{{.Text}}</time>{{end}}.</p>
+{{else if eq .Access "one-time"}}<p>You gave <strong>one-time access</strong>: one copy of each.</p>{{end}}
+{{range .Rounds}}<section class="round" aria-labelledby="round-{{.Number}}">
+<h2 id="round-{{.Number}}">{{.Heading}}{{with .Started}}, started <time datetime="{{.ISO}}">{{.Text}}</time>{{end}}</h2>
+<p>{{.Summary}}</p>
+<ul class="resources">
+{{range .Resources}}<li>
+<div class="row"><code>{{.Name}}</code> <span class="state state-{{.Class}}">{{.State}}</span></div>
+{{if .Progress}}<progress max="{{.Total}}" value="{{.Done}}" aria-label="{{.Name}}: copied">{{.Percent}}%</progress>
+{{end}}<p class="detail">{{.Detail}}</p>
+</li>
+{{end}}</ul>
+</section>
+{{end}}{{if .Earlier}}<p class="note">{{.Earlier}} earlier {{if eq .Earlier 1}}copy is{{else}}copies are{{end}} not listed.</p>{{end}}
+{{if and .Next .Running}}<h2>Next copy</h2>
+<p>The next copy is made after <time datetime="{{.Next.ISO}}">{{.Next.Text}}</time>.</p>{{end}}
+<section class="round" aria-labelledby="delete">
+<h2 id="delete">Stop and delete</h2>
+<p>You can stop the export at any time and delete everything the app copied or recorded about it. You will be asked to confirm.</p>
+<form method="post" action="{{.Delete}}">
+{{range $k, $v := .Hidden}}<input type="hidden" name="{{$k}}" value="{{$v}}">
+{{end}}<button class="button danger" type="submit">Stop and delete my data</button>
+</form>
+</section>
+{{template "foot" .}}{{end}}
+
+{{define "confirmDelete"}}{{template "head" .}}
+<p class="lead">If you continue, the app will:</p>
+<ul>
+<li>stop any export that is still running, and make no further copies;</li>
+<li>withdraw its access to your Google data;</li>
+<li>delete every copy of your data in its storage, and its records of your exports.</li>
+</ul>
+<p><strong>This cannot be undone.</strong> Your data in your Google Account is not affected.</p>
+<form method="post" action="{{.Action}}">
+{{range $k, $v := .Hidden}}<input type="hidden" name="{{$k}}" value="{{$v}}">
+{{end}}<input type="hidden" name="confirm" value="yes">
+<div class="actions"><button class="button danger" type="submit">Yes, stop and delete my data</button>
+<a class="secondary" href="{{.BackURL}}">No, keep my data</a></div>
+</form>
+{{template "foot" .}}{{end}}
+
+{{define "deleted"}}{{template "head" .}}
+<p class="lead" role="status">Everything the app held of your exports was deleted.</p>
+{{with .Report}}<dl class="counts">
+<dt>Exports</dt><dd>{{.Rounds}}</dd>
+<dt>Files deleted from storage</dt><dd>{{.Objects}}</dd>
+<dt>Records deleted</dt><dd>{{.Documents}}</dd>
+</dl>{{end}}
+<p>{{.GrantWords}}</p>
+{{if .NotCancelled}}<p>Google did not let the app cancel {{.NotCancelled}} export{{if ne .NotCancelled 1}}s{{end}} it was preparing; whatever it prepares is no longer collected.</p>{{end}}
+<p>Your data in your Google Account is not affected. You can close this page.</p>
+{{template "foot" .}}{{end}}
 `))
+
+// refreshOf returns the reload interval of a page (only the status page has one).
+func refreshOf(data any) int {
+	if p, ok := data.(statusPage); ok {
+		return p.Refresh
+	}
+	return 0
+}
 
 // message is a page of a few lines with a status code.
 type message struct {
@@ -91,21 +186,25 @@ type message struct {
 }
 
 var (
-	pageNotFound      = message{http.StatusNotFound, "Page not found", []string{"There is nothing here. Start from the app."}}
-	pageUnavailable   = message{http.StatusServiceUnavailable, "Please try again", []string{"Something went wrong on our side. Please try again in a minute."}}
-	pageLinkExpired   = message{http.StatusForbidden, "This link has expired", []string{"Start links work for a short time only. Go back to the app for a new one. Nothing was stored."}}
-	pageLinkInvalid   = message{http.StatusForbidden, "This link is not valid", []string{"The link was changed or is incomplete, so it cannot be used. Go back to the app for a new one. Nothing was stored."}}
-	pageRunning       = message{http.StatusConflict, "An export is already running", []string{"An export for your account has not finished yet. You can start another one when it is done. Nothing was changed."}}
-	pageStateInvalid  = message{http.StatusBadRequest, "This sign-in link is not valid", []string{"This sign-in link is not valid. Start again from the app. Nothing was stored."}}
-	pageStateUsed     = message{http.StatusBadRequest, "This sign-in link cannot be used", []string{"This sign-in link was already used or has expired. Start again from the app."}}
-	pageDenied        = message{http.StatusOK, "Nothing was exported", []string{"You did not allow access. Nothing was exported."}}
-	pageNoneGranted   = message{http.StatusOK, "Nothing was exported", []string{"You did not allow access to any of the requested data. Nothing was exported."}}
-	pageConsentError  = message{http.StatusBadRequest, "Google did not give access", []string{"Google ended the sign-in with an error. Nothing was exported. Start again from the app."}}
-	pageCodeRefused   = message{http.StatusBadRequest, "Google did not accept this sign-in", []string{"The sign-in could not be completed (it may have expired or been used already). Nothing was stored. Start again from the app."}}
-	pageWrongScopes   = message{http.StatusBadRequest, "This sign-in cannot be used", []string{"Google granted access that this app did not ask for, so the sign-in was refused. Nothing was stored. Start again from the app."}}
-	pageGoogleDown    = message{http.StatusBadGateway, "Google could not be reached", []string{"We could not complete the sign-in with Google. Nothing was exported. Please start again from the app in a few minutes."}}
-	pageFailedNothing = message{http.StatusServiceUnavailable, "Please start again", []string{"Something went wrong on our side while recording your permission. Nothing was exported. Please start again from the app in a few minutes."}}
-	pageNotStarted    = message{http.StatusInternalServerError, "Your permission was recorded", []string{"Your permission was recorded, but the export could not be started right away. The operator has been alerted and will start it; you do not need to do anything. You can close this page."}}
+	pageNotFound        = message{http.StatusNotFound, "Page not found", []string{"There is nothing here. Start from the app."}}
+	pageUnavailable     = message{http.StatusServiceUnavailable, "Please try again", []string{"Something went wrong on our side. Please try again in a minute."}}
+	pageLinkExpired     = message{http.StatusForbidden, "This link has expired", []string{"Start links work for a short time only. Go back to the app for a new one. Nothing was stored."}}
+	pageLinkInvalid     = message{http.StatusForbidden, "This link is not valid", []string{"The link was changed or is incomplete, so it cannot be used. Go back to the app for a new one. Nothing was stored."}}
+	pageRunning         = message{http.StatusConflict, "An export is already running", []string{"An export for your account has not finished yet. You can start another one when it is done. Nothing was changed."}}
+	pageStateInvalid    = message{http.StatusBadRequest, "This sign-in link is not valid", []string{"This sign-in link is not valid. Start again from the app. Nothing was stored."}}
+	pageStateUsed       = message{http.StatusBadRequest, "This sign-in link cannot be used", []string{"This sign-in link was already used or has expired. Start again from the app."}}
+	pageDenied          = message{http.StatusOK, "Nothing was exported", []string{"You did not allow access. Nothing was exported."}}
+	pageNoneGranted     = message{http.StatusOK, "Nothing was exported", []string{"You did not allow access to any of the requested data. Nothing was exported."}}
+	pageConsentError    = message{http.StatusBadRequest, "Google did not give access", []string{"Google ended the sign-in with an error. Nothing was exported. Start again from the app."}}
+	pageCodeRefused     = message{http.StatusBadRequest, "Google did not accept this sign-in", []string{"The sign-in could not be completed (it may have expired or been used already). Nothing was stored. Start again from the app."}}
+	pageWrongScopes     = message{http.StatusBadRequest, "This sign-in cannot be used", []string{"Google granted access that this app did not ask for, so the sign-in was refused. Nothing was stored. Start again from the app."}}
+	pageGoogleDown      = message{http.StatusBadGateway, "Google could not be reached", []string{"We could not complete the sign-in with Google. Nothing was exported. Please start again from the app in a few minutes."}}
+	pageFailedNothing   = message{http.StatusServiceUnavailable, "Please start again", []string{"Something went wrong on our side while recording your permission. Nothing was exported. Please start again from the app in a few minutes."}}
+	pageStatusExpired   = message{http.StatusForbidden, "This link has expired", []string{"Status links work for a limited time. Go back to the app for a new one."}}
+	pageNoExport        = message{http.StatusOK, "No export to show", []string{"There is no export for you here: none was started, or its data was deleted. To export your data, start from the app."}}
+	pageNothingToDelete = message{http.StatusOK, "Nothing to delete", []string{"There is nothing stored for you here: no export was started, or its data was deleted already. Nothing else needs doing."}}
+	pageDeleteFailed    = message{http.StatusServiceUnavailable, "Your data could not be deleted yet", []string{"Something went wrong while deleting your data; part of it may be deleted already. Please go back to the status page and try again in a few minutes. If it keeps failing, contact the app."}}
+	pageNotStarted      = message{http.StatusInternalServerError, "Your permission was recorded", []string{"Your permission was recorded, but the export could not be started right away. The operator has been alerted and will start it; you do not need to do anything. You can close this page."}}
 )
 
 func render(w http.ResponseWriter, status int, name string, data any) {
@@ -138,4 +237,5 @@ type donePage struct {
 	NotGranted   []string
 	Remaining    []string
 	RemainingURL string
+	StatusURL    string
 }
