@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -68,13 +69,14 @@ type Stack struct {
 	PubSubClient    *pubsub.Client
 	StorageClient   *storage.Client
 
-	fakeServer *http.Server
-	opts       Options
-	stops      []func()
-	pushCopies atomic.Int32
-	proxies    []*pushProxy
-	events     eventLog
-	pushURL    map[string]string // entry point -> its push proxy
+	fakeServer   *http.Server
+	functionVars []string
+	opts         Options
+	stops        []func()
+	pushCopies   atomic.Int32
+	proxies      []*pushProxy
+	events       eventLog
+	pushURL      map[string]string // entry point -> its push proxy
 }
 
 // DeliverTwice makes every Pub/Sub push and every Cloud Task reach its function twice (on) or once.
@@ -229,6 +231,7 @@ func Start(ctx context.Context, opts Options) (s *Stack, err error) {
 	for _, f := range s.Functions {
 		f.env = env
 	}
+	s.functionVars = env
 
 	if err := s.clients(ctx); err != nil {
 		return s, err
@@ -340,6 +343,19 @@ func (s *Stack) Stop() {
 		s.stops[i]()
 	}
 	s.stops = nil
+}
+
+// FunctionEnv returns the environment the functions run with (NAME=value each, PATH and HOME left out):
+// with it, tools built on setup.New (cmd/portctl) act on this stack as the functions do.
+func (s *Stack) FunctionEnv() []string {
+	out := make([]string, 0, len(s.functionVars))
+	for _, kv := range s.functionVars {
+		if !strings.HasPrefix(kv, "PATH=") && !strings.HasPrefix(kv, "HOME=") {
+			out = append(out, kv)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 // StartLink returns a signed start link for user and resources, valid for an hour.

@@ -1,5 +1,6 @@
 // Package handler adapts the steps to their triggers: a Pub/Sub CloudEvent or a Cloud Tasks HTTP call.
-// It decodes the message, carries a logger with the message's identifiers, and turns the step's error
+// It decodes the message, carries a logger with the message's identifiers and the trace the message or
+// task carried (shared/trace: the person's journey is one trace), and turns the step's error
 // into the trigger's answer: nil acknowledges; an error asks for another delivery (Pub/Sub redelivers
 // with backoff and finally dead-letters; Cloud Tasks retries per the queue's policy).
 package handler
@@ -16,6 +17,7 @@ import (
 	"github.com/portability-pipeline/pipeline/shared/logging"
 	"github.com/portability-pipeline/pipeline/shared/messages"
 	"github.com/portability-pipeline/pipeline/shared/setup"
+	"github.com/portability-pipeline/pipeline/shared/trace"
 )
 
 // ErrDrop marks an outcome where another delivery cannot help and nothing is lost by acknowledging
@@ -51,6 +53,8 @@ func CloudEvent[T messages.Validator](lazy *setup.Lazy, step string, newMsg func
 		m := newMsg()
 		d, err := messages.FromCloudEvent(e, m)
 		ctx = logging.WithLogger(ctx, env.Log.With(append([]any{"step", step, "messageId", d.ID}, attrs(m)...)...))
+		parent, ok := trace.FromAttributes(d.Attributes)
+		ctx = trace.Continue(ctx, project(env), parent, ok)
 		if err != nil {
 			// Poison: refuse it so Pub/Sub moves it to the dead-letter topic after its attempts.
 			logging.FromContext(ctx).Error("malformed message; it will be dead-lettered", "error", err.Error())
@@ -72,6 +76,8 @@ func Task[T messages.Validator](lazy *setup.Lazy, step string, newMsg func() T, 
 		serve := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			ctx := logging.WithLogger(r.Context(), env.Log.With("step", step, "task", r.Header.Get("X-CloudTasks-TaskName"),
 				"attempt", r.Header.Get("X-CloudTasks-TaskRetryCount")))
+			parent, ok := trace.FromRequest(r)
+			ctx = trace.Continue(ctx, project(env), parent, ok)
 			if r.Method != http.MethodPost {
 				http.Error(w, "POST only", http.StatusMethodNotAllowed)
 				return
@@ -100,6 +106,13 @@ func Task[T messages.Validator](lazy *setup.Lazy, step string, newMsg func() T, 
 		}
 		serve.ServeHTTP(w, r)
 	}
+}
+
+func project(env *setup.Env) string {
+	if env.Config == nil {
+		return ""
+	}
+	return env.Config.ProjectID
 }
 
 // outcome logs the step's result and returns what the trigger should see.

@@ -25,7 +25,50 @@ func New(w io.Writer, level string) *slog.Logger {
 	default:
 		lv = slog.LevelInfo
 	}
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: lv, ReplaceAttr: cloudLogging}))
+	return slog.New(&unique{inner: slog.NewJSONHandler(w, &slog.HandlerOptions{Level: lv, ReplaceAttr: cloudLogging})})
+}
+
+// unique keeps one value per key on a line (the latest: a step that narrows "resource" replaces the
+// message's empty one), so every line is JSON with distinct keys.
+type unique struct {
+	inner slog.Handler
+	attrs []slog.Attr
+}
+
+func (u *unique) Enabled(ctx context.Context, l slog.Level) bool { return u.inner.Enabled(ctx, l) }
+
+func (u *unique) WithAttrs(as []slog.Attr) slog.Handler {
+	return &unique{inner: u.inner, attrs: merge(u.attrs, as)}
+}
+
+func (u *unique) WithGroup(name string) slog.Handler {
+	return u.inner.WithAttrs(u.attrs).WithGroup(name)
+}
+
+func (u *unique) Handle(ctx context.Context, r slog.Record) error {
+	own := make([]slog.Attr, 0, r.NumAttrs())
+	r.Attrs(func(a slog.Attr) bool { own = append(own, a); return true })
+	out := slog.NewRecord(r.Time, r.Level, r.Message, r.PC)
+	out.AddAttrs(merge(u.attrs, own)...)
+	return u.inner.Handle(ctx, out)
+}
+
+// merge appends as to base, a key already present taking the new value in its place.
+func merge(base, as []slog.Attr) []slog.Attr {
+	out := append(make([]slog.Attr, 0, len(base)+len(as)), base...)
+	for _, a := range as {
+		replaced := false
+		for i := range out {
+			if out[i].Key == a.Key {
+				out[i], replaced = a, true
+				break
+			}
+		}
+		if !replaced {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // Default is the process logger: JSON on stderr at LOG_LEVEL.

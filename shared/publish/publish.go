@@ -9,6 +9,7 @@ import (
 	"cloud.google.com/go/pubsub/v2"
 
 	"github.com/portability-pipeline/pipeline/shared/messages"
+	"github.com/portability-pipeline/pipeline/shared/trace"
 )
 
 // Publisher publishes one message to a topic and waits until Pub/Sub has it.
@@ -56,7 +57,11 @@ func (p *PubSub) Publish(ctx context.Context, topic string, m messages.Validator
 	if err != nil {
 		return err
 	}
-	if _, err := p.publisher(topic, false).Publish(ctx, &pubsub.Message{Data: data}).Get(ctx); err != nil {
+	msg := &pubsub.Message{Data: data}
+	if tp := trace.Propagate(ctx); tp != "" {
+		msg.Attributes = map[string]string{trace.Header: tp} // the next step continues the person's trace
+	}
+	if _, err := p.publisher(topic, false).Publish(ctx, msg).Get(ctx); err != nil {
 		return fmt.Errorf("publish to %s: %w", topic, err)
 	}
 	return nil

@@ -7,19 +7,34 @@ import (
 
 	"github.com/portability-pipeline/pipeline/shared/events"
 	"github.com/portability-pipeline/pipeline/shared/setup"
+	"github.com/portability-pipeline/pipeline/shared/store"
 )
 
-// announce tells the operator's app that the user was purged (event user.purged on export-events): it
-// deletes the user's other event records (they name deleted archives) and publishes the purge's own. A
-// purge reaches this point once (a retry after it finds nothing and answers ErrNothingToPurge), so a
-// fresh purge ID per call keys the event; a failed publish stays recorded and goes out with the user's
-// next flush (events.Flush).
-func announce(ctx context.Context, env *setup.Env, rep Report) error {
-	var b [8]byte
-	rand.Read(b[:])
-	e := events.UserPurged(rep.User, hex.EncodeToString(b[:]), rep.Rounds)
-	if _, err := env.Store.DeleteEvents(ctx, rep.User, e.ID); err != nil {
+// announce publishes user.purged (shared/events) and then deletes the user's event records too, the
+// purge's own included once Pub/Sub has it, so nothing of the user stays in Firestore. A purge that failed
+// before the event was published left its record unpublished: the next run reuses it (one event per
+// purge) and publishes it.
+func announce(ctx context.Context, env *setup.Env, user string, rounds int) error {
+	e := events.UserPurged(user, newPurgeID(), rounds)
+	if pending, err := env.Store.PendingEvents(ctx, user); err == nil {
+		for _, p := range pending {
+			if p.Type == store.EventUserPurged {
+				e.ID = p.ID
+			}
+		}
+	}
+	if _, err := env.Store.DeleteEvents(ctx, user, e.ID); err != nil {
 		return err
 	}
-	return events.Publish(ctx, env, e)
+	if err := events.Publish(ctx, env, e); err != nil {
+		return err
+	}
+	_, err := env.Store.DeleteEvents(ctx, user)
+	return err
+}
+
+func newPurgeID() string {
+	b := make([]byte, 12)
+	rand.Read(b)
+	return hex.EncodeToString(b)
 }

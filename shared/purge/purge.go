@@ -4,7 +4,8 @@
 // Purge revokes the grant at Google (authorization:reset with the stored token, when there is one),
 // destroys the token, cancels the person's running time-based jobs where the API allows it (best effort),
 // deletes every archive object (exports/<user>/... and tmp/<user>/...) and every Firestore record
-// (users/{user}, tokens/{user}, the rounds with their resources, objects and parts, pending consents).
+// (users/{user}, tokens/{user}, the rounds with their resources, objects and parts, pending consents,
+// the user's event records), and publishes the user.purged event (shared/events).
 //
 // Messages and tasks still in flight become harmless: every step drops a message whose round, resource
 // or object is gone, no step recreates a record it did not find (transactions read first; a refreshed
@@ -13,7 +14,7 @@
 //
 // Purge is idempotent; it answers ErrNothingToPurge when nothing at all is stored, so a caller can tell
 // the person politely that there was nothing to delete. Call it from any process with an Env holding
-// Store, Tokens, API, Storage and Config (Publisher too, for the user.purged event when events exist):
+// Store, Tokens, API, Storage, Config and Publisher (an events.EventPublisher, for user.purged):
 //
 //	rep, err := purge.Purge(ctx, env, user)
 //	if errors.Is(err, purge.ErrNothingToPurge) { ... }
@@ -140,8 +141,8 @@ func Purge(ctx context.Context, env *setup.Env, user string) (Report, error) {
 	}
 	log.Info("user purged", "event", "user.purged", "grant", rep.Grant, "cancelled", len(rep.Cancelled),
 		"documents", rep.Documents, "objects", rep.Objects, "rounds", rep.Rounds)
-	if err := announce(ctx, env, rep); err != nil {
-		return rep, err
+	if err := announce(ctx, env, user, rep.Rounds); err != nil {
+		return rep, fmt.Errorf("purge %s: data deleted, user.purged not published (run the purge again): %w", user, err)
 	}
 	return rep, nil
 }

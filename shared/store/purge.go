@@ -14,10 +14,14 @@ type UserRecords struct {
 	User        bool
 	Rounds      []string
 	OAuthStates []string
+	// Events are the user's records in the events outbox (deleted by the purge after user.purged is out).
+	Events []string
 }
 
 // Empty reports that nothing is stored.
-func (u UserRecords) Empty() bool { return !u.User && len(u.Rounds) == 0 && len(u.OAuthStates) == 0 }
+func (u UserRecords) Empty() bool {
+	return !u.User && len(u.Rounds) == 0 && len(u.OAuthStates) == 0 && len(u.Events) == 0
+}
 
 // FindUserRecords lists the user's document, rounds and pending consents.
 func (s *Store) FindUserRecords(ctx context.Context, user string) (UserRecords, error) {
@@ -33,6 +37,9 @@ func (s *Store) FindUserRecords(ctx context.Context, user string) (UserRecords, 
 		return out, err
 	}
 	if out.OAuthStates, err = s.idsWhereUser(ctx, colStates, user); err != nil {
+		return out, err
+	}
+	if out.Events, err = s.idsWhereUser(ctx, colEvents, user); err != nil {
 		return out, err
 	}
 	return out, nil
@@ -65,6 +72,7 @@ func (s *Store) DeleteUser(ctx context.Context, user string) (int, error) {
 		if err != nil {
 			return n, err
 		}
+		recs.Events = nil // the purge deletes them last, after announcing itself
 		if recs.Empty() {
 			return n, nil
 		}

@@ -197,6 +197,7 @@ func (s *Store) StartGrant(ctx context.Context, g NewGrant) (*Round, error) {
 	if err != nil {
 		return nil, err
 	}
+	logRound(ctx, out, out.ID, "", out.State)
 	return out, nil
 }
 
@@ -206,7 +207,9 @@ func (s *Store) ScheduleNextRound(ctx context.Context, prev *Round, at time.Time
 	rid := RoundID(prev.User, prev.Number+1)
 	uref := s.fs.Collection(colUsers).Doc(prev.User)
 	var out *Round
+	created := false
 	err := s.fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
+		created = false
 		now := s.now()
 		existing, err := get[Round](ctx, tx, s.round(rid))
 		if err == nil {
@@ -242,14 +245,20 @@ func (s *Store) ScheduleNextRound(ctx context.Context, prev *Round, at time.Time
 		}
 		r.ID = rid
 		out = &r
+		created = true
 		return nil
 	})
+	if err == nil && created {
+		logRound(ctx, out, rid, "", RoundScheduled)
+	}
 	return out, err
 }
 
 // BeginRound moves a scheduled round to exporting (idempotent).
 func (s *Store) BeginRound(ctx context.Context, rid string) error {
-	return s.fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
+	var begun *Round
+	err := s.fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
+		begun = nil
 		r, err := get[Round](ctx, tx, s.round(rid))
 		if err != nil {
 			return err
@@ -257,8 +266,13 @@ func (s *Store) BeginRound(ctx context.Context, rid string) error {
 		if r.State != RoundScheduled {
 			return nil
 		}
+		begun = r
 		return tx.Update(s.round(rid), []firestore.Update{{Path: "state", Value: RoundExporting}})
 	})
+	if err == nil && begun != nil {
+		logRound(ctx, begun, rid, RoundScheduled, RoundExporting)
+	}
+	return err
 }
 
 // ListResources returns the resources of a round by name.

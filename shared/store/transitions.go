@@ -22,6 +22,7 @@ type Claim struct {
 func (s *Store) ClaimInitiate(ctx context.Context, rid, name string, lease time.Duration, fromCooldown bool) (Claim, error) {
 	ref := s.resource(rid, name)
 	var c Claim
+	var from string
 	err := s.fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
 		now := s.now()
 		r, err := get[Resource](ctx, tx, ref)
@@ -29,7 +30,7 @@ func (s *Store) ClaimInitiate(ctx context.Context, rid, name string, lease time.
 			return err
 		}
 		r.Name = name
-		c = Claim{Resource: *r}
+		c, from = Claim{Resource: *r}, r.State
 		switch {
 		case r.State == ResPending,
 			r.State == ResInitiating && now.Sub(r.ClaimedAt) > lease,
@@ -42,6 +43,9 @@ func (s *Store) ClaimInitiate(ctx context.Context, rid, name string, lease time.
 		c = Claim{Won: true, Resource: *r}
 		return tx.Set(ref, r)
 	})
+	if err == nil && c.Won {
+		logResource(ctx, rid, name, from, &c.Resource)
+	}
 	return c, err
 }
 
@@ -50,6 +54,8 @@ func (s *Store) ClaimInitiate(ctx context.Context, rid, name string, lease time.
 func (s *Store) Transition(ctx context.Context, rid, name string, from []string, job string, apply func(r *Resource)) (bool, error) {
 	ref := s.resource(rid, name)
 	changed := false
+	var was string
+	var after *Resource
 	err := s.fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
 		changed = false
 		r, err := get[Resource](ctx, tx, ref)
@@ -59,7 +65,7 @@ func (s *Store) Transition(ctx context.Context, rid, name string, from []string,
 		if !slices.Contains(from, r.State) || (job != "" && r.Job != job) {
 			return nil
 		}
-		was := r.State
+		was, after = r.State, r
 		apply(r)
 		r.UpdatedAt = s.now()
 		changed = true
@@ -70,6 +76,9 @@ func (s *Store) Transition(ctx context.Context, rid, name string, from []string,
 		}
 		return tx.Set(ref, r)
 	})
+	if err == nil && changed {
+		logResource(ctx, rid, name, was, after)
+	}
 	return changed, err
 }
 
@@ -102,6 +111,9 @@ func (s *Store) ClaimRetry(ctx context.Context, rid, name, job string, lease tim
 		c = Claim{Won: true, Resource: *r}
 		return tx.Set(ref, r)
 	})
+	if err == nil && c.Won {
+		logResource(ctx, rid, name, ResExporting, &c.Resource)
+	}
 	return c, err
 }
 
@@ -118,6 +130,7 @@ func (s *Store) RecordRetry(ctx context.Context, rid, name, oldJob, newJob strin
 // the plan exists already (a redelivered poll), it returns the recorded objects with planned false.
 func (s *Store) PlanTransfer(ctx context.Context, rid, name, job string, exportTime time.Time, objects []Object) (planned bool, out []Object, err error) {
 	ref := s.resource(rid, name)
+	var after *Resource
 	err = s.fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
 		planned, out = false, nil
 		r, err := get[Resource](ctx, tx, ref)
@@ -155,8 +168,15 @@ func (s *Store) PlanTransfer(ctx context.Context, rid, name, job string, exportT
 		}
 		r.State, r.ExportTime, r.Objects, r.Bytes, r.UpdatedAt = ResTransferring, exportTime, len(objects), total, s.now()
 		planned, out = true, objects
-		return tx.Set(ref, r)
+		if err := tx.Set(ref, r); err != nil {
+			return err
+		}
+		after = r
+		return nil
 	})
+	if err == nil && planned {
+		logResource(ctx, rid, name, ResExporting, after)
+	}
 	return planned, out, err
 }
 
@@ -251,6 +271,9 @@ func (s *Store) VerifyObject(ctx context.Context, rid, name string, obj, attempt
 		changed = true
 		return tx.Update(ref, []firestore.Update{{Path: "state", Value: ObjVerified}, {Path: "name", Value: finalName}, {Path: "verifiedAt", Value: s.now()}})
 	})
+	if err == nil && changed {
+		logObject(ctx, rid, name, obj, ObjCopying, ObjVerified, attempt)
+	}
 	return changed, err
 }
 
@@ -259,7 +282,9 @@ func (s *Store) VerifyObject(ctx context.Context, rid, name string, obj, attempt
 func (s *Store) RecopyObject(ctx context.Context, rid, name string, obj, attempt, maxAttempts int, reason string) (*Object, error) {
 	ref := s.object(rid, name, obj)
 	var out *Object
+	acted := false
 	err := s.fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
+		acted = false
 		o, err := get[Object](ctx, tx, ref)
 		if err != nil {
 			return err
@@ -268,6 +293,7 @@ func (s *Store) RecopyObject(ctx context.Context, rid, name string, obj, attempt
 		if o.State != ObjCopying || o.Attempt != attempt {
 			return nil
 		}
+		acted = true
 		if attempt+1 >= maxAttempts {
 			o.State, o.Reason = ObjFailed, reason
 		} else {
@@ -275,6 +301,9 @@ func (s *Store) RecopyObject(ctx context.Context, rid, name string, obj, attempt
 		}
 		return tx.Set(ref, o)
 	})
+	if err == nil && acted {
+		logObject(ctx, rid, name, obj, ObjCopying, out.State, out.Attempt)
+	}
 	return out, err
 }
 
@@ -282,6 +311,7 @@ func (s *Store) RecopyObject(ctx context.Context, rid, name string, obj, attempt
 // (failed). It reports the state it left the resource in and whether this call made the change.
 func (s *Store) FinishResource(ctx context.Context, rid, name string) (state string, changed bool, err error) {
 	ref := s.resource(rid, name)
+	var after *Resource
 	err = s.fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
 		changed = false
 		r, err := get[Resource](ctx, tx, ref)
@@ -328,8 +358,12 @@ func (s *Store) FinishResource(ctx context.Context, rid, name string) (state str
 		if err := s.recordEvent(tx, resourceEvent(rid, name, r, eo)); err != nil {
 			return err
 		}
+		after = r
 		return tx.Set(ref, r)
 	})
+	if err == nil && changed {
+		logResource(ctx, rid, name, ResTransferring, after)
+	}
 	return state, changed, err
 }
 
@@ -337,8 +371,9 @@ func (s *Store) FinishResource(ctx context.Context, rid, name string) (state str
 // it is afterwards; complete means the round is (now or already) complete.
 func (s *Store) SettleRound(ctx context.Context, rid string) (r *Round, complete bool, err error) {
 	ref := s.round(rid)
+	settled := false
 	err = s.fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
-		complete = false
+		complete, settled = false, false
 		r, err = get[Round](ctx, tx, ref)
 		if err != nil {
 			return err
@@ -367,7 +402,7 @@ func (s *Store) SettleRound(ctx context.Context, rid string) (r *Round, complete
 			summary = append(summary, EventResource{Name: snap.Ref.ID, State: res.State, Job: res.Job,
 				Objects: res.Objects, Bytes: res.Bytes, Reason: res.Reason})
 		}
-		r.State, r.CompletedAt, complete = RoundComplete, s.now(), true
+		r.State, r.CompletedAt, complete, settled = RoundComplete, s.now(), true, true
 		slices.SortFunc(summary, func(a, b EventResource) int { return strings.Compare(a.Name, b.Name) })
 		if err := s.recordEvent(tx, Event{ID: EventID(EventRoundCompleted, rid), Type: EventRoundCompleted, User: r.User,
 			Round: rid, RoundNumber: r.Number, Stage: StageRound, Access: r.Access, Resources: summary, OccurredAt: r.CompletedAt}); err != nil {
@@ -375,6 +410,9 @@ func (s *Store) SettleRound(ctx context.Context, rid string) (r *Round, complete
 		}
 		return tx.Set(ref, r)
 	})
+	if err == nil && settled {
+		logRound(ctx, r, rid, RoundExporting, RoundComplete)
+	}
 	return r, complete, err
 }
 
@@ -429,7 +467,10 @@ func (s *Store) EndGrant(ctx context.Context, rid, outcome, ending, reason strin
 
 func (s *Store) closeRound(ctx context.Context, rid, outcome string, nextRoundAt time.Time, ending, reason string) error {
 	final := ending != ""
-	return s.fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
+	var closed *Round
+	var from string
+	err := s.fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
+		closed = nil
 		r, err := get[Round](ctx, tx, s.round(rid))
 		if err != nil {
 			return err
@@ -437,6 +478,8 @@ func (s *Store) closeRound(ctx context.Context, rid, outcome string, nextRoundAt
 		if r.State == RoundClosed {
 			return nil
 		}
+		from, closed = r.State, r
+		r.Outcome = outcome
 		now := s.now()
 		ups := []firestore.Update{{Path: "state", Value: RoundClosed}, {Path: "outcome", Value: outcome}, {Path: "closedAt", Value: now}}
 		if !nextRoundAt.IsZero() {
@@ -453,4 +496,8 @@ func (s *Store) closeRound(ctx context.Context, rid, outcome string, nextRoundAt
 		}
 		return tx.Update(s.round(rid), ups)
 	})
+	if err == nil && closed != nil {
+		logRound(ctx, closed, rid, from, RoundClosed)
+	}
+	return err
 }

@@ -15,6 +15,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/portability-pipeline/pipeline/shared/trace"
 )
 
 // Task is one delayed call.
@@ -59,6 +61,10 @@ func (c *CloudTasks) Enqueue(ctx context.Context, t Task) error {
 	if err != nil {
 		return fmt.Errorf("task body: %w", err)
 	}
+	headers := map[string]string{"Content-Type": "application/json"}
+	if tp := trace.Propagate(ctx); tp != "" {
+		headers[trace.Header] = tp // the called step continues the person's trace
+	}
 	req := &cloudtaskspb.CreateTaskRequest{
 		Parent: c.queue,
 		Task: &cloudtaskspb.Task{
@@ -67,7 +73,7 @@ func (c *CloudTasks) Enqueue(ctx context.Context, t Task) error {
 			MessageType: &cloudtaskspb.Task_HttpRequest{HttpRequest: &cloudtaskspb.HttpRequest{
 				HttpMethod: cloudtaskspb.HttpMethod_POST,
 				Url:        t.URL,
-				Headers:    map[string]string{"Content-Type": "application/json"},
+				Headers:    headers,
 				Body:       body,
 				AuthorizationHeader: &cloudtaskspb.HttpRequest_OidcToken{OidcToken: &cloudtaskspb.OidcToken{
 					ServiceAccountEmail: c.invokerEmail,
