@@ -1,0 +1,495 @@
+package faults
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/portability-pipeline/pipeline/emulator-test/fakeportability"
+	"github.com/portability-pipeline/pipeline/emulator-test/stack"
+	"github.com/portability-pipeline/pipeline/shared/store"
+)
+
+// Fault kinds, as the chaos table counts them.
+const (
+	KindDup2         = "every message and task delivered 2 times, out of order"
+	KindDup3         = "every message and task delivered 3 times, out of order"
+	KindKillTransfer = "Transfer process SIGKILLed mid-part, restarted"
+	KindKillOther    = "another function process SIGKILLed, restarted"
+	KindPubSub       = "Pub/Sub emulator restarted (outage), topology recreated"
+	Kind429          = "API burst of 429"
+	Kind500          = "API burst of 500"
+	Kind503          = "API burst of 503"
+	KindSlow         = "API slow answer (1-3 s)"
+	KindToken        = "token refresh fails once"
+	KindURLExpiry    = "signed URLs expire mid-part (slow download + clock +7 h)"
+	KindCut          = "connection cut mid-body"
+	KindCorrupt      = "corrupted byte in a download"
+	KindFail1        = "job FAILED once"
+	KindFail3        = "job FAILED 3 times"
+	KindFail4        = "job FAILED 4 times (reported failed)"
+	KindCancelled    = "job CANCELLED"
+	Kind409          = "409: a running job adopted"
+	KindCooldown     = "time-based cooldown (429 with timestamp_after_24hrs)"
+	KindRevoke       = "consent revoked mid-round"
+	KindPoison       = "malformed message (must be dead-lettered)"
+)
+
+// Kinds lists the fault kinds in table order.
+var Kinds = []string{KindDup2, KindDup3, KindKillTransfer, KindKillOther, KindPubSub, Kind429, Kind500, Kind503, KindSlow,
+	KindToken, KindURLExpiry, KindCut, KindCorrupt, KindFail1, KindFail3, KindFail4, KindCancelled, Kind409, KindCooldown,
+	KindRevoke, KindPoison}
+
+// Methods are the API methods faults can hit (cancel is called only by the purge command).
+var Methods = []string{fakeportability.MethodInitiate, fakeportability.MethodGetState, fakeportability.MethodRetry,
+	fakeportability.MethodCancel, fakeportability.MethodReset, fakeportability.MethodCheck}
+
+// Env is what a scenario acts on.
+type Env struct {
+	St *stack.Stack
+	T  *Tally
+	DL *DeadLetterBook
+	// Log prints progress (may be nil).
+	Log func(format string, args ...any)
+	// Exclusive is held for reading by every scenario and for writing by those that need the stack alone
+	// (the Pub/Sub restart: the emulator forgets unacknowledged messages, which the real service keeps).
+	Exclusive *sync.RWMutex
+	// Settle bounds the wait for a scenario's grants to close.
+	Settle time.Duration
+}
+
+func (e *Env) logf(format string, args ...any) {
+	if e.Log != nil {
+		e.Log(format, args...)
+	}
+}
+
+// Step acts on the stack before or after the users sign in.
+type Step func(ctx context.Context, e *Env, users []User) error
+
+// Scenario is users plus faults.
+type Scenario struct {
+	Name      string
+	Users     []User
+	Exclusive bool
+	// Copies > 1 delivers every push and task that many times while the scenario runs.
+	Copies int
+	// Before runs before sign-in (API faults, external jobs, duplicated deliveries).
+	Before []Step
+	// After runs once every user signed in (kills, restarts, revocations, clock jumps).
+	After []Step
+}
+
+// Run plays a scenario to the end and checks the invariants of its users; invariant violations go to
+// e.T, the error reports only a scenario that could not be played (or did not settle).
+func Run(ctx context.Context, e *Env, sc Scenario) error {
+	if e.Exclusive != nil {
+		if sc.Exclusive {
+			e.Exclusive.Lock()
+			defer e.Exclusive.Unlock()
+		} else {
+			e.Exclusive.RLock()
+			defer e.Exclusive.RUnlock()
+		}
+	}
+	e.T.mu.Lock()
+	e.T.Scenarios++
+	e.T.mu.Unlock()
+	if sc.Copies > 1 {
+		e.St.DeliverN(sc.Copies)
+		e.T.Fault(map[int]string{2: KindDup2, 3: KindDup3}[sc.Copies], 1)
+		defer e.St.DeliverN(1)
+	}
+	for _, s := range sc.Before {
+		if err := s(ctx, e, sc.Users); err != nil {
+			return fmt.Errorf("%s: before: %w", sc.Name, err)
+		}
+	}
+	if err := SignIn(ctx, e.St, sc.Users); err != nil {
+		return fmt.Errorf("%s: %w", sc.Name, err)
+	}
+	for _, s := range sc.After {
+		if err := s(ctx, e, sc.Users); err != nil {
+			return fmt.Errorf("%s: after: %w", sc.Name, err)
+		}
+	}
+	limit := e.Settle
+	if limit <= 0 {
+		limit = 3 * time.Minute
+	}
+	sctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	if err := Settle(sctx, e.St, sc.Users); err != nil {
+		e.T.violate("%s: %v", sc.Name, err)
+		return fmt.Errorf("%s: did not settle: %w", sc.Name, err)
+	}
+	return CheckUsers(ctx, e.St, sc.Users, e.T)
+}
+
+// Steps.
+
+// MethodFault injects count answers of status (or a delay) on method.
+func MethodFault(method string, status, delayMs, count int) Step {
+	return func(ctx context.Context, e *Env, _ []User) error {
+		kind := KindSlow
+		switch status {
+		case 429:
+			kind = Kind429
+		case 500:
+			kind = Kind500
+		case 503:
+			kind = Kind503
+		}
+		return Inject(e.St, e.T, kind, fakeportability.Fault{Method: method, Status: status, DelayMs: delayMs, Count: count})
+	}
+}
+
+// JobFault makes the next n jobs of resource end FAILED (or CANCELLED).
+func JobFault(resource string, fail, cancel int) Step {
+	return func(ctx context.Context, e *Env, _ []User) error {
+		kind := KindCancelled
+		switch fail {
+		case 1:
+			kind = KindFail1
+		case 3:
+			kind = KindFail3
+		case 4:
+			kind = KindFail4
+		}
+		return Inject(e.St, e.T, kind, fakeportability.Fault{Resource: resource, FailNextJobs: fail, CancelNextJobs: cancel})
+	}
+}
+
+// DownloadFault breaks the next downloads.
+func DownloadFault(kind string, d fakeportability.DownloadFault) Step {
+	return func(ctx context.Context, e *Env, _ []User) error {
+		return Inject(e.St, e.T, kind, fakeportability.Fault{Download: &d})
+	}
+}
+
+// TokenFailsOnce makes the next token refresh fail, then ages every access token past its hour.
+func TokenFailsOnce() Step {
+	return func(ctx context.Context, e *Env, users []User) error {
+		if err := Inject(e.St, e.T, KindToken, fakeportability.Fault{Method: fakeportability.MethodToken, Status: 500}); err != nil {
+			return err
+		}
+		e.St.Fake.Clock().Advance(61 * time.Minute)
+		return nil
+	}
+}
+
+// ExternalJob starts a job for the user's account as another client would: a running one-time job (the
+// pipeline meets a 409 and adopts it) or a finished time-based one (the pipeline meets the 24 h cooldown).
+func ExternalJob(resource, access string) Step {
+	return func(ctx context.Context, e *Env, users []User) error {
+		u := users[0]
+		tok, err := e.St.Fake.Grant(fakeportability.GrantRequest{User: u.Account(), Resources: []string{resource}, Access: access})
+		if err != nil {
+			return err
+		}
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, e.St.FakeURL+"/v1/portabilityArchive:initiate",
+			strings.NewReader(`{"resources":["`+resource+`"]}`))
+		req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("external initiate: HTTP %d", resp.StatusCode)
+		}
+		if access == "one-time" {
+			e.T.Fault(Kind409, 1)
+		} else {
+			e.St.Fake.Clock().Advance(time.Minute) // it completes: the resource cools down for 24 h
+			e.T.Fault(KindCooldown, 1)
+		}
+		return nil
+	}
+}
+
+// KillTransferMidPart slows downloads, waits until a part is being copied, SIGKILLs the Transfer process
+// and starts it again: Pub/Sub redelivers the pushes that died with it.
+func KillTransferMidPart() Step {
+	return func(ctx context.Context, e *Env, users []User) error {
+		if err := e.St.Fake.InjectFault(fakeportability.Fault{Download: &fakeportability.DownloadFault{SlowStartMs: 700, Count: 4}}); err != nil {
+			return err
+		}
+		if !waitStage(ctx, e, users, store.ResTransferring) {
+			e.logf("skipped the Transfer kill: nothing transferred")
+			return nil
+		}
+		time.Sleep(300 * time.Millisecond)
+		return KillRestart(ctx, e, "Transfer", KindKillTransfer)
+	}
+}
+
+// KillRestart SIGKILLs one function's process and starts it again half a second later.
+func KillRestart(ctx context.Context, e *Env, entry, kind string) error {
+	f := e.St.Functions[entry]
+	f.Kill()
+	e.T.Fault(kind, 1)
+	e.logf("killed %s", entry)
+	time.Sleep(500 * time.Millisecond)
+	return f.Start(ctx)
+}
+
+// KillWhen SIGKILLs entry once any resource of the users is in one of states.
+func KillWhen(entry string, states ...string) Step {
+	return func(ctx context.Context, e *Env, users []User) error {
+		if !waitStage(ctx, e, users, states...) {
+			return nil
+		}
+		kind := KindKillOther
+		if entry == "Transfer" {
+			kind = KindKillTransfer
+		}
+		return KillRestart(ctx, e, entry, kind)
+	}
+}
+
+// RestartPubSub takes the Pub/Sub emulator down and up while every job is being polled. The emulator
+// loses unacknowledged messages on restart (the real service would not), so the restart waits until no
+// message is in flight and holds the polls (a slow getState) across it; publishes attempted meanwhile
+// fail and their tasks retry.
+func RestartPubSub() Step {
+	return func(ctx context.Context, e *Env, users []User) error {
+		wctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		if err := WaitFor(wctx, "every job polled", func() bool {
+			return AllIn(ctx, e.St, users, store.ResExporting, store.ResRetrying) && e.St.Tasks.Pending() > 0 && e.St.PushesInFlight() == 0
+		}); err != nil {
+			e.logf("skipped the Pub/Sub restart: no moment without messages in flight")
+			return nil
+		}
+		if err := e.St.Fake.InjectFault(fakeportability.Fault{Method: fakeportability.MethodGetState, DelayMs: 12000, Count: 1000}); err != nil {
+			return err
+		}
+		time.Sleep(time.Second)
+		if err := WaitFor(ctx, "no push in flight", func() bool { return e.St.PushesInFlight() == 0 }); err != nil {
+			return err
+		}
+		if e.DL != nil {
+			if err := e.DL.Drain(ctx, e.St, e.T); err != nil {
+				return err
+			}
+		}
+		start := time.Now()
+		if err := e.St.RestartPubSub(ctx); err != nil {
+			return err
+		}
+		if e.DL != nil {
+			if err := e.DL.Republish(ctx, e.St); err != nil {
+				return err
+			}
+		}
+		e.St.Fake.ClearFaults()
+		e.T.Fault(KindPubSub, 1)
+		e.logf("pubsub restarted in %s", time.Since(start).Round(time.Millisecond))
+		return nil
+	}
+}
+
+// ExpireURLsMidPart slows downloads, waits until parts are being copied and jumps the clock past the
+// signed URLs' six hours.
+func ExpireURLsMidPart(slowCount int) Step {
+	return func(ctx context.Context, e *Env, users []User) error {
+		if err := e.St.Fake.InjectFault(fakeportability.Fault{Download: &fakeportability.DownloadFault{SlowStartMs: 300, Count: slowCount}}); err != nil {
+			return err
+		}
+		if !waitStage(ctx, e, users, store.ResTransferring) {
+			e.logf("skipped the URL expiry: nothing transferred")
+			return nil
+		}
+		e.St.Fake.Clock().Advance(7 * time.Hour)
+		e.T.Fault(KindURLExpiry, 1)
+		return nil
+	}
+}
+
+// RevokeMidRound withdraws the first user's consent once one of their jobs runs.
+func RevokeMidRound() Step {
+	return func(ctx context.Context, e *Env, users []User) error {
+		u := users[0]
+		if !waitStage(ctx, e, []User{u}, store.ResExporting, store.ResRetrying, store.ResTransferring) {
+			return fmt.Errorf("%s never exported: cannot revoke mid-round", u.ID)
+		}
+		e.St.Fake.RevokeUser(u.Account())
+		e.T.Fault(KindRevoke, 1)
+		return nil
+	}
+}
+
+// waitStage waits until a resource of users is in one of states; false when the users' grants closed
+// first or a minute passed (the fault that waited for that stage is then skipped).
+func waitStage(ctx context.Context, e *Env, users []User, states ...string) bool {
+	deadline := time.Now().Add(time.Minute)
+	for i := 0; ; i++ {
+		if InState(ctx, e.St, users, states...) {
+			return true
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return false
+		}
+		if i%10 == 9 && allClosed(ctx, e.St, users) {
+			return false
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func allClosed(ctx context.Context, st *stack.Stack, users []User) bool {
+	for _, u := range users {
+		if usr, err := st.Store().GetUser(ctx, u.ID); err != nil || usr.State != "closed" {
+			return false
+		}
+	}
+	return true
+}
+
+// PoisonStep publishes a malformed message on topic and books it for the dead-letter check.
+func PoisonStep(topic string) Step {
+	return func(ctx context.Context, e *Env, users []User) error {
+		p, err := PublishPoison(ctx, e.St, topic, users[0].ID)
+		if err != nil {
+			return err
+		}
+		e.DL.Expect(p)
+		e.T.Fault(KindPoison, 1)
+		return nil
+	}
+}
+
+// Random builds a randomized scenario: 1-2 users with 1-2 resources each and 1-4 faults. Faults are the
+// fake's and the stack's, not the scenario's: with scenarios running at once, a job fault or an API burst
+// may land on another scenario's user, which only mixes the faults more.
+func Random(r *rand.Rand, n int, allowExclusive bool) Scenario {
+	pool := []string{"myactivity.search", "myactivity.youtube", "youtube.subscriptions", "myactivity.maps",
+		"myactivity.play", "myactivity.shopping", "chrome.history", "maps.reviews"}
+	sc := Scenario{Name: fmt.Sprintf("random-%d", n)}
+	nUsers := 1 + r.IntN(2)
+	timeBased := r.IntN(5) == 0
+	for i := range nUsers {
+		u := User{ID: fmt.Sprintf("c%d-%d", n, i), Access: "one-time"}
+		if timeBased {
+			u.Access = "time-based-30d"
+		}
+		k := 1 + r.IntN(2)
+		perm := r.Perm(len(pool))
+		for _, p := range perm[:k] {
+			u.Resources = append(u.Resources, pool[p])
+		}
+		sc.Users = append(sc.Users, u)
+	}
+	first := sc.Users[0]
+	res := first.Resources[0]
+	nFaults := 1 + r.IntN(4)
+	used := map[string]bool{}
+	exclusive := false
+	for len(used) < nFaults {
+		var kind string
+		if allowExclusive && r.IntN(12) == 0 {
+			kind = KindPubSub
+		} else {
+			kinds := []string{KindDup2, KindDup3, KindKillTransfer, KindKillOther, Kind429, Kind500, Kind503, KindSlow,
+				KindToken, KindURLExpiry, KindCut, KindCorrupt, KindFail1, KindFail3, KindFail4, KindCancelled, Kind409,
+				KindCooldown, KindRevoke, KindPoison}
+			kind = kinds[r.IntN(len(kinds))]
+		}
+		if used[kind] {
+			continue
+		}
+		// Combinations that contradict each other.
+		if (kind == Kind409 || kind == KindCooldown) && (used[Kind409] || used[KindCooldown] || used[KindCancelled]) {
+			continue
+		}
+		if kind == KindCancelled && (used[Kind409] || used[KindCooldown]) {
+			continue
+		}
+		if kind == KindPubSub && (used[KindRevoke] || used[KindKillTransfer] || used[KindURLExpiry]) {
+			continue
+		}
+		if (kind == KindRevoke || kind == KindKillTransfer || kind == KindURLExpiry) && used[KindPubSub] {
+			continue
+		}
+		used[kind] = true
+		method := Methods[r.IntN(len(Methods))]
+		switch kind {
+		case KindDup2:
+			if used[KindDup3] {
+				delete(used, kind)
+				continue
+			}
+			sc.Copies = 2
+		case KindDup3:
+			if used[KindDup2] {
+				delete(used, kind)
+				continue
+			}
+			sc.Copies = 3
+		case KindKillTransfer:
+			sc.After = append(sc.After, KillTransferMidPart())
+		case KindKillOther:
+			entry := []string{"Initiate", "PollStart", "PollTask", "Reset", "InitiateTask"}[r.IntN(5)]
+			sc.After = append(sc.After, func(ctx context.Context, e *Env, users []User) error {
+				time.Sleep(time.Duration(r.IntN(3000)) * time.Millisecond)
+				return KillRestart(ctx, e, entry, KindKillOther)
+			})
+		case KindPubSub:
+			exclusive = true
+			sc.After = append(sc.After, RestartPubSub())
+		case Kind429:
+			sc.Before = append(sc.Before, MethodFault(method, 429, 0, 1+r.IntN(3)))
+		case Kind500:
+			sc.Before = append(sc.Before, MethodFault(method, 500, 0, 1+r.IntN(3)))
+		case Kind503:
+			sc.Before = append(sc.Before, MethodFault(method, 503, 0, 1+r.IntN(3)))
+		case KindSlow:
+			sc.Before = append(sc.Before, MethodFault(method, 0, 1000+r.IntN(2000), 1+r.IntN(2)))
+		case KindToken:
+			sc.After = append(sc.After, TokenFailsOnce())
+		case KindURLExpiry:
+			sc.After = append(sc.After, ExpireURLsMidPart(8))
+		case KindCut:
+			cut := int64(1000 + r.IntN(400000))
+			sc.Before = append(sc.Before, DownloadFault(KindCut, fakeportability.DownloadFault{CutAfterBytes: &cut, Count: 1 + r.IntN(2)}))
+		case KindCorrupt:
+			at := int64(r.IntN(100))
+			sc.Before = append(sc.Before, DownloadFault(KindCorrupt, fakeportability.DownloadFault{CorruptAt: &at}))
+		case KindFail1:
+			sc.Before = append(sc.Before, JobFault(res, 1, 0))
+		case KindFail3:
+			sc.Before = append(sc.Before, JobFault(res, 3, 0))
+		case KindFail4:
+			sc.Before = append(sc.Before, JobFault(res, 4, 0))
+		case KindCancelled:
+			sc.Before = append(sc.Before, JobFault(res, 0, 1))
+		case Kind409:
+			if first.Access != "one-time" {
+				delete(used, kind)
+				continue
+			}
+			sc.Users[0].ExternalJobs++
+			sc.Before = append(sc.Before, ExternalJob(res, "one-time"))
+		case KindCooldown:
+			if first.Access == "one-time" {
+				delete(used, kind)
+				continue
+			}
+			sc.Users[0].ExternalJobs++
+			sc.Before = append(sc.Before, ExternalJob(res, "time-based-30d"))
+		case KindRevoke:
+			sc.Users[0].Revoked = true
+			sc.After = append(sc.After, RevokeMidRound())
+		case KindPoison:
+			topic := stack.Routes[r.IntN(len(stack.Routes))].Topic
+			sc.After = append(sc.After, PoisonStep(topic))
+		}
+	}
+	sc.Exclusive = exclusive
+	return sc
+}

@@ -1,0 +1,123 @@
+package faults
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"strings"
+
+	"cloud.google.com/go/firestore"
+	"google.golang.org/api/iterator"
+)
+
+// secretCore is the longest run of [A-Za-z0-9_-] in a secret: the random part of a token or code, the
+// signature of a signed URL or a JWT. A scan looks for these runs whole in the text.
+func secretCore(s string) string {
+	best := ""
+	for _, run := range runs(s) {
+		if len(run) > len(best) {
+			best = run
+		}
+	}
+	return best
+}
+
+var runRE = regexp.MustCompile(`[A-Za-z0-9_-]{16,}`)
+
+func runs(s string) []string { return runRE.FindAllString(s, -1) }
+
+// Patterns that never belong in a log line or a stored document, whoever issued them.
+var secretPatterns = map[string]*regexp.Regexp{
+	"Google access token":   regexp.MustCompile(`ya29\.[A-Za-z0-9_-]{8,}`),
+	"Google refresh token":  regexp.MustCompile(`1//[A-Za-z0-9_-]{8,}`),
+	"authorization code":    regexp.MustCompile(`\b4/(0A|fake-)[A-Za-z0-9_-]{8,}`),
+	"signed URL signature":  regexp.MustCompile(`[?&](sig|X-Goog-Signature|Signature)=[A-Za-z0-9_%-]{8,}`),
+	"JWT":                   regexp.MustCompile(`eyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.`),
+	"Authorization header":  regexp.MustCompile(`(?i)bearer [A-Za-z0-9._-]{16,}`),
+	"PKCE verifier or code": regexp.MustCompile(`code_verifier=`),
+}
+
+// FindSecrets returns one line per secret found in text: every secret in issued (kind by value, as the
+// fake records them) found whole, and every match of a pattern no log or document may hold. extra adds
+// literal secrets (the client secret, the start link key).
+func FindSecrets(text string, issued map[string]string, extra map[string]string) []string {
+	cores := map[string]string{}
+	for v, kind := range issued {
+		if c := secretCore(v); len(c) >= 16 {
+			cores[c] = kind
+		}
+	}
+	var found []string
+	seen := map[string]bool{}
+	for _, run := range runs(text) {
+		if kind, ok := cores[run]; ok && !seen[run] {
+			seen[run] = true
+			found = append(found, fmt.Sprintf("%s issued by the fake (%.8s...)", kind, run))
+		}
+	}
+	for kind, re := range secretPatterns {
+		if m := re.FindString(text); m != "" {
+			found = append(found, fmt.Sprintf("%s pattern (%.12s...)", kind, m))
+		}
+	}
+	for kind, v := range extra {
+		if v != "" && strings.Contains(text, v) {
+			found = append(found, kind)
+		}
+	}
+	return found
+}
+
+// DumpFirestore returns every document of every collection (subcollections included) as text: the raw
+// field values as Firestore holds them, bytes as Go prints them (quoted, so plaintext shows).
+func DumpFirestore(ctx context.Context, fs *firestore.Client) (string, int, error) {
+	var b strings.Builder
+	docs := 0
+	var walk func(it *firestore.CollectionIterator) error
+	walk = func(it *firestore.CollectionIterator) error {
+		for {
+			col, err := it.Next()
+			if err == iterator.Done {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			snaps, err := col.Documents(ctx).GetAll()
+			if err != nil {
+				return err
+			}
+			for _, s := range snaps {
+				docs++
+				fmt.Fprintf(&b, "%s: ", s.Ref.Path)
+				for k, v := range s.Data() {
+					switch v := v.(type) {
+					case []byte:
+						fmt.Fprintf(&b, "%s=%q ", k, v)
+					default:
+						fmt.Fprintf(&b, "%s=%v ", k, v)
+					}
+				}
+				b.WriteString("\n")
+				if err := walk(s.Ref.Collections(ctx)); err != nil {
+					return err
+				}
+			}
+			// Documents that exist only as parents of subcollections.
+			refs, err := col.DocumentRefs(ctx).GetAll()
+			if err != nil {
+				return err
+			}
+			for _, ref := range refs {
+				if _, err := ref.Get(ctx); err == nil {
+					continue
+				}
+				if err := walk(ref.Collections(ctx)); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	err := walk(fs.Collections(ctx))
+	return b.String(), docs, err
+}
