@@ -111,7 +111,7 @@ var pages = template.Must(template.New("pages").Funcs(template.FuncMap{"refreshO
 {{template "foot" .}}{{end}}
 
 {{define "status"}}{{template "head" .}}
-{{if .Running}}<p class="lead" role="status">Your export is running.{{if .Refresh}} This page updates itself every {{.Refresh}} seconds.{{end}}</p>
+{{if or .Running .Finishing}}<p class="lead" role="status">{{if .Running}}Your export is running.{{else}}Every copy is done; the export is being wrapped up.{{end}}{{if .Refresh}} This page updates itself every {{.Refresh}} seconds.{{end}}</p>
 <p class="note">{{if .Paused}}Automatic updates are off. <a href="{{.SelfURL}}">Turn them on again</a>.{{else}}<a href="{{.PauseURL}}">Stop updating this page</a>.{{end}}</p>
 {{else if .Next}}<p class="lead">Everything so far is finished. The next copy is made after <time datetime="{{.Next.ISO}}">{{.Next.Text}}</time>.</p>
 {{else}}<p class="lead">Your export is finished.{{if .Closed}} The app's access to your Google data has ended.{{end}}</p>{{end}}

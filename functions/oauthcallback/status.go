@@ -71,6 +71,7 @@ type statusPage struct {
 	Title     string
 	Refresh   int // seconds; 0: the page does not reload
 	Running   bool
+	Finishing bool // every resource finished, the round's wrap-up not recorded yet
 	Paused    bool // reloading turned off by the person
 	Access    string
 	Rounds    []roundView
@@ -139,7 +140,7 @@ func (h *Handler) status(w http.ResponseWriter, r *http.Request) {
 	page.SelfURL, page.PauseURL = self, self+"&"+paramRefresh+"=off"
 	page.Delete, page.Hidden = h.base+"/delete", signedParams(q)
 	page.Paused = q.Get(paramRefresh) == "off"
-	if page.Running && !page.Paused {
+	if (page.Running || page.Finishing) && !page.Paused {
 		page.Refresh = refreshSeconds
 	}
 	render(w, http.StatusOK, "status", page)
@@ -191,6 +192,9 @@ func (h *Handler) statusOf(ctx context.Context, user string) (statusPage, bool, 
 		if err != nil {
 			return p, false, err
 		}
+		// A complete round is being wrapped up (grant reset, or the next round scheduled): the page keeps
+		// reloading until that is recorded too, so it ends on the final state.
+		p.Finishing = p.Finishing || !running && rd.State == store.RoundComplete
 		p.Running = p.Running || running
 		p.Rounds = append(p.Rounds, rv)
 	}

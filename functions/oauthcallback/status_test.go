@@ -163,9 +163,25 @@ func TestStatusStates(t *testing.T) {
 	for _, name := range []string{"chrome.bookmarks", "chrome.history", "discover.likes", "myactivity.search", "youtube.subscriptions"} {
 		f.set(rid, name, func(x *store.Resource) { x.State, x.Objects, x.Bytes = store.ResDone, 1, 10 })
 	}
+	// The round completes: the page reloads until its wrap-up (the reset) is recorded.
+	if _, complete, err := f.env.Store.SettleRound(f.ctx, rid); err != nil || !complete {
+		t.Fatalf("settle: complete %v, %v", complete, err)
+	}
 	body = f.do(http.MethodGet, "/status?"+link.Encode(), nil).Body.String()
-	if strings.Contains(body, `http-equiv="refresh"`) || !strings.Contains(body, "Your export is finished") || !strings.Contains(body, "Finished, with problems") {
-		t.Errorf("finished round:\n%s", body)
+	if !strings.Contains(body, `http-equiv="refresh"`) || !strings.Contains(body, "being wrapped up") {
+		t.Errorf("complete round, reset pending:\n%s", body)
+	}
+	if err := f.env.Store.CloseRound(f.ctx, rid, "reset", time.Time{}, true); err != nil {
+		t.Fatal(err)
+	}
+	body = f.do(http.MethodGet, "/status?"+link.Encode(), nil).Body.String()
+	for _, w := range []string{"Your export is finished", "access to your Google data has ended", "Finished, with problems"} {
+		if !strings.Contains(body, w) {
+			t.Errorf("closed round lacks %q", w)
+		}
+	}
+	if strings.Contains(body, `http-equiv="refresh"`) {
+		t.Error("closed round still reloads")
 	}
 }
 
