@@ -148,7 +148,7 @@ func main() {
 	}
 	ok := len(sum.Problems) == 0 && sum.Verified == sum.Objects && sum.Objects > 0 && sum.DuplicateInitiates == 0 && sum.Resets == *users
 	if *keep {
-		keepRunning(ctx, s, groups)
+		keepRunning(ctx, s, groups, names)
 	}
 	if !ok {
 		fmt.Fprintln(os.Stderr, "FAILED: not every archive verified, or an initiate or reset was repeated")
@@ -209,9 +209,13 @@ func printSummary(sum Summary) {
 }
 
 // keepRunning prints what to try by hand and waits for Ctrl-C.
-func keepRunning(ctx context.Context, s *stack.Stack, groups []string) {
+func keepRunning(ctx context.Context, s *stack.Stack, groups, users []string) {
 	fmt.Println("\nThe stack stays up. Try it by hand (Ctrl-C stops everything):")
 	fmt.Printf("  start link of a new demo user: %s\n", s.StartLink("hand-user", groups))
+	fmt.Printf("  its status link (after consent): %s\n", s.StatusLink("hand-user", 24*time.Hour))
+	for _, u := range users {
+		fmt.Printf("  status link of %-16s %s\n", u+":", s.StatusLink(u, 24*time.Hour))
+	}
 	fmt.Printf("  Data Portability fake:         %s/fake/v1/calls  (control endpoints: see emulator-test/fakeportability/README.md)\n", s.FakeURL)
 	fmt.Printf("  Firestore emulator:            %s\n", s.Firestore.Host())
 	fmt.Printf("  Pub/Sub emulator:              %s\n", s.PubSub.Host())
