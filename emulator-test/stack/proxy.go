@@ -20,6 +20,9 @@ type pushProxy struct {
 	client *http.Client
 	url    string
 	Extra  atomic.Int64 // duplicate pushes sent
+	// Pushes counts the pushes Pub/Sub sent (redeliveries included, the proxy's own copies not);
+	// Refused those the function did not acknowledge (non-2xx: Pub/Sub pushes them again).
+	Pushes, Refused atomic.Int64
 	// InFlight counts pushes (and copies) being forwarded now.
 	InFlight atomic.Int64
 }
@@ -41,7 +44,11 @@ func (p *pushProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
+	p.Pushes.Add(1)
 	status := p.forward(r, body)
+	if status < 200 || status > 299 {
+		p.Refused.Add(1)
+	}
 	for i := int32(1); i < p.copies.Load(); i++ {
 		p.Extra.Add(1)
 		go func() {
