@@ -1,5 +1,6 @@
 # What every function shares: names, the deterministic URLs, the environment, and the two project-level
-# grants. Each service_<name>.tf adds one function with its own service account and its own grants.
+# grants. Each service_<name>.tf calls modules/function for one function and its own service account, and
+# adds the grants only that function needs.
 
 locals {
   function_names = {
@@ -62,13 +63,13 @@ locals {
   }
 
   function_members = {
-    oauth_callback = google_service_account.oauth_callback.member
-    initiate       = google_service_account.initiate.member
-    initiate_task  = google_service_account.initiate_task.member
-    poll_start     = google_service_account.poll_start.member
-    poll_task      = google_service_account.poll_task.member
-    transfer       = google_service_account.transfer.member
-    reset          = google_service_account.reset.member
+    oauth_callback = module.oauth_callback.service_account_member
+    initiate       = module.initiate.service_account_member
+    initiate_task  = module.initiate_task.service_account_member
+    poll_start     = module.poll_start.service_account_member
+    poll_task      = module.poll_task.service_account_member
+    transfer       = module.transfer.service_account_member
+    reset          = module.reset.service_account_member
   }
 }
 

@@ -29,12 +29,12 @@ resource "google_kms_crypto_key" "tokens" {
 locals {
   # Functions that read or write tokens (refreshing needs the token; Transfer needs fresh signed URLs).
   token_users = {
-    oauth_callback = google_service_account.oauth_callback.member
-    initiate       = google_service_account.initiate.member
-    initiate_task  = google_service_account.initiate_task.member
-    poll_task      = google_service_account.poll_task.member
-    transfer       = google_service_account.transfer.member
-    reset          = google_service_account.reset.member
+    oauth_callback = module.oauth_callback.service_account_member
+    initiate       = module.initiate.service_account_member
+    initiate_task  = module.initiate_task.service_account_member
+    poll_task      = module.poll_task.service_account_member
+    transfer       = module.transfer.service_account_member
+    reset          = module.reset.service_account_member
   }
 }
 

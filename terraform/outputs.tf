@@ -51,13 +51,13 @@ output "token_key_uri" {
 output "function_uris" {
   description = "The run.app URI of each function as reported by Cloud Run (the deterministic URLs above reach the same services)."
   value = {
-    oauth_callback = google_cloudfunctions2_function.oauth_callback.service_config[0].uri
-    initiate       = google_cloudfunctions2_function.initiate.service_config[0].uri
-    initiate_task  = google_cloudfunctions2_function.initiate_task.service_config[0].uri
-    poll_start     = google_cloudfunctions2_function.poll_start.service_config[0].uri
-    poll_task      = google_cloudfunctions2_function.poll_task.service_config[0].uri
-    transfer       = google_cloudfunctions2_function.transfer.service_config[0].uri
-    reset          = google_cloudfunctions2_function.reset.service_config[0].uri
+    oauth_callback = module.oauth_callback.url
+    initiate       = module.initiate.url
+    initiate_task  = module.initiate_task.url
+    poll_start     = module.poll_start.url
+    poll_task      = module.poll_task.url
+    transfer       = module.transfer.url
+    reset          = module.reset.url
   }
 }
 
@@ -69,13 +69,13 @@ output "source_object" {
 output "service_accounts" {
   description = "Service account email of each function, of the task invoker, of the Pub/Sub pusher and of the build."
   value = {
-    oauth_callback = google_service_account.oauth_callback.email
-    initiate       = google_service_account.initiate.email
-    initiate_task  = google_service_account.initiate_task.email
-    poll_start     = google_service_account.poll_start.email
-    poll_task      = google_service_account.poll_task.email
-    transfer       = google_service_account.transfer.email
-    reset          = google_service_account.reset.email
+    oauth_callback = module.oauth_callback.service_account_email
+    initiate       = module.initiate.service_account_email
+    initiate_task  = module.initiate_task.service_account_email
+    poll_start     = module.poll_start.service_account_email
+    poll_task      = module.poll_task.service_account_email
+    transfer       = module.transfer.service_account_email
+    reset          = module.reset.service_account_email
     tasks_invoker  = google_service_account.tasks_invoker.email
     pubsub_push    = google_service_account.pubsub_push.email
     build          = google_service_account.build.email

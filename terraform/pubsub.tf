@@ -20,29 +20,29 @@ locals {
   # Topics pushed to a function: key of topic_names => receiving function.
   push = {
     initiate = {
-      uri          = google_cloudfunctions2_function.initiate.service_config[0].uri
-      service      = google_cloudfunctions2_function.initiate.service_config[0].service
-      ack_deadline = google_cloudfunctions2_function.initiate.service_config[0].timeout_seconds
+      uri          = module.initiate.url
+      service      = module.initiate.service
+      ack_deadline = module.initiate.timeout_seconds
     }
     jobs = {
-      uri          = google_cloudfunctions2_function.poll_start.service_config[0].uri
-      service      = google_cloudfunctions2_function.poll_start.service_config[0].service
-      ack_deadline = google_cloudfunctions2_function.poll_start.service_config[0].timeout_seconds
+      uri          = module.poll_start.url
+      service      = module.poll_start.service
+      ack_deadline = module.poll_start.timeout_seconds
     }
     transfer = {
-      uri          = google_cloudfunctions2_function.transfer.service_config[0].uri
-      service      = google_cloudfunctions2_function.transfer.service_config[0].service
-      ack_deadline = google_cloudfunctions2_function.transfer.service_config[0].timeout_seconds
+      uri          = module.transfer.url
+      service      = module.transfer.service
+      ack_deadline = module.transfer.timeout_seconds
     }
     reset = {
-      uri          = google_cloudfunctions2_function.reset.service_config[0].uri
-      service      = google_cloudfunctions2_function.reset.service_config[0].service
-      ack_deadline = google_cloudfunctions2_function.reset.service_config[0].timeout_seconds
+      uri          = module.reset.url
+      service      = module.reset.service
+      ack_deadline = module.reset.timeout_seconds
     }
     # Only when var.webhook_url is set (null otherwise); service_webhook.tf declares its subscription,
     # dead-letter topic and grants, so it is not in pushed_topics.
     events = {
-      uri = one([for f in values(google_cloudfunctions2_function.webhook) : f.service_config[0].uri])
+      uri = one([for f in values(module.webhook) : f.url])
     }
   }
 

@@ -6,7 +6,7 @@ locals {
   # The token users, and PollStart: functions/poll shares one Env between PollStart and PollTask, and that
   # Env requires the OAuth client at start-up (PollStart itself never refreshes a token).
   oauth_client_users = merge(local.token_users, {
-    poll_start = google_service_account.poll_start.member
+    poll_start = module.poll_start.service_account_member
   })
 }
 
@@ -26,7 +26,7 @@ resource "google_secret_manager_secret_iam_member" "start_link_key" {
   project   = var.project_id
   secret_id = var.start_link_key_secret_id
   role      = "roles/secretmanager.secretAccessor"
-  member    = google_service_account.oauth_callback.member
+  member    = module.oauth_callback.service_account_member
 
   depends_on = [google_project_service.services]
 }

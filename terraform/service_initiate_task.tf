@@ -4,68 +4,35 @@
 # export-events (functions.tf), KMS token key (kms.tf), OAuth client secret (secrets.tf), enqueue tasks as
 # the invoker (tasks.tf).
 
-resource "google_service_account" "initiate_task" {
+# Called by Cloud Tasks with the invoker's OIDC token (tasks.tf grants run.invoker); short work.
+module "initiate_task" {
+  source = "./modules/function"
+
   project      = var.project_id
+  region       = var.region
+  name         = local.function_names.initiate_task
   account_id   = "portability-initiate-task"
   display_name = "Runs the InitiateTask function"
+  description  = "Delayed initiations: cooldowns, next rounds (Cloud Tasks, OIDC)."
+  labels       = local.labels
+  entry_point  = "InitiateTask"
+  build        = local.build
+
+  timeout_seconds = 120
+  max_instances   = var.max_instances.initiate_task
+  ingress         = local.internal_ingress
+  env             = local.env
+  secret_env      = [local.oauth_client_secret_env]
+
+  wait_for_iam = concat(local.build_iam, [google_secret_manager_secret_iam_member.oauth_client_secret["initiate_task"].id])
   depends_on   = [google_project_service.services]
-}
-
-# Called by Cloud Tasks with the invoker's OIDC token (tasks.tf grants run.invoker); short work.
-resource "google_cloudfunctions2_function" "initiate_task" {
-  project     = var.project_id
-  location    = var.region
-  name        = local.function_names.initiate_task
-  description = "Delayed initiations: cooldowns, next rounds (Cloud Tasks, OIDC)."
-  labels      = local.labels
-
-  build_config {
-    runtime           = local.build.runtime
-    entry_point       = "InitiateTask"
-    service_account   = local.build.service_account
-    docker_repository = local.build.docker_repository
-
-    source {
-      storage_source {
-        bucket = local.build.bucket
-        object = local.build.object
-      }
-    }
-  }
-
-  service_config {
-    service_account_email            = google_service_account.initiate_task.email
-    available_memory                 = "256Mi"
-    timeout_seconds                  = 120
-    min_instance_count               = 0
-    max_instance_count               = var.max_instances.initiate_task
-    max_instance_request_concurrency = 1
-    ingress_settings                 = local.internal_ingress
-    all_traffic_on_latest_revision   = true
-    environment_variables            = local.env
-
-    secret_environment_variables {
-      key        = local.oauth_client_secret_env.key
-      project_id = var.project_id
-      secret     = local.oauth_client_secret_env.secret
-      version    = local.oauth_client_secret_env.version
-    }
-  }
-
-  depends_on = [
-    google_artifact_registry_repository_iam_member.build_writes_images,
-    google_storage_bucket_iam_member.build_reads_source,
-    google_project_iam_member.build_reads_staged_source,
-    google_project_iam_member.build_logs,
-    google_secret_manager_secret_iam_member.oauth_client_secret["initiate_task"],
-  ]
 }
 
 resource "google_pubsub_topic_iam_member" "initiate_task_publishes_jobs" {
   project = var.project_id
   topic   = google_pubsub_topic.topic["jobs"].name
   role    = "roles/pubsub.publisher"
-  member  = google_service_account.initiate_task.member
+  member  = module.initiate_task.service_account_member
 }
 
 # A round whose resources all ended without a job (not granted, exhausted) is settled here: reset-requests.
@@ -73,5 +40,5 @@ resource "google_pubsub_topic_iam_member" "initiate_task_publishes_reset" {
   project = var.project_id
   topic   = google_pubsub_topic.topic["reset"].name
   role    = "roles/pubsub.publisher"
-  member  = google_service_account.initiate_task.member
+  member  = module.initiate_task.service_account_member
 }

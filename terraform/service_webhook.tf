@@ -14,12 +14,32 @@ locals {
   webhook = var.webhook_url == "" ? toset([]) : toset(["webhook"])
 }
 
-resource "google_service_account" "webhook" {
+# One POST per call (30 s client timeout): 60 s is plenty.
+module "webhook" {
+  source   = "./modules/function"
   for_each = local.webhook
 
   project      = var.project_id
+  region       = var.region
+  name         = "portability-webhook"
   account_id   = "portability-webhook"
   display_name = "Runs the Webhook function (export events to the operator's app)"
+  description  = "Posts export events to the operator's webhook, signed (Pub/Sub export-events)."
+  labels       = local.labels
+  entry_point  = "Webhook"
+  build        = local.build
+
+  timeout_seconds = 60
+  max_instances   = 10
+  ingress         = local.internal_ingress
+  env             = local.env
+  secret_env = [{
+    key     = "WEBHOOK_SECRET"
+    secret  = var.webhook_secret_id
+    version = var.webhook_secret_version
+  }]
+
+  wait_for_iam = concat(local.build_iam, [google_secret_manager_secret_iam_member.webhook_secret[each.key].id])
   depends_on   = [google_project_service.services]
 }
 
@@ -30,7 +50,9 @@ resource "google_secret_manager_secret_iam_member" "webhook_secret" {
   project   = var.project_id
   secret_id = var.webhook_secret_id
   role      = "roles/secretmanager.secretAccessor"
-  member    = google_service_account.webhook[each.key].member
+  # A literal key: module.webhook[each.key] would depend on every output of the module, the function's
+  # too, and the function waits for this grant (a cycle). each.key is "webhook" anyway.
+  member = module.webhook["webhook"].service_account_member
 
   depends_on = [google_project_service.services]
 }
@@ -40,59 +62,7 @@ resource "google_project_iam_member" "webhook_logs" {
 
   project = var.project_id
   role    = "roles/logging.logWriter"
-  member  = google_service_account.webhook[each.key].member
-}
-
-# One POST per call (30 s client timeout): 60 s is plenty.
-resource "google_cloudfunctions2_function" "webhook" {
-  for_each = local.webhook
-
-  project     = var.project_id
-  location    = var.region
-  name        = "portability-webhook"
-  description = "Posts export events to the operator's webhook, signed (Pub/Sub export-events)."
-  labels      = local.labels
-
-  build_config {
-    runtime           = local.build.runtime
-    entry_point       = "Webhook"
-    service_account   = local.build.service_account
-    docker_repository = local.build.docker_repository
-
-    source {
-      storage_source {
-        bucket = local.build.bucket
-        object = local.build.object
-      }
-    }
-  }
-
-  service_config {
-    service_account_email            = google_service_account.webhook[each.key].email
-    available_memory                 = "256Mi"
-    timeout_seconds                  = 60
-    min_instance_count               = 0
-    max_instance_count               = 10
-    max_instance_request_concurrency = 1
-    ingress_settings                 = local.internal_ingress
-    all_traffic_on_latest_revision   = true
-    environment_variables            = local.env
-
-    secret_environment_variables {
-      key        = "WEBHOOK_SECRET"
-      project_id = var.project_id
-      secret     = var.webhook_secret_id
-      version    = var.webhook_secret_version
-    }
-  }
-
-  depends_on = [
-    google_artifact_registry_repository_iam_member.build_writes_images,
-    google_storage_bucket_iam_member.build_reads_source,
-    google_project_iam_member.build_reads_staged_source,
-    google_project_iam_member.build_logs,
-    google_secret_manager_secret_iam_member.webhook_secret,
-  ]
+  member  = module.webhook[each.key].service_account_member
 }
 
 resource "google_pubsub_topic" "events_dead_letter" {
@@ -127,7 +97,7 @@ resource "google_cloud_run_v2_service_iam_member" "pubsub_push_invokes_webhook" 
 
   project  = var.project_id
   location = var.region
-  name     = google_cloudfunctions2_function.webhook[each.key].service_config[0].service
+  name     = module.webhook[each.key].service
   role     = "roles/run.invoker"
   member   = google_service_account.pubsub_push.member
 }

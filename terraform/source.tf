@@ -133,6 +133,7 @@ resource "google_project_iam_member" "build_logs" {
 }
 
 locals {
+  # The build settings every function gets (modules/function's build input).
   build = {
     runtime           = var.go_runtime
     bucket            = google_storage_bucket.source.name
@@ -140,4 +141,12 @@ locals {
     service_account   = google_service_account.build.id
     docker_repository = google_artifact_registry_repository.functions.id
   }
+
+  # The build account's grants: every function waits for them (wait_for_iam), or its first build fails.
+  build_iam = [
+    google_artifact_registry_repository_iam_member.build_writes_images.id,
+    google_storage_bucket_iam_member.build_reads_source.id,
+    google_project_iam_member.build_reads_staged_source.id,
+    google_project_iam_member.build_logs.id,
+  ]
 }

@@ -40,26 +40,46 @@ var secretVars = []string{"OAUTH_CLIENT_SECRET", "START_LINK_KEY", "WEBHOOK_SECR
 
 // ---- Terraform side ----
 
+// tfFunction is one deployed function: a google_cloudfunctions2_function of this module, or one in a
+// module this module calls (modules/function), with the call's arguments put in for the child's variables.
 type tfFunction struct {
-	resource   string // google_cloudfunctions2_function.<resource>
+	addr       string // google_cloudfunctions2_function.<name>, or module.<call> for a function in a called module
 	entryPoint string
 	env        map[string]bool // plain environment variable names
 	secretEnv  map[string]bool // secret_environment_variables keys
+	secrets    []string        // the secret each mount reads, as written (locals expanded)
+	sa         string          // the service account it runs as: [module.<call>.]google_service_account.<name>
 }
 
 type tfModule struct {
+	dir       string
 	files     map[string]*hcl.File
 	locals    map[string]hcl.Expression
 	resources map[string]map[string]*hclsyntax.Block // type -> name -> block
+	variables map[string]*hclsyntax.Block
+	outputs   map[string]hcl.Expression
+	calls     map[string]*hclsyntax.Block // module calls by name
+	children  map[string]*tfModule        // the called (local) modules by call name
 }
 
 func loadTerraform(t *testing.T) *tfModule {
 	t.Helper()
-	paths, err := filepath.Glob("*.tf")
-	if err != nil || len(paths) == 0 {
-		t.Fatalf("no .tf files in terraform/ (%v)", err)
+	return loadModule(t, ".", map[string]*tfModule{})
+}
+
+// loadModule parses the .tf files of dir and, through its module calls, of the local modules it calls.
+func loadModule(t *testing.T, dir string, loaded map[string]*tfModule) *tfModule {
+	t.Helper()
+	if m, ok := loaded[dir]; ok {
+		return m
 	}
-	m := &tfModule{files: map[string]*hcl.File{}, locals: map[string]hcl.Expression{}, resources: map[string]map[string]*hclsyntax.Block{}}
+	paths, err := filepath.Glob(filepath.Join(dir, "*.tf"))
+	if err != nil || len(paths) == 0 {
+		t.Fatalf("no .tf files in terraform/%s (%v)", dir, err)
+	}
+	m := &tfModule{dir: dir, files: map[string]*hcl.File{}, locals: map[string]hcl.Expression{}, resources: map[string]map[string]*hclsyntax.Block{},
+		variables: map[string]*hclsyntax.Block{}, outputs: map[string]hcl.Expression{}, calls: map[string]*hclsyntax.Block{}, children: map[string]*tfModule{}}
+	loaded[dir] = m
 	for _, p := range paths {
 		src, err := os.ReadFile(p)
 		if err != nil {
@@ -75,7 +95,7 @@ func loadTerraform(t *testing.T) *tfModule {
 			case "locals":
 				for name, a := range b.Body.Attributes {
 					if _, dup := m.locals[name]; dup {
-						t.Fatalf("local %q defined twice", name)
+						t.Fatalf("%s: local %q defined twice", dir, name)
 					}
 					m.locals[name] = a.Expr
 				}
@@ -87,10 +107,136 @@ func loadTerraform(t *testing.T) *tfModule {
 					m.resources[b.Labels[0]] = map[string]*hclsyntax.Block{}
 				}
 				m.resources[b.Labels[0]][b.Labels[1]] = b
+			case "variable":
+				m.variables[b.Labels[0]] = b
+			case "output":
+				if a, ok := b.Body.Attributes["value"]; ok {
+					m.outputs[b.Labels[0]] = a.Expr
+				}
+			case "module":
+				name := b.Labels[0]
+				m.calls[name] = b
+				a, ok := b.Body.Attributes["source"]
+				if !ok {
+					t.Fatalf("%s: module %s has no source", dir, name)
+				}
+				v, diags := a.Expr.Value(nil)
+				if diags.HasErrors() || !v.Type().Equals(cty.String) {
+					t.Fatalf("%s: module %s: source is not a literal string", dir, name)
+				}
+				src := v.AsString()
+				if !strings.HasPrefix(src, "./") && !strings.HasPrefix(src, "../") {
+					t.Fatalf("%s: module %s: source %s is not a local path; this test cannot follow it", dir, name, src)
+				}
+				m.children[name] = loadModule(t, filepath.Join(dir, src), loaded)
 			}
 		}
 	}
 	return m
+}
+
+// all lists this module and every module it calls, directly or not.
+func (m *tfModule) all() []*tfModule {
+	out := []*tfModule{m}
+	for _, name := range sortedKeys(m.children) {
+		for _, c := range m.children[name].all() {
+			if !slices.Contains(out, c) {
+				out = append(out, c)
+			}
+		}
+	}
+	return out
+}
+
+// scope is a module as one call instantiates it: its var.<name> are that call's arguments (or the
+// variables' defaults). The root module has no call.
+type scope struct {
+	m      *tfModule
+	call   *hclsyntax.Block
+	parent *scope
+	prefix string // address prefix of its objects: "" for the root, "module.<call>." for a called module
+}
+
+// child is the scope of module call name in s.
+func (s *scope) child(t *testing.T, name string) *scope {
+	t.Helper()
+	c, ok := s.m.children[name]
+	if !ok {
+		t.Fatalf("terraform: %smodule.%s is not a module call", s.prefix, name)
+	}
+	return &scope{m: c, call: s.m.calls[name], parent: s, prefix: s.prefix + "module." + name + "."}
+}
+
+// resolve follows var.<name> (and local.<name>) to the expression that gives its value: the module call's
+// argument in the calling module, or the variable's default.
+func (s *scope) resolve(t *testing.T, e hcl.Expression) (hcl.Expression, *scope) {
+	t.Helper()
+	for {
+		st, ok := e.(*hclsyntax.ScopeTraversalExpr)
+		if !ok || len(st.Traversal) != 2 {
+			return e, s
+		}
+		attr, ok := st.Traversal[1].(hcl.TraverseAttr)
+		if !ok {
+			return e, s
+		}
+		switch st.Traversal.RootName() {
+		case "local":
+			le, ok := s.m.locals[attr.Name]
+			if !ok {
+				t.Fatalf("terraform: %s: local.%s is not defined", s.m.dir, attr.Name)
+			}
+			e = le
+		case "var":
+			if s.call == nil {
+				return e, s // an input of the root module: as far as this test can follow
+			}
+			if a, ok := s.call.Body.Attributes[attr.Name]; ok {
+				e, s = a.Expr, s.parent
+				continue
+			}
+			v, ok := s.m.variables[attr.Name]
+			if !ok {
+				t.Fatalf("terraform: %s: var.%s is not declared", s.m.dir, attr.Name)
+			}
+			d, ok := v.Body.Attributes["default"]
+			if !ok {
+				t.Fatalf("terraform: %smodule call sets no %s and the variable has no default", strings.TrimSuffix(s.prefix, "."), attr.Name)
+			}
+			e = d.Expr
+		default:
+			return e, s
+		}
+	}
+}
+
+// object resolves e to an object literal.
+func (s *scope) object(t *testing.T, e hcl.Expression, what string) (*hclsyntax.ObjectConsExpr, *scope) {
+	t.Helper()
+	e, s = s.resolve(t, e)
+	o, ok := e.(*hclsyntax.ObjectConsExpr)
+	if !ok {
+		t.Fatalf("terraform: %s must be an object literal, a local or a module argument holding one", what)
+	}
+	return o, s
+}
+
+// item is the value expression of key in an object literal, or nil.
+func item(o *hclsyntax.ObjectConsExpr, key string) hcl.Expression {
+	for _, it := range o.Items {
+		if k, diags := it.KeyExpr.Value(nil); !diags.HasErrors() && k.Type().Equals(cty.String) && k.AsString() == key {
+			return it.ValueExpr
+		}
+	}
+	return nil
+}
+
+// literalString resolves e to a literal string.
+func (s *scope) literalString(t *testing.T, e hcl.Expression, what string) string {
+	t.Helper()
+	e, _ = s.resolve(t, e)
+	v, _ := e.Value(nil)
+	return stringOf(t, v, what)
 }
 
 // localValue evaluates local.<name> as far as it is made of literals: object items that refer to anything
@@ -203,50 +349,134 @@ func (m *tfModule) block(t *testing.T, typ, name string) *hclsyntax.Block {
 	return b
 }
 
+// functions lists every function the module deploys, its own and those of the modules it calls, keyed
+// by address: google_cloudfunctions2_function.<name>, or module.<call> (a called module holds at most one).
 func (m *tfModule) functions(t *testing.T) map[string]tfFunction {
 	t.Helper()
 	out := map[string]tfFunction{}
-	for name, b := range m.resources["google_cloudfunctions2_function"] {
-		f := tfFunction{resource: name, env: map[string]bool{}, secretEnv: map[string]bool{}}
-		for _, sub := range b.Body.Blocks {
-			switch sub.Type {
-			case "build_config":
-				a, ok := sub.Body.Attributes["entry_point"]
-				if !ok {
-					t.Fatalf("terraform: function %s has no entry_point", name)
-				}
-				v, _ := a.Expr.Value(nil)
-				f.entryPoint = stringOf(t, v, "entry_point of "+name)
-			case "service_config":
-				if a, ok := sub.Body.Attributes["environment_variables"]; ok {
-					for _, k := range m.objectKeys(t, a.Expr, "environment_variables of "+name) {
-						f.env[k] = true
-					}
-				}
-				for _, s := range sub.Body.Blocks {
-					if s.Type != "secret_environment_variables" {
-						continue
-					}
-					v, _ := s.Body.Attributes["key"].Expr.Value(m.evalContext(nil))
-					f.secretEnv[stringOf(t, v, "secret_environment_variables key of "+name)] = true
-				}
-			}
+	var collect func(s *scope)
+	collect = func(s *scope) {
+		fns := s.m.resources["google_cloudfunctions2_function"]
+		if s.call != nil && len(fns) > 1 {
+			t.Fatalf("terraform: %s declares %d functions; this test expects one per module call", s.m.dir, len(fns))
 		}
-		out[name] = f
+		for name, b := range fns {
+			addr := s.prefix + "google_cloudfunctions2_function." + name
+			if s.call != nil {
+				addr = strings.TrimSuffix(s.prefix, ".")
+			}
+			out[addr] = s.function(t, addr, b)
+		}
+		for _, name := range sortedKeys(s.m.calls) {
+			collect(s.child(t, name))
+		}
 	}
+	collect(&scope{m: m})
 	return out
 }
 
-// objectKeys lists the keys of an object expression, directly or through a local.
-func (m *tfModule) objectKeys(t *testing.T, e hcl.Expression, what string) []string {
+// function reads one google_cloudfunctions2_function block, following the module's variables.
+func (s *scope) function(t *testing.T, addr string, b *hclsyntax.Block) tfFunction {
 	t.Helper()
-	if st, ok := e.(*hclsyntax.ScopeTraversalExpr); ok && len(st.Traversal) == 2 && st.Traversal.RootName() == "local" {
-		e = m.locals[st.Traversal[1].(hcl.TraverseAttr).Name]
+	f := tfFunction{addr: addr, env: map[string]bool{}, secretEnv: map[string]bool{}}
+	mount := func(key string, secret hcl.Expression, ss *scope) {
+		if f.secretEnv[key] {
+			t.Errorf("function %s mounts %s twice", addr, key)
+		}
+		f.secretEnv[key] = true
+		se, ss := ss.resolve(t, secret)
+		f.secrets = append(f.secrets, ss.m.source(se, 0))
 	}
-	o, ok := e.(*hclsyntax.ObjectConsExpr)
+	for _, sub := range b.Body.Blocks {
+		switch sub.Type {
+		case "build_config":
+			a, ok := sub.Body.Attributes["entry_point"]
+			if !ok {
+				t.Fatalf("terraform: function %s has no entry_point", addr)
+			}
+			f.entryPoint = s.literalString(t, a.Expr, "entry_point of "+addr)
+		case "service_config":
+			if a, ok := sub.Body.Attributes["service_account_email"]; ok {
+				e, es := s.resolve(t, a.Expr)
+				if m := saRef.FindStringSubmatch(es.m.source(e, 0)); m != nil {
+					f.sa = es.prefix + "google_service_account." + m[1]
+				}
+			}
+			if a, ok := sub.Body.Attributes["environment_variables"]; ok {
+				o, _ := s.object(t, a.Expr, "environment_variables of "+addr)
+				for _, k := range objectKeys(t, o, "environment_variables of "+addr) {
+					f.env[k] = true
+				}
+			}
+			for _, blk := range sub.Body.Blocks {
+				switch {
+				case blk.Type == "secret_environment_variables":
+					mount(s.literalString(t, blk.Body.Attributes["key"].Expr, "secret_environment_variables key of "+addr), blk.Body.Attributes["secret"].Expr, s)
+				case blk.Type == "dynamic" && len(blk.Labels) == 1 && blk.Labels[0] == "secret_environment_variables":
+					s.dynamicSecrets(t, addr, blk, mount)
+				case blk.Type == "dynamic":
+					t.Fatalf("terraform: function %s: dynamic %v blocks are not followed by this test", addr, blk.Labels)
+				}
+			}
+		}
+	}
+	return f
+}
+
+// dynamicSecrets follows a dynamic "secret_environment_variables" block: its for_each must resolve to a
+// list of object literals (or locals holding them), and its content take key and secret from each element.
+func (s *scope) dynamicSecrets(t *testing.T, addr string, blk *hclsyntax.Block, mount func(string, hcl.Expression, *scope)) {
+	t.Helper()
+	iter := "secret_environment_variables"
+	if a, ok := blk.Body.Attributes["iterator"]; ok {
+		iter = hcl.ExprAsKeyword(a.Expr)
+	}
+	var content *hclsyntax.Block
+	for _, c := range blk.Body.Blocks {
+		if c.Type == "content" {
+			content = c
+		}
+	}
+	fe, ok := blk.Body.Attributes["for_each"]
+	if content == nil || !ok {
+		t.Fatalf("terraform: function %s: dynamic secret_environment_variables without for_each or content", addr)
+	}
+	list, ls := s.resolve(t, fe.Expr)
+	tuple, ok := list.(*hclsyntax.TupleConsExpr)
 	if !ok {
-		t.Fatalf("terraform: %s must be an object literal or a local holding one", what)
+		t.Fatalf("terraform: function %s: the secret list must be a list literal (in the module call or a default)", addr)
 	}
+	// field returns the element's attribute that content's attr takes (iter.value.<field>).
+	field := func(attr string) string {
+		a, ok := content.Body.Attributes[attr]
+		if !ok {
+			t.Fatalf("terraform: function %s: dynamic secret_environment_variables sets no %s", addr, attr)
+		}
+		st, ok := a.Expr.(*hclsyntax.ScopeTraversalExpr)
+		if !ok || len(st.Traversal) != 3 || st.Traversal.RootName() != iter {
+			t.Fatalf("terraform: function %s: dynamic secret_environment_variables: %s must be %s.value.<field>", addr, attr, iter)
+		}
+		v, ok1 := st.Traversal[1].(hcl.TraverseAttr)
+		fld, ok2 := st.Traversal[2].(hcl.TraverseAttr)
+		if !ok1 || !ok2 || v.Name != "value" {
+			t.Fatalf("terraform: function %s: dynamic secret_environment_variables: %s must be %s.value.<field>", addr, attr, iter)
+		}
+		return fld.Name
+	}
+	keyField, secretField := field("key"), field("secret")
+	for _, el := range tuple.Exprs {
+		o, os := ls.object(t, el, "a secret of "+addr)
+		k, sec := item(o, keyField), item(o, secretField)
+		if k == nil || sec == nil {
+			t.Fatalf("terraform: function %s: a secret without %s or %s", addr, keyField, secretField)
+		}
+		mount(os.literalString(t, k, "secret key of "+addr), sec, os)
+	}
+}
+
+// objectKeys lists the keys of an object literal.
+func objectKeys(t *testing.T, o *hclsyntax.ObjectConsExpr, what string) []string {
+	t.Helper()
 	var keys []string
 	for _, item := range o.Items {
 		k, diags := item.KeyExpr.Value(nil)
@@ -409,8 +639,9 @@ func sortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
-// pushTargets maps a topic key (of local.topic_names) to the function resource its push subscription
-// calls, read from local.push.<key>.uri = google_cloudfunctions2_function.<fn>.service_config[0].uri.
+// pushTargets maps a topic key (of local.topic_names) to the function its push subscription calls (its
+// address, as functions() keys it), read from local.push.<key>.uri: module.<call>.<output> where the
+// output is the URL of the called module's function, or google_cloudfunctions2_function.<fn>.service_config[0].uri.
 func (m *tfModule) pushTargets(t *testing.T) map[string]string {
 	t.Helper()
 	o, ok := m.locals["push"].(*hclsyntax.ObjectConsExpr)
@@ -421,13 +652,43 @@ func (m *tfModule) pushTargets(t *testing.T) map[string]string {
 	for _, item := range o.Items {
 		k, _ := item.KeyExpr.Value(nil)
 		for _, tr := range item.ValueExpr.Variables() {
-			if tr.RootName() == "google_cloudfunctions2_function" && len(tr) > 1 {
-				fn := tr[1].(hcl.TraverseAttr).Name
-				if prev, ok := out[k.AsString()]; ok && prev != fn {
-					t.Fatalf("terraform: local.push.%s refers to two functions (%s, %s)", k.AsString(), prev, fn)
-				}
-				out[k.AsString()] = fn
+			if len(tr) < 2 {
+				continue
 			}
+			name, ok := tr[1].(hcl.TraverseAttr)
+			if !ok {
+				continue
+			}
+			var fn string
+			switch tr.RootName() {
+			case "google_cloudfunctions2_function":
+				fn = "google_cloudfunctions2_function." + name.Name
+			case "module":
+				fn = "module." + name.Name
+				child, ok := m.children[name.Name]
+				if !ok {
+					t.Fatalf("terraform: local.push.%s refers to module.%s, which is not a module call", k.AsString(), name.Name)
+				}
+				// module.<call>.<output> or module.<call>[key].<output>: the output must be the function's.
+				for _, step := range tr[2:] {
+					if attr, ok := step.(hcl.TraverseAttr); ok {
+						oe, ok := child.outputs[attr.Name]
+						if !ok {
+							t.Fatalf("terraform: local.push.%s: module.%s has no output %s", k.AsString(), name.Name, attr.Name)
+						}
+						if !slices.ContainsFunc(oe.Variables(), func(v hcl.Traversal) bool { return v.RootName() == "google_cloudfunctions2_function" }) {
+							t.Fatalf("terraform: local.push.%s: output %s of module.%s is not its function's", k.AsString(), attr.Name, name.Name)
+						}
+						break
+					}
+				}
+			default:
+				continue
+			}
+			if prev, ok := out[k.AsString()]; ok && prev != fn {
+				t.Fatalf("terraform: local.push.%s refers to two functions (%s, %s)", k.AsString(), prev, fn)
+			}
+			out[k.AsString()] = fn
 		}
 	}
 	return out
@@ -457,9 +718,9 @@ func TestEntryPointsMatchCode(t *testing.T) {
 		kind, ok := code[f.entryPoint]
 		switch {
 		case !ok:
-			t.Errorf("terraform deploys entry point %s (google_cloudfunctions2_function.%s) but no functions/* package registers it", f.entryPoint, res)
+			t.Errorf("terraform deploys entry point %s (%s) but no functions/* package registers it", f.entryPoint, res)
 		case kind == "CloudEvent" && !pushed[res]:
-			t.Errorf("%s is a CloudEvent function but no Pub/Sub push subscription calls google_cloudfunctions2_function.%s", f.entryPoint, res)
+			t.Errorf("%s is a CloudEvent function but no Pub/Sub push subscription calls %s", f.entryPoint, res)
 		case kind == "HTTP" && pushed[res]:
 			t.Errorf("%s is an HTTP function but a Pub/Sub push subscription calls it", f.entryPoint)
 		}
@@ -564,7 +825,7 @@ func TestTopicsMatchCodeAndDesign(t *testing.T) {
 			continue
 		}
 		if got, want := targets[key], byEntry[d.entryPoint]; got == "" || got != want {
-			t.Errorf("topic %s must be pushed to %s (google_cloudfunctions2_function.%s), terraform pushes it to %q", d.topic, d.entryPoint, want, got)
+			t.Errorf("topic %s must be pushed to %s (%s), terraform pushes it to %q", d.topic, d.entryPoint, want, got)
 		}
 		if _, ok := pushNames[key]; !ok {
 			t.Errorf("topic %s has no push subscription", d.topic)
