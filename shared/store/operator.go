@@ -18,14 +18,9 @@ func (s *Store) ListUsers(ctx context.Context) ([]User, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list users: %w", err)
 	}
-	out := make([]User, 0, len(snaps))
-	for _, snap := range snaps {
-		var u User
-		if err := snap.DataTo(&u); err != nil {
-			return nil, err
-		}
-		u.ID = snap.Ref.ID
-		out = append(out, u)
+	out, err := decodeAll[User](snaps, func(v *User, id string) { v.ID = id })
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -36,13 +31,9 @@ func (s *Store) ListParts(ctx context.Context, rid, name string, obj int) ([]Par
 	if err != nil {
 		return nil, err
 	}
-	out := make([]Part, 0, len(snaps))
-	for _, snap := range snaps {
-		var p Part
-		if err := snap.DataTo(&p); err != nil {
-			return nil, err
-		}
-		out = append(out, p)
+	out, err := decodeAll[Part](snaps, nil)
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }

@@ -127,14 +127,9 @@ func (s *Store) PendingEvents(ctx context.Context, user string) ([]Event, error)
 	if err != nil {
 		return nil, fmt.Errorf("list events of %s: %w", user, err)
 	}
-	out := make([]Event, 0, len(snaps))
-	for _, snap := range snaps {
-		var e Event
-		if err := snap.DataTo(&e); err != nil {
-			return nil, err
-		}
-		e.ID = snap.Ref.ID
-		out = append(out, e)
+	out, err := decodeAll[Event](snaps, func(v *Event, id string) { v.ID = id })
+	if err != nil {
+		return nil, err
 	}
 	slices.SortFunc(out, func(a, b Event) int {
 		switch {

@@ -12,14 +12,9 @@ func (s *Store) UserRounds(ctx context.Context, user string) ([]Round, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list rounds of %s: %w", user, err)
 	}
-	out := make([]Round, 0, len(snaps))
-	for _, snap := range snaps {
-		var r Round
-		if err := snap.DataTo(&r); err != nil {
-			return nil, fmt.Errorf("decode round %s: %w", snap.Ref.ID, err)
-		}
-		r.ID = snap.Ref.ID
-		out = append(out, r)
+	out, err := decodeAll[Round](snaps, func(v *Round, id string) { v.ID = id })
+	if err != nil {
+		return nil, err
 	}
 	slices.SortFunc(out, func(a, b Round) int { return b.Number - a.Number })
 	return out, nil

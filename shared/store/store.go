@@ -74,6 +74,22 @@ func get[T any](ctx context.Context, tx *firestore.Transaction, ref *firestore.D
 	return &v, nil
 }
 
+// decodeAll decodes snapshots into values; id, when not nil, receives each document's ID.
+func decodeAll[T any](snaps []*firestore.DocumentSnapshot, id func(v *T, docID string)) ([]T, error) {
+	out := make([]T, 0, len(snaps))
+	for _, snap := range snaps {
+		var v T
+		if err := snap.DataTo(&v); err != nil {
+			return nil, fmt.Errorf("decode %s: %w", snap.Ref.Path, err)
+		}
+		if id != nil {
+			id(&v, snap.Ref.ID)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
 // --- OAuth states -------------------------------------------------------------------------------
 
 // PutOAuthState records a pending consent.
@@ -281,14 +297,9 @@ func (s *Store) ListResources(ctx context.Context, rid string) ([]Resource, erro
 	if err != nil {
 		return nil, fmt.Errorf("list resources of %s: %w", rid, err)
 	}
-	out := make([]Resource, 0, len(snaps))
-	for _, snap := range snaps {
-		var r Resource
-		if err := snap.DataTo(&r); err != nil {
-			return nil, err
-		}
-		r.Name = snap.Ref.ID
-		out = append(out, r)
+	out, err := decodeAll[Resource](snaps, func(v *Resource, id string) { v.Name = id })
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }

@@ -191,13 +191,9 @@ func (s *Store) ListObjects(ctx context.Context, rid, name string) ([]Object, er
 	if err != nil {
 		return nil, err
 	}
-	out := make([]Object, 0, len(snaps))
-	for _, snap := range snaps {
-		var o Object
-		if err := snap.DataTo(&o); err != nil {
-			return nil, err
-		}
-		out = append(out, o)
+	out, err := decodeAll[Object](snaps, nil)
+	if err != nil {
+		return nil, err
 	}
 	slices.SortFunc(out, func(a, b Object) int { return a.Index - b.Index })
 	return out, nil
@@ -238,13 +234,9 @@ func (s *Store) DoneParts(ctx context.Context, rid, name string, obj, attempt in
 	if err != nil {
 		return nil, err
 	}
-	out := make([]Part, 0, len(snaps))
-	for _, snap := range snaps {
-		var p Part
-		if err := snap.DataTo(&p); err != nil {
-			return nil, err
-		}
-		out = append(out, p)
+	out, err := decodeAll[Part](snaps, nil)
+	if err != nil {
+		return nil, err
 	}
 	slices.SortFunc(out, func(a, b Part) int { return a.Index - b.Index })
 	return out, nil
