@@ -66,8 +66,14 @@ func Check(ctx context.Context, env *setup.Env, m *messages.PollCheck) error {
 		return err
 	}
 	if res.Job != m.Job || (res.State != store.ResExporting && res.State != store.ResRetrying && res.State != store.ResTransferring) {
-		if store.Terminal(res.State) {
-			// An earlier delivery ended the resource; make sure its event went out.
+		if store.Terminal(res.State) && res.Job == m.Job {
+			// An earlier delivery ended the resource, then failed to publish what follows (the round's
+			// reset request, its events): Pub/Sub was down, say. Settle again (idempotent; it flushes the
+			// events too), or the round would wait for a reset request nobody sends.
+			if err := rounds.Settle(ctx, env, m.Round); err != nil {
+				return err
+			}
+		} else if store.Terminal(res.State) {
 			if err := events.Flush(ctx, env, m.User); err != nil {
 				return err
 			}
