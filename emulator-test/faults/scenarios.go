@@ -228,8 +228,13 @@ func KillTransferMidPart() Step {
 	}
 }
 
+var killMu sync.Mutex
+
 // KillRestart SIGKILLs one function's process and starts it again half a second later.
 func KillRestart(ctx context.Context, e *Env, entry, kind string) error {
+	// Rounds in flight may kill the same function at once; two Starts would leave a process behind.
+	killMu.Lock()
+	defer killMu.Unlock()
 	f := e.St.Functions[entry]
 	f.Kill()
 	e.T.Fault(kind, 1)

@@ -134,6 +134,7 @@ func main() {
 		if *keep {
 			fmt.Fprintln(os.Stderr, "chaos: function logs are in", st.Dir)
 		}
+		st.Stop() // os.Exit skips the deferred Stop
 		os.Exit(1)
 	}
 }
