@@ -9,8 +9,12 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 const crcPoly = 0x82f63b78
 
 // x2nTable[k] holds x^(2^k) modulo the polynomial, in the reflected bit order
-// of the CRC.
-var x2nTable = func() (t [32]uint32) {
+// of the CRC, for every k x2nModP needs (k = 3 + bit of an int64 length).
+// zlib keeps 32 entries and wraps k with &31, which is exact only because
+// x^(2^32) = x modulo its (irreducible) polynomial; the Castagnoli polynomial
+// is not irreducible, so wrapping gave wrong CRCs for lengths of 2^29 bytes
+// (512 MiB) and more.
+var x2nTable = func() (t [67]uint32) {
 	p := uint32(1) << 30 // x^1
 	for k := range t {
 		t[k] = p
@@ -41,7 +45,7 @@ func x2nModP(n int64, k uint) uint32 {
 	p := uint32(1) << 31 // x^0
 	for ; n != 0; n >>= 1 {
 		if n&1 != 0 {
-			p = multModP(x2nTable[k&31], p)
+			p = multModP(x2nTable[k], p)
 		}
 		k++
 	}

@@ -76,4 +76,41 @@ func TestCombineCRC32CLarge(t *testing.T) {
 	}
 }
 
+// TestCombineCRC32CBeyond512MiB compares with the CRC computed over the
+// bytes, for lengths around 2^29 (where a table of 32 powers wrapped) and
+// beyond 2^32.
+func TestCombineCRC32CBeyond512MiB(t *testing.T) {
+	if testing.Short() {
+		t.Skip("checksums 11 GiB")
+	}
+	t.Parallel()
+	chunk := make([]byte, 1<<20)
+	for i := range chunk {
+		chunk[i] = byte(i*7 + i>>11)
+	}
+	// crcOf is the CRC32C of n bytes of chunk repeated, streamed.
+	crcOf := func(n int64) uint32 {
+		var c uint32
+		for n > 0 {
+			k := min(n, int64(len(chunk)))
+			c = crc32.Update(c, castagnoli, chunk[:k])
+			n -= k
+		}
+		return c
+	}
+	head := []byte("portability")
+	h := crc32c(head)
+	for _, n := range []int64{1<<29 - 1, 1 << 29, 1<<29 + 4097, 1<<30 + 1<<20, 5<<30 + 3} {
+		want := crc32.Update(h, castagnoli, nil)
+		for rest := n; rest > 0; {
+			k := min(rest, int64(len(chunk)))
+			want = crc32.Update(want, castagnoli, chunk[:k])
+			rest -= k
+		}
+		if got := transfer.CombineCRC32C(h, crcOf(n), n); got != want {
+			t.Errorf("head + %d bytes: combined %08x, computed %08x", n, got, want)
+		}
+	}
+}
+
 func crc32c(b []byte) uint32 { return crc32.Checksum(b, castagnoli) }
