@@ -184,13 +184,25 @@ func controlPlane(ctx context.Context, rep *Report, n int, groups []string, arch
 
 	// Phase 2: every job initiated and its first check scheduled.
 	want := n * len(groups)
+	lastJobs, moved, shownAt := -1, time.Now(), time.Now()
 	for {
-		jobs := countJobs(st)
-		if jobs >= want && st.Tasks.Pending() >= want {
+		jobs, pending := len(st.Fake.Jobs("")), st.Tasks.Pending()
+		if jobs >= want && pending >= want {
+			break
+		}
+		if jobs+pending != lastJobs {
+			lastJobs, moved = jobs+pending, time.Now()
+		}
+		if time.Since(shownAt) > 10*time.Second {
+			shownAt = time.Now()
+			fmt.Printf("  %d of %d jobs at the fake, %d checks scheduled, initiate calls %v, pushes %v (load %s)\n", jobs, want, pending, st.Fake.Calls()["initiate"], st.PushCounts(), loadavg())
+		}
+		if time.Since(moved) > time.Minute {
+			fmt.Printf("  no progress for a minute: going on with %d jobs and %d checks scheduled\n", jobs, pending)
 			break
 		}
 		if err := sleep(ctx, 500*time.Millisecond); err != nil {
-			return fmt.Errorf("%d of %d jobs initiated, %d tasks pending: %w", jobs, want, st.Tasks.Pending(), err)
+			return fmt.Errorf("%d of %d jobs initiated, %d tasks pending: %w", jobs, want, pending, err)
 		}
 	}
 	rep.Seconds["initiated"] = time.Since(t0).Seconds()
@@ -274,11 +286,6 @@ func pushesInFlight(st *stack.Stack) bool {
 		}
 	}
 	return false
-}
-
-func countJobs(st *stack.Stack) int {
-	n, _ := st.Fake.Calls()["initiate"].(int)
-	return n
 }
 
 // countClosed counts closed users with one aggregation query on the emulator (not through the counter).
