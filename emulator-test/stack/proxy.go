@@ -14,7 +14,7 @@ import (
 // with copies > 1 it delivers every push again (copies-1 more times) a little later, out of order with
 // the pushes that follow, as Pub/Sub's at-least-once delivery may.
 type pushProxy struct {
-	target string
+	target atomic.Value // string: the function URL, set once before any push
 	copies *atomic.Int32
 	srv    *http.Server
 	client *http.Client
@@ -32,7 +32,8 @@ func startPushProxy(target string, copies *atomic.Int32) (*pushProxy, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &pushProxy{target: target, copies: copies, client: &http.Client{Timeout: 10 * time.Minute}, url: "http://" + lis.Addr().String()}
+	p := &pushProxy{copies: copies, client: &http.Client{Timeout: 10 * time.Minute}, url: "http://" + lis.Addr().String()}
+	p.target.Store(target)
 	p.srv = &http.Server{Handler: p, ReadHeaderTimeout: 10 * time.Second}
 	go p.srv.Serve(lis)
 	return p, nil
@@ -62,7 +63,7 @@ func (p *pushProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (p *pushProxy) forward(r *http.Request, body []byte) int {
 	p.InFlight.Add(1)
 	defer p.InFlight.Add(-1)
-	req, err := http.NewRequest(r.Method, p.target+r.URL.RequestURI(), bytes.NewReader(body))
+	req, err := http.NewRequest(r.Method, p.target.Load().(string)+r.URL.RequestURI(), bytes.NewReader(body))
 	if err != nil {
 		return http.StatusBadGateway
 	}

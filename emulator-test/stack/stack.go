@@ -217,6 +217,19 @@ func Start(ctx context.Context, opts Options) (s *Stack, err error) {
 	if err != nil {
 		return s, err
 	}
+	// The push proxies take their ports before the functions' ports are chosen: freePort releases the port
+	// it found, and a proxy listening afterwards could otherwise be given the same one.
+	s.pushCopies.Store(1)
+	proxyOf := map[string]*pushProxy{}
+	for _, r := range Routes {
+		p, err := startPushProxy("", &s.pushCopies)
+		if err != nil {
+			return s, err
+		}
+		s.proxies = append(s.proxies, p)
+		s.stops = append(s.stops, p.Close)
+		proxyOf[r.Entry] = p
+	}
 	for _, entry := range Entries {
 		port, err := freePort()
 		if err != nil {
@@ -239,18 +252,12 @@ func Start(ctx context.Context, opts Options) (s *Stack, err error) {
 	if err := s.StorageClient.Bucket(s.Bucket).Create(ctx, s.Project, nil); err != nil {
 		return s, fmt.Errorf("create bucket: %w", err)
 	}
-	// Each push subscription reaches its function through a proxy that can repeat pushes.
-	s.pushCopies.Store(1)
+	// Each push subscription reaches its function through its proxy, which can repeat pushes.
 	pushURL := map[string]string{}
 	s.pushURL = pushURL
-	for _, r := range Routes {
-		p, err := startPushProxy(s.Functions[r.Entry].URL(), &s.pushCopies)
-		if err != nil {
-			return s, err
-		}
-		s.proxies = append(s.proxies, p)
-		s.stops = append(s.stops, p.Close)
-		pushURL[r.Entry] = p.url
+	for entry, p := range proxyOf {
+		p.target.Store(s.Functions[entry].URL()) // before any subscription exists, so before any push
+		pushURL[entry] = p.url
 	}
 	if err := createTopology(ctx, s.PubSubClient, s.Project, func(entry string) string { return pushURL[entry] }, false); err != nil {
 		return s, err
