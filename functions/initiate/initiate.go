@@ -66,6 +66,15 @@ func Round(ctx context.Context, env *setup.Env, m *messages.InitiateRequest) err
 		if m.Resource != "" && res.Name != m.Resource {
 			continue
 		}
+		if res.State == store.ResExporting && res.Job != "" {
+			// An earlier delivery recorded this job and may have failed to publish it: publish again.
+			// The poll step names its tasks after the job, so a second JobStarted schedules nothing twice.
+			if err := env.Publisher.Publish(ctx, env.Config.Topics.Jobs, &messages.JobStarted{
+				V: messages.Version, User: m.User, Round: m.Round, Resource: res.Name, Job: res.Job}); err != nil {
+				retry = append(retry, fmt.Errorf("%s: %w", res.Name, err))
+			}
+			continue
+		}
 		if res.State != store.ResPending && res.State != store.ResInitiating && res.State != store.ResCooldown {
 			continue
 		}

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/GoogleCloudPlatform/functions-framework-go/functions"
@@ -75,6 +76,12 @@ func Check(ctx context.Context, env *setup.Env, m *messages.PollCheck) error {
 			}
 		} else if store.Terminal(res.State) {
 			if err := events.Flush(ctx, env, m.User); err != nil {
+				return err
+			}
+		} else if res.State == store.ResExporting && res.Job != m.Job && slices.Contains(res.Jobs, m.Job) {
+			// The job was retried and replaced by res.Job; the delivery that retried it may have failed to
+			// schedule the new job's first check. Schedule it again (named after the job: never twice).
+			if err := schedule(ctx, env, messages.PollCheck{V: messages.Version, User: m.User, Round: m.Round, Resource: m.Resource, Job: res.Job}); err != nil {
 				return err
 			}
 		}

@@ -2,6 +2,7 @@ package pipelinetest
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
@@ -31,6 +32,9 @@ type Bus struct {
 	Deduped   int
 	tasks     []EnqueuedTask
 	events    []PublishedEvent
+	// FailPublish makes the next N publishes to a topic fail; EnqueueHook, when set, may fail a task creation.
+	FailPublish map[string]int
+	EnqueueHook func(t tasks.Task) error
 }
 
 // EnqueuedTask is a task the Bus accepted, with the real time it was enqueued (At minus EnqueuedAt is the
@@ -47,7 +51,9 @@ func (b *Bus) Tasks() []EnqueuedTask {
 	return append([]EnqueuedTask(nil), b.tasks...)
 }
 
-func newBus() *Bus { return &Bus{taskKeys: map[string]bool{}, Published: map[string]int{}} }
+func newBus() *Bus {
+	return &Bus{taskKeys: map[string]bool{}, Published: map[string]int{}, FailPublish: map[string]int{}}
+}
 
 // Publish implements publish.Publisher.
 func (b *Bus) Publish(_ context.Context, topic string, m messages.Validator) error {
@@ -57,6 +63,10 @@ func (b *Bus) Publish(_ context.Context, topic string, m messages.Validator) err
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.FailPublish[topic] > 0 {
+		b.FailPublish[topic]--
+		return fmt.Errorf("publish to %s: injected failure", topic)
+	}
 	b.pending = append(b.pending, &Delivery{Topic: topic, Data: data})
 	b.Published[topic]++
 	return nil
@@ -96,6 +106,11 @@ func (b *Bus) Events(topic string) []PublishedEvent {
 func (b *Bus) Enqueue(_ context.Context, t tasks.Task) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.EnqueueHook != nil {
+		if err := b.EnqueueHook(t); err != nil {
+			return err
+		}
+	}
 	if b.taskKeys[t.Key] {
 		b.Deduped++
 		return nil
