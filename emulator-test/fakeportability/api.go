@@ -29,7 +29,7 @@ const (
 func (s *Server) begin(w http.ResponseWriter, r *http.Request, method string) (*grant, bool) {
 	s.mu.Lock()
 	s.calls.add("", method)
-	delay, status := s.faults.takeMethod(method)
+	delay, status := s.faults.takeMethod(method, s.callerLocked(r))
 	s.mu.Unlock()
 	if !sleepCtx(r, delay) {
 		return nil, false

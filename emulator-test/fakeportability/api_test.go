@@ -406,3 +406,60 @@ func TestAPIErrorAccess(t *testing.T) {
 		t.Logf("apierror.FromError(client error).Reason() = %q: gax-go changed, update the note", outer.Reason())
 	}
 }
+
+// TestUserScopedFaults: a fault with User is taken only by that user's calls, token requests, jobs and
+// downloads, even when other users come first; a fault without User is anyone's.
+func TestUserScopedFaults(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, Options{ArchiveSize: 64 << 10})
+	bobSvc, bobTok := e.grant("bob", "one-time", "myactivity.search")
+	aliceSvc, aliceTok := e.grant("alice", "one-time", "myactivity.search")
+
+	// Method: alice's check fails, bob's (first in line) does not take her fault.
+	if err := e.srv.InjectFault(Fault{User: "alice", Method: MethodCheck, Status: 503}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bobSvc.AccessType.Check(&dataportability.CheckAccessTypeRequest{}).Do(); err != nil {
+		t.Fatalf("bob took alice's fault: %v", err)
+	}
+	_, err := aliceSvc.AccessType.Check(&dataportability.CheckAccessTypeRequest{}).Do()
+	wantAPIError(t, err, http.StatusServiceUnavailable, "")
+	if _, err := aliceSvc.AccessType.Check(&dataportability.CheckAccessTypeRequest{}).Do(); err != nil {
+		t.Fatalf("alice's fault taken twice: %v", err)
+	}
+
+	// Token: alice's refresh fails (x/oauth2 tries header then form auth: two requests); bob's goes through.
+	e.srv.InjectFault(Fault{User: "alice", Method: MethodToken, Status: 500, Count: 2})
+	if _, err := e.oauthConfig().TokenSource(e.ctx, expired(bobTok)).Token(); err != nil {
+		t.Fatalf("bob's refresh took alice's fault: %v", err)
+	}
+	if _, err := e.oauthConfig().TokenSource(e.ctx, expired(aliceTok)).Token(); err == nil {
+		t.Fatal("alice's refresh did not take her fault")
+	}
+	if _, err := e.oauthConfig().TokenSource(e.ctx, expired(aliceTok)).Token(); err != nil {
+		t.Fatalf("alice's second refresh: %v", err)
+	}
+
+	// Job and download: alice's job fails and her download is cut; bob's job and download are clean.
+	e.srv.InjectFault(Fault{User: "alice", Resource: "myactivity.search", FailNextJobs: 1})
+	cut := int64(100)
+	e.srv.InjectFault(Fault{User: "alice", Download: &DownloadFault{CutAfterBytes: &cut}})
+	bobJob := e.mustInitiate(bobSvc, "myactivity.search")
+	aliceJob := e.mustInitiate(aliceSvc, "myactivity.search")
+	e.finish()
+	bobState := e.mustState(bobSvc, bobJob)
+	if bobState.State != StateComplete || e.mustState(aliceSvc, aliceJob).State != StateFailed {
+		t.Fatalf("bob %s, alice %s: want COMPLETE and FAILED", bobState.State, e.mustState(aliceSvc, aliceJob).State)
+	}
+	if resp, b := get(t, bobState.Urls[0]); resp.StatusCode != 200 || len(b) != int(resp.ContentLength) {
+		t.Fatalf("bob's download: %d, %d of %d bytes", resp.StatusCode, len(b), resp.ContentLength)
+	}
+	if n := len(e.srv.faults.download); n != 1 {
+		t.Fatalf("%d download faults left, want alice's 1", n)
+	}
+
+	// Anyone's fault goes to the first caller.
+	e.srv.InjectFault(Fault{Method: MethodCheck, Status: 500})
+	_, err = bobSvc.AccessType.Check(&dataportability.CheckAccessTypeRequest{}).Do()
+	wantAPIError(t, err, http.StatusInternalServerError, "")
+}

@@ -45,16 +45,17 @@ func (s *Server) handleDownload(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	var o *object
+	var owner string
 	if j := s.jobs[jobID]; j != nil && j.state(now) == StateComplete && now.Before(j.completedAt().Add(s.opts.Retention)) {
 		for _, f := range j.files {
 			if f.name == file {
-				o = f.obj
+				o, owner = f.obj, j.user
 			}
 		}
 	}
 	var fault *DownloadFault
 	if o != nil {
-		fault = s.faults.takeDownload()
+		fault = s.faults.takeDownload(owner)
 	}
 	s.mu.Unlock()
 	if o == nil {

@@ -16,6 +16,11 @@ import (
 //     calls of that method wait DelayMs, then answer Status instead of the real answer.
 //   - Download: the next Count downloads are cut, corrupted or slow to start.
 //   - User with Revoke: every grant of the user is revoked, as if the user withdrew consent.
+//
+// User set with Resource, Method or Download scopes the fault to that user: only that user's jobs, calls
+// (the caller's token, code or refresh token) and downloads (the job's user) take it, so tests running
+// side by side do not take each other's faults. Without User a fault is taken by the next matching event of
+// anyone.
 type Fault struct {
 	Resource       string         `json:"resource,omitempty"`
 	FailNextJobs   int            `json:"failNextJobs,omitempty"`
@@ -43,64 +48,79 @@ type DownloadFault struct {
 var faultMethods = []string{MethodInitiate, MethodGetState, MethodRetry, MethodCancel, MethodReset, MethodCheck, MethodToken}
 
 type methodFault struct {
+	user   string // "" for anyone
 	status int
 	delay  time.Duration
 	count  int
 }
 
+type downloadFault struct {
+	user string // "" for anyone
+	DownloadFault
+}
+
+// jobKey keys the job faults: a resource, for anyone ("" user) or one user.
+type jobKey struct{ user, resource string }
+
 type faultState struct {
-	failNext   map[string]int
-	cancelNext map[string]int
+	failNext   map[jobKey]int
+	cancelNext map[jobKey]int
 	method     map[string][]*methodFault // FIFO per method
-	download   []*DownloadFault
+	download   []*downloadFault          // FIFO
 }
 
 func newFaultState() faultState {
-	return faultState{failNext: map[string]int{}, cancelNext: map[string]int{}, method: map[string][]*methodFault{}}
+	return faultState{failNext: map[jobKey]int{}, cancelNext: map[jobKey]int{}, method: map[string][]*methodFault{}}
 }
 
-// takeJobOutcome returns the outcome of a new job on groups, consuming one job fault.
-func (f *faultState) takeJobOutcome(groups []string) string {
-	for _, r := range groups {
-		if f.failNext[r] > 0 {
-			f.failNext[r]--
-			return StateFailed
+// takeJobOutcome returns the outcome of user's new job on groups, consuming one job fault (the user's own
+// first, then anyone's).
+func (f *faultState) takeJobOutcome(user string, groups []string) string {
+	for _, who := range []string{user, ""} {
+		for _, r := range groups {
+			if k := (jobKey{who, r}); f.failNext[k] > 0 {
+				f.failNext[k]--
+				return StateFailed
+			}
 		}
-	}
-	for _, r := range groups {
-		if f.cancelNext[r] > 0 {
-			f.cancelNext[r]--
-			return StateCancelled
+		for _, r := range groups {
+			if k := (jobKey{who, r}); f.cancelNext[k] > 0 {
+				f.cancelNext[k]--
+				return StateCancelled
+			}
 		}
 	}
 	return StateComplete
 }
 
-// takeMethod returns the delay and status (0: none) for the next call of method.
-func (f *faultState) takeMethod(method string) (time.Duration, int) {
+// takeMethod returns the delay and status (0: none) for the next call of method by user ("" when the caller
+// is unknown): the first fault queued for anyone or for that user.
+func (f *faultState) takeMethod(method, user string) (time.Duration, int) {
 	q := f.method[method]
-	if len(q) == 0 {
+	i := slices.IndexFunc(q, func(mf *methodFault) bool { return mf.user == "" || mf.user == user })
+	if i < 0 {
 		return 0, 0
 	}
-	mf := q[0]
+	mf := q[i]
 	mf.count--
 	if mf.count <= 0 {
-		f.method[method] = q[1:]
+		f.method[method] = slices.Delete(slices.Clone(q), i, i+1)
 	}
 	return mf.delay, mf.status
 }
 
-// takeDownload returns the fault for the next download, or nil.
-func (f *faultState) takeDownload() *DownloadFault {
-	if len(f.download) == 0 {
+// takeDownload returns the fault for the next download of user's archive, or nil.
+func (f *faultState) takeDownload(user string) *DownloadFault {
+	i := slices.IndexFunc(f.download, func(d *downloadFault) bool { return d.user == "" || d.user == user })
+	if i < 0 {
 		return nil
 	}
-	d := f.download[0]
+	d := f.download[i]
 	d.Count--
 	if d.Count <= 0 {
-		f.download = f.download[1:]
+		f.download = slices.Delete(slices.Clone(f.download), i, i+1)
 	}
-	c := *d
+	c := d.DownloadFault
 	return &c
 }
 
@@ -117,8 +137,9 @@ func (s *Server) InjectFault(fl Fault) error {
 		if fl.FailNextJobs <= 0 && fl.CancelNextJobs <= 0 {
 			return fmt.Errorf("resource fault needs failNextJobs or cancelNextJobs")
 		}
-		s.faults.failNext[fl.Resource] += fl.FailNextJobs
-		s.faults.cancelNext[fl.Resource] += fl.CancelNextJobs
+		k := jobKey{fl.User, fl.Resource}
+		s.faults.failNext[k] += fl.FailNextJobs
+		s.faults.cancelNext[k] += fl.CancelNextJobs
 	case fl.Method != "":
 		if !slices.Contains(faultMethods, fl.Method) {
 			return fmt.Errorf("unknown method %q (want one of %v)", fl.Method, faultMethods)
@@ -130,14 +151,14 @@ func (s *Server) InjectFault(fl Fault) error {
 			return fmt.Errorf("status %d is not an error status", fl.Status)
 		}
 		s.faults.method[fl.Method] = append(s.faults.method[fl.Method],
-			&methodFault{status: fl.Status, delay: time.Duration(fl.DelayMs) * time.Millisecond, count: count})
+			&methodFault{user: fl.User, status: fl.Status, delay: time.Duration(fl.DelayMs) * time.Millisecond, count: count})
 	case fl.Download != nil:
 		d := *fl.Download
 		if d.CutAfterBytes == nil && d.CorruptAt == nil && d.SlowStartMs <= 0 {
 			return fmt.Errorf("download fault needs cutAfterBytes, corruptAt or slowStartMs")
 		}
 		d.Count = max(d.Count, 1)
-		s.faults.download = append(s.faults.download, &d)
+		s.faults.download = append(s.faults.download, &downloadFault{user: fl.User, DownloadFault: d})
 	case fl.User != "" && fl.Revoke:
 		s.revokeUserLocked(fl.User)
 	default:

@@ -151,6 +151,16 @@ func (s *Server) revokeUserLocked(userName string) {
 }
 
 // authenticateLocked resolves the bearer token of r to a live grant.
+// callerLocked returns the user of the request's bearer token, valid or not ("" if unknown); it picks
+// the faults scoped to that user.
+func (s *Server) callerLocked(r *http.Request) string {
+	tok, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if at := s.access[tok]; at != nil {
+		return at.grant.user
+	}
+	return ""
+}
+
 func (s *Server) authenticateLocked(r *http.Request) (*grant, *apiError) {
 	h := r.Header.Get("Authorization")
 	tok, ok := strings.CutPrefix(h, "Bearer ")

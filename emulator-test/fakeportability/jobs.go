@@ -71,7 +71,7 @@ func (s *Server) newJobLocked(u *user, groups []string, oneTime bool, startTime,
 		startTime: startTime, endTime: endTime, exportTime: exportTime, epoch: u.epoch,
 	}
 	j.root = j
-	j.outcome = s.faults.takeJobOutcome(groups)
+	j.outcome = s.faults.takeJobOutcome(u.name, groups)
 	j.files = s.jobFiles(groups)
 	s.jobs[j.id] = j
 	s.jobSeq = append(s.jobSeq, j)

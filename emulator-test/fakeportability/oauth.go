@@ -210,19 +210,20 @@ func (s *Server) clientAuth(r *http.Request) (Client, bool) {
 }
 
 func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	formErr := r.ParseForm()
 	s.mu.Lock()
 	s.calls.add("", MethodToken)
-	delay, status := s.faults.takeMethod(MethodToken)
+	delay, status := s.faults.takeMethod(MethodToken, s.tokenCallerLocked(r))
 	s.mu.Unlock()
 	if !sleepCtx(r, delay) {
 		return
 	}
-	w.Header().Set("Cache-Control", "no-store")
 	if status != 0 {
 		writeJSON(w, status, oauthError{Error: "temporarily_unavailable", Description: fmt.Sprintf("injected fault: HTTP %d", status)})
 		return
 	}
-	if err := r.ParseForm(); err != nil {
+	if formErr != nil {
 		writeJSON(w, http.StatusBadRequest, oauthError{Error: "invalid_request", Description: "Malformed form."})
 		return
 	}
@@ -271,6 +272,17 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	default:
 		writeJSON(w, http.StatusBadRequest, oauthError{Error: "unsupported_grant_type", Description: fmt.Sprintf("Invalid grant_type: %s", gt)})
 	}
+}
+
+// tokenCallerLocked returns the user of a token request's code or refresh token ("" if unknown).
+func (s *Server) tokenCallerLocked(r *http.Request) string {
+	if ac := s.codes[r.PostForm.Get("code")]; ac != nil {
+		return ac.grant.user
+	}
+	if g := s.refresh[r.PostForm.Get("refresh_token")]; g != nil {
+		return g.user
+	}
+	return ""
 }
 
 func pkceOK(challenge, method, verifier string) bool {

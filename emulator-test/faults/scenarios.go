@@ -132,9 +132,12 @@ func Run(ctx context.Context, e *Env, sc Scenario) error {
 
 // Steps.
 
+// The fake's faults are scoped to the scenario's first user, so rounds in flight at once (the chaos
+// command) do not take each other's faults.
+
 // MethodFault injects count answers of status (or a delay) on method.
 func MethodFault(method string, status, delayMs, count int) Step {
-	return func(ctx context.Context, e *Env, _ []User) error {
+	return func(ctx context.Context, e *Env, users []User) error {
 		kind := KindSlow
 		switch status {
 		case 429:
@@ -144,13 +147,13 @@ func MethodFault(method string, status, delayMs, count int) Step {
 		case 503:
 			kind = Kind503
 		}
-		return Inject(e.St, e.T, kind, fakeportability.Fault{Method: method, Status: status, DelayMs: delayMs, Count: count})
+		return Inject(e.St, e.T, kind, fakeportability.Fault{User: users[0].Account(), Method: method, Status: status, DelayMs: delayMs, Count: count})
 	}
 }
 
 // JobFault makes the next n jobs of resource end FAILED (or CANCELLED).
 func JobFault(resource string, fail, cancel int) Step {
-	return func(ctx context.Context, e *Env, _ []User) error {
+	return func(ctx context.Context, e *Env, users []User) error {
 		kind := KindCancelled
 		switch fail {
 		case 1:
@@ -160,21 +163,21 @@ func JobFault(resource string, fail, cancel int) Step {
 		case 4:
 			kind = KindFail4
 		}
-		return Inject(e.St, e.T, kind, fakeportability.Fault{Resource: resource, FailNextJobs: fail, CancelNextJobs: cancel})
+		return Inject(e.St, e.T, kind, fakeportability.Fault{User: users[0].Account(), Resource: resource, FailNextJobs: fail, CancelNextJobs: cancel})
 	}
 }
 
 // DownloadFault breaks the next downloads.
 func DownloadFault(kind string, d fakeportability.DownloadFault) Step {
-	return func(ctx context.Context, e *Env, _ []User) error {
-		return Inject(e.St, e.T, kind, fakeportability.Fault{Download: &d})
+	return func(ctx context.Context, e *Env, users []User) error {
+		return Inject(e.St, e.T, kind, fakeportability.Fault{User: users[0].Account(), Download: &d})
 	}
 }
 
 // TokenFailsOnce makes the next token refresh fail, then ages every access token past its hour.
 func TokenFailsOnce() Step {
 	return func(ctx context.Context, e *Env, users []User) error {
-		if err := Inject(e.St, e.T, KindToken, fakeportability.Fault{Method: fakeportability.MethodToken, Status: 500}); err != nil {
+		if err := Inject(e.St, e.T, KindToken, fakeportability.Fault{User: users[0].Account(), Method: fakeportability.MethodToken, Status: 500}); err != nil {
 			return err
 		}
 		e.St.Fake.Clock().Advance(61 * time.Minute)
@@ -216,7 +219,7 @@ func ExternalJob(resource, access string) Step {
 // and starts it again: Pub/Sub redelivers the pushes that died with it.
 func KillTransferMidPart() Step {
 	return func(ctx context.Context, e *Env, users []User) error {
-		if err := e.St.Fake.InjectFault(fakeportability.Fault{Download: &fakeportability.DownloadFault{SlowStartMs: 700, Count: 4}}); err != nil {
+		if err := e.St.Fake.InjectFault(fakeportability.Fault{User: users[0].Account(), Download: &fakeportability.DownloadFault{SlowStartMs: 700, Count: 4}}); err != nil {
 			return err
 		}
 		if !waitStage(ctx, e, users, store.ResTransferring) {
@@ -303,7 +306,7 @@ func RestartPubSub() Step {
 // signed URLs' six hours.
 func ExpireURLsMidPart(slowCount int) Step {
 	return func(ctx context.Context, e *Env, users []User) error {
-		if err := e.St.Fake.InjectFault(fakeportability.Fault{Download: &fakeportability.DownloadFault{SlowStartMs: 300, Count: slowCount}}); err != nil {
+		if err := e.St.Fake.InjectFault(fakeportability.Fault{User: users[0].Account(), Download: &fakeportability.DownloadFault{SlowStartMs: 300, Count: slowCount}}); err != nil {
 			return err
 		}
 		if !waitStage(ctx, e, users, store.ResTransferring) {
