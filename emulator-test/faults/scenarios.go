@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -151,7 +152,7 @@ func MethodFault(method string, status, delayMs, count int) Step {
 	}
 }
 
-// JobFault makes the next n jobs of resource end FAILED (or CANCELLED).
+// JobFault makes the next n jobs of resource (of the user granting it) end FAILED (or CANCELLED).
 func JobFault(resource string, fail, cancel int) Step {
 	return func(ctx context.Context, e *Env, users []User) error {
 		kind := KindCancelled
@@ -163,8 +164,18 @@ func JobFault(resource string, fail, cancel int) Step {
 		case 4:
 			kind = KindFail4
 		}
-		return Inject(e.St, e.T, kind, fakeportability.Fault{User: users[0].Account(), Resource: resource, FailNextJobs: fail, CancelNextJobs: cancel})
+		return Inject(e.St, e.T, kind, fakeportability.Fault{User: grantee(users, resource).Account(), Resource: resource, FailNextJobs: fail, CancelNextJobs: cancel})
 	}
+}
+
+// grantee is the first of users granting resource (the first user if none does).
+func grantee(users []User, resource string) User {
+	for _, u := range users {
+		if slices.Contains(u.Resources, resource) {
+			return u
+		}
+	}
+	return users[0]
 }
 
 // DownloadFault breaks the next downloads.
