@@ -490,7 +490,9 @@ func objectKeys(t *testing.T, o *hclsyntax.ObjectConsExpr, what string) []string
 
 // ---- Go side ----
 
-// goEntryPoints finds functions.HTTP("Name", ...) and functions.CloudEvent("Name", ...) in functions/*/.
+// goEntryPoints finds functions.HTTP("Name", h) and functions.CloudEvent("Name", ...) in functions/*/: an
+// HTTP registration whose handler is handler.PubSub(...) or handler.Push(...) is a Pub/Sub push endpoint
+// ("PubSub"), any other is "HTTP".
 func goEntryPoints(t *testing.T) map[string]string {
 	t.Helper()
 	const ff = "github.com/GoogleCloudPlatform/functions-framework-go/functions"
@@ -538,7 +540,22 @@ func goEntryPoints(t *testing.T) map[string]string {
 			if prev, dup := out[name]; dup {
 				t.Errorf("entry point %s registered twice (%s and %s)", name, prev, sel.Sel.Name)
 			}
-			out[name] = sel.Sel.Name
+			kind := sel.Sel.Name
+			if kind == "HTTP" && len(call.Args) == 2 {
+				if h, ok := call.Args[1].(*ast.CallExpr); ok {
+					// handler.PubSub[T](...) parses as an index expression around the selector.
+					fun := h.Fun
+					if ix, ok := fun.(*ast.IndexExpr); ok {
+						fun = ix.X
+					}
+					if hs, ok := fun.(*ast.SelectorExpr); ok {
+						if x, ok := hs.X.(*ast.Ident); ok && x.Name == "handler" && (hs.Sel.Name == "PubSub" || hs.Sel.Name == "Push") {
+							kind = "PubSub"
+						}
+					}
+				}
+			}
+			out[name] = kind
 			return true
 		})
 	}
@@ -600,7 +617,7 @@ func configEnv(t *testing.T) map[string]envTag {
 type designFunction struct{ entryPoint, kind, topic string }
 
 var (
-	designRow   = regexp.MustCompile("^\\|\\s*`functions/[a-z]+`\\s*\\|\\s*`([A-Za-z]+)`\\s*\\|\\s*(HTTP|CloudEvent)\\s*\\|(.*)\\|\\s*$")
+	designRow   = regexp.MustCompile("^\\|\\s*`functions/[a-z]+`\\s*\\|\\s*`([A-Za-z]+)`\\s*\\|\\s*(HTTP|Pub/Sub push)\\s*\\|(.*)\\|\\s*$")
 	designTopic = regexp.MustCompile("Pub/Sub topic `([a-z0-9-]+)`")
 )
 
@@ -617,6 +634,9 @@ func designFunctions(t *testing.T) []designFunction {
 			continue
 		}
 		d := designFunction{entryPoint: m[1], kind: m[2]}
+		if d.kind == "Pub/Sub push" {
+			d.kind = "PubSub"
+		}
 		if tm := designTopic.FindStringSubmatch(m[3]); tm != nil {
 			d.topic = tm[1]
 		}
@@ -719,8 +739,10 @@ func TestEntryPointsMatchCode(t *testing.T) {
 		switch {
 		case !ok:
 			t.Errorf("terraform deploys entry point %s (%s) but no functions/* package registers it", f.entryPoint, res)
-		case kind == "CloudEvent" && !pushed[res]:
-			t.Errorf("%s is a CloudEvent function but no Pub/Sub push subscription calls %s", f.entryPoint, res)
+		case kind == "CloudEvent":
+			t.Errorf("%s is registered as a CloudEvent function: register Pub/Sub steps with functions.HTTP and handler.PubSub (see shared/handler)", f.entryPoint)
+		case kind == "PubSub" && !pushed[res]:
+			t.Errorf("%s is a Pub/Sub push endpoint but no Pub/Sub push subscription calls %s", f.entryPoint, res)
 		case kind == "HTTP" && pushed[res]:
 			t.Errorf("%s is an HTTP function but a Pub/Sub push subscription calls it", f.entryPoint)
 		}

@@ -33,8 +33,8 @@ const DeadLetterSuffix = "-dead-letter"
 const maxDeliveryAttempts = 10
 
 // createTopology creates every topic, its dead-letter topic with a pull subscription (so nothing is
-// dropped), and a push subscription to its function at the /projects/P/topics/T path the functions
-// framework reads the topic from. With existingOK, what exists already is kept.
+// dropped), and a push subscription to its function at the /projects/P/topics/T path (as Terraform
+// does: the path names the topic in logs). With existingOK, what exists already is kept.
 func createTopology(ctx context.Context, client *pubsub.Client, project string, functionURL func(entry string) string, existingOK bool) error {
 	exists := func(err error) bool { return existingOK && status.Code(err) == codes.AlreadyExists }
 	topic := func(t string) string { return fmt.Sprintf("projects/%s/topics/%s", project, t) }

@@ -31,7 +31,7 @@ var Env = setup.NewLazy(setup.Needs{Tokens: true, Publisher: true, Tasks: true, 
 func newRequest() *messages.InitiateRequest { return &messages.InitiateRequest{} }
 
 func init() {
-	functions.CloudEvent("Initiate", handler.CloudEvent(Env, "initiate", newRequest, Round))
+	functions.HTTP("Initiate", handler.PubSub(Env, "initiate", newRequest, Round))
 	functions.HTTP("InitiateTask", handler.Task(Env, "initiate-task", newRequest, Round))
 }
 

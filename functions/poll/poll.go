@@ -37,7 +37,7 @@ var Env = setup.NewLazy(setup.Needs{Tokens: true, Publisher: true, Tasks: true, 
 var httpClient = &http.Client{Timeout: 2 * time.Minute}
 
 func init() {
-	functions.CloudEvent("PollStart", handler.CloudEvent(Env, "poll-start", func() *messages.JobStarted { return &messages.JobStarted{} }, Start))
+	functions.HTTP("PollStart", handler.PubSub(Env, "poll-start", func() *messages.JobStarted { return &messages.JobStarted{} }, Start))
 	functions.HTTP("PollTask", handler.Task(Env, "poll", func() *messages.PollCheck { return &messages.PollCheck{} }, Check))
 }
 

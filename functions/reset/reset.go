@@ -28,7 +28,7 @@ import (
 var Env = setup.NewLazy(setup.Needs{Tokens: true, Publisher: true, Tasks: true})
 
 func init() {
-	functions.CloudEvent("Reset", handler.CloudEvent(Env, "reset", func() *messages.ResetRequest { return &messages.ResetRequest{} }, Round))
+	functions.HTTP("Reset", handler.PubSub(Env, "reset", func() *messages.ResetRequest { return &messages.ResetRequest{} }, Round))
 }
 
 // Round ends a complete round.

@@ -38,7 +38,7 @@ var httpClient = &http.Client{Transport: &http.Transport{
 }}
 
 func init() {
-	functions.CloudEvent("Transfer", handler.CloudEvent(Env, "transfer", func() *messages.TransferPart { return &messages.TransferPart{} }, Part))
+	functions.HTTP("Transfer", handler.PubSub(Env, "transfer", func() *messages.TransferPart { return &messages.TransferPart{} }, Part))
 }
 
 // Part copies one part (unless a delivery already did) and then finishes what it can.

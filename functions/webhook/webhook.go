@@ -1,4 +1,4 @@
-// Package webhook delivers export events to the operator's HTTPS endpoint (CloudEvent entry Webhook, pushed
+// Package webhook delivers export events to the operator's HTTPS endpoint (entry point Webhook, pushed
 // by a subscription on export-events): it POSTs the event's JSON to WEBHOOK_URL, signed with
 // WEBHOOK_SECRET (header X-Portability-Signature, see shared/webhook). A non-2xx answer or a network error
 // returns an error, so Pub/Sub delivers again with the subscription's backoff and, after its maximum
@@ -14,10 +14,11 @@ import (
 	"time"
 
 	"github.com/GoogleCloudPlatform/functions-framework-go/functions"
-	"github.com/cloudevents/sdk-go/v2/event"
 
 	"github.com/portability-pipeline/pipeline/shared/events"
+	"github.com/portability-pipeline/pipeline/shared/handler"
 	"github.com/portability-pipeline/pipeline/shared/logging"
+	"github.com/portability-pipeline/pipeline/shared/messages"
 	"github.com/portability-pipeline/pipeline/shared/setup"
 	"github.com/portability-pipeline/pipeline/shared/webhook"
 )
@@ -32,41 +33,23 @@ var Client = &http.Client{Timeout: 30 * time.Second}
 var Now = time.Now
 
 func init() {
-	functions.CloudEvent("Webhook", Handle)
+	functions.HTTP("Webhook", handler.Push(Env, "webhook", deliver))
 }
 
-// pushed is the Pub/Sub message inside the CloudEvent.
-type pushed struct {
-	Message struct {
-		Data       []byte            `json:"data"`
-		Attributes map[string]string `json:"attributes"`
-		ID         string            `json:"messageId"`
-	} `json:"message"`
-}
-
-// Handle is the entry point.
-func Handle(ctx context.Context, e event.Event) error {
-	env, err := Env.Get(ctx)
-	if err != nil {
-		logging.Default().Error("configuration", "step", "webhook", "error", err.Error())
-		return err
-	}
+// deliver handles one push of an export event.
+func deliver(ctx context.Context, env *setup.Env, p messages.Push) error {
+	log := logging.FromContext(ctx)
 	if err := env.Config.RequireWebhook(); err != nil {
-		env.Log.Error("configuration", "step", "webhook", "error", err.Error())
+		log.Error("configuration", "error", err.Error())
 		return err
 	}
-	var m pushed
-	if err := e.DataAs(&m); err != nil {
-		env.Log.Error("malformed push; it will be dead-lettered", "step", "webhook", "error", err.Error())
-		return err
-	}
-	ev, err := events.Decode(m.Message.Data)
-	log := env.Log.With("step", "webhook", "messageId", m.Message.ID, "event", ev.Type, "eventId", ev.ID, "user", ev.User)
+	ev, err := events.Decode(p.Data)
+	log = log.With("event", ev.Type, "eventId", ev.ID, "user", ev.User)
 	if err != nil {
 		log.Error("not an export event; it will be dead-lettered", "error", err.Error())
 		return err
 	}
-	return Deliver(logging.WithLogger(ctx, log), env.Config.Webhook.URL, []byte(env.Config.Webhook.Secret), m.Message.Data, ev)
+	return Deliver(logging.WithLogger(ctx, log), env.Config.Webhook.URL, []byte(env.Config.Webhook.Secret), p.Data, ev)
 }
 
 // Deliver POSTs one event body, signed; an error means "deliver again".

@@ -1,4 +1,4 @@
-// Package handler adapts the steps to their triggers: a Pub/Sub CloudEvent or a Cloud Tasks HTTP call.
+// Package handler adapts the steps to their triggers: a Pub/Sub push or a Cloud Tasks HTTP call.
 // It decodes the message, carries a logger with the message's identifiers and the trace the message or
 // task carried (shared/trace: the person's journey is one trace), and turns the step's error
 // into the trigger's answer: nil acknowledges; an error asks for another delivery (Pub/Sub redelivers
@@ -11,8 +11,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-
-	"github.com/cloudevents/sdk-go/v2/event"
 
 	"github.com/portability-pipeline/pipeline/shared/logging"
 	"github.com/portability-pipeline/pipeline/shared/messages"
@@ -42,25 +40,69 @@ func attrs(m any) []any {
 	return nil
 }
 
-// CloudEvent returns a functions-framework CloudEvent handler for a Pub/Sub-triggered step.
-func CloudEvent[T messages.Validator](lazy *setup.Lazy, step string, newMsg func() T, fn Step[T]) func(context.Context, event.Event) error {
-	return func(ctx context.Context, e event.Event) error {
-		env, err := lazy.Get(ctx)
-		if err != nil {
-			logging.Default().Error("configuration", "step", step, "error", err.Error())
-			return err
-		}
+// maxPushBody bounds a push body: a Pub/Sub message is at most 10 MB, base64 in JSON about 13.4 MB.
+const maxPushBody = 16 << 20
+
+// PubSub returns the HTTP handler of a Pub/Sub-triggered step: it decodes the message of the push and
+// answers 204 (acknowledged) or an error status (Pub/Sub delivers again, finally to the dead-letter topic).
+//
+// The steps are registered as HTTP functions that read the push themselves, not as functions-framework
+// CloudEvent functions: the framework's CloudEvent path (cloudevents/sdk-go's NewHTTPReceiveHandler, up to
+// v2.16.2 at least) hands each request to a goroutine over one shared channel, and under concurrent
+// requests one message can be left behind until the next request arrives: the last push of a burst then
+// hangs and its step never runs (https://github.com/cloudevents/sdk-go/issues/1224 and /1332; it lost a
+// job in the 1,000-user benchmark). A push subscription's body and the data of a binary-mode CloudEvent
+// (Eventarc) are the same JSON, so both reach these handlers.
+func PubSub[T messages.Validator](lazy *setup.Lazy, step string, newMsg func() T, fn Step[T]) http.HandlerFunc {
+	return Push(lazy, step, func(ctx context.Context, env *setup.Env, p messages.Push) error {
 		m := newMsg()
-		d, err := messages.FromCloudEvent(e, m)
-		ctx = logging.WithLogger(ctx, env.Log.With(append([]any{"step", step, "messageId", d.ID}, attrs(m)...)...))
-		parent, ok := trace.FromAttributes(d.Attributes)
-		ctx = trace.Continue(ctx, project(env), parent, ok)
-		if err != nil {
-			// Poison: refuse it so Pub/Sub moves it to the dead-letter topic after its attempts.
+		if err := messages.Decode(p.Data, m); err != nil {
 			logging.FromContext(ctx).Error("malformed message; it will be dead-lettered", "error", err.Error())
 			return err
 		}
+		ctx = logging.With(ctx, attrs(m)...)
 		return outcome(ctx, fn(ctx, env, m))
+	})
+}
+
+// Push returns the HTTP handler of a Pub/Sub push whose data fn decodes itself. fn's error asks for
+// another delivery.
+func Push(lazy *setup.Lazy, step string, fn func(ctx context.Context, env *setup.Env, p messages.Push) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		env, err := lazy.Get(r.Context())
+		if err != nil {
+			logging.Default().Error("configuration", "step", step, "error", err.Error())
+			http.Error(w, "not configured", http.StatusInternalServerError)
+			return
+		}
+		if r.Method != http.MethodPost {
+			http.Error(w, "POST only", http.StatusMethodNotAllowed)
+			return
+		}
+		body, err := io.ReadAll(io.LimitReader(r.Body, maxPushBody+1))
+		if err != nil || len(body) > maxPushBody {
+			http.Error(w, "unreadable or oversized push body", http.StatusBadRequest)
+			return
+		}
+		p, err := messages.ParsePush(body)
+		ctx := logging.WithLogger(r.Context(), env.Log.With("step", step, "messageId", p.ID))
+		parent, ok := trace.FromAttributes(p.Attributes)
+		ctx = trace.Continue(ctx, project(env), parent, ok)
+		if err != nil {
+			// Poison: refuse it so Pub/Sub moves it to the dead-letter topic after its attempts.
+			logging.FromContext(ctx).Error("malformed push; it will be dead-lettered", "error", err.Error())
+			http.Error(w, "malformed push", http.StatusBadRequest)
+			return
+		}
+		if err := fn(ctx, env, p); err != nil {
+			if errors.Is(err, messages.ErrMalformed) {
+				http.Error(w, "malformed message", http.StatusBadRequest)
+				return
+			}
+			http.Error(w, "try again", http.StatusServiceUnavailable)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
 	}
 }
 

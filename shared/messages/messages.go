@@ -10,8 +10,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-
-	"github.com/cloudevents/sdk-go/v2/event"
 )
 
 // Version is the schema version every message carries in "v".
@@ -141,7 +139,8 @@ func Decode(data []byte, m Validator) error {
 	return m.Validate()
 }
 
-// pushEnvelope is the data of a google.cloud.pubsub.topic.v1.messagePublished CloudEvent.
+// pushEnvelope is the body of a Pub/Sub push request. A binary-mode CloudEvent of type
+// google.cloud.pubsub.topic.v1.messagePublished (Eventarc) carries the same JSON as its data.
 type pushEnvelope struct {
 	Message struct {
 		Data       []byte            `json:"data"`
@@ -151,23 +150,33 @@ type pushEnvelope struct {
 	Subscription string `json:"subscription"`
 }
 
-// Delivery describes the Pub/Sub message a CloudEvent carried.
-type Delivery struct {
+// Push is one Pub/Sub message as a push subscription delivers it.
+type Push struct {
 	ID         string
 	Attributes map[string]string
+	Data       []byte
 }
 
-// FromCloudEvent decodes the Pub/Sub message inside a CloudEvent into m.
-func FromCloudEvent(e event.Event, m Validator) (Delivery, error) {
+// ParsePush reads a Pub/Sub push body. An error wraps ErrMalformed.
+func ParsePush(body []byte) (Push, error) {
 	var env pushEnvelope
-	if err := json.Unmarshal(e.Data(), &env); err != nil {
-		return Delivery{}, fmt.Errorf("%w: event data is not a Pub/Sub message: %v", ErrMalformed, err)
+	if err := json.Unmarshal(body, &env); err != nil {
+		return Push{}, fmt.Errorf("%w: not a Pub/Sub push body: %v", ErrMalformed, err)
 	}
-	d := Delivery{ID: env.Message.ID, Attributes: env.Message.Attributes}
-	if len(env.Message.Data) == 0 {
-		return d, fmt.Errorf("%w: empty Pub/Sub message", ErrMalformed)
+	p := Push{ID: env.Message.ID, Attributes: env.Message.Attributes, Data: env.Message.Data}
+	if len(p.Data) == 0 {
+		return p, fmt.Errorf("%w: empty Pub/Sub message", ErrMalformed)
 	}
-	return d, Decode(env.Message.Data, m)
+	return p, nil
+}
+
+// FromPush decodes the message of a Pub/Sub push body into m.
+func FromPush(body []byte, m Validator) (Push, error) {
+	p, err := ParsePush(body)
+	if err != nil {
+		return p, err
+	}
+	return p, Decode(p.Data, m)
 }
 
 // PushBody wraps data as a Pub/Sub push body (tests and the local stack).

@@ -6,9 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	cloudevents "github.com/cloudevents/sdk-go/v2"
-	"github.com/cloudevents/sdk-go/v2/event"
-
 	"github.com/portability-pipeline/pipeline/shared/messages"
 )
 
@@ -52,14 +49,14 @@ func TestRoundTrip(t *testing.T) {
 			if !reflect.DeepEqual(got, tc.m) {
 				t.Errorf("round trip of %s gave %+v, want %+v", data, got, tc.m)
 			}
-			// The same bytes arrive through a Pub/Sub push CloudEvent.
+			// The same bytes arrive through a Pub/Sub push.
 			got = reflect.New(reflect.TypeOf(tc.m).Elem()).Interface().(messages.Validator)
-			d, err := messages.FromCloudEvent(pubsubEvent(t, messages.PushBody("projects/p/subscriptions/s", "m-1", data, map[string]string{"k": "v"})), got)
+			d, err := messages.FromPush(messages.PushBody("projects/p/subscriptions/s", "m-1", data, map[string]string{"k": "v"}), got)
 			if err != nil {
-				t.Fatalf("FromCloudEvent: %v", err)
+				t.Fatalf("FromPush: %v", err)
 			}
 			if !reflect.DeepEqual(got, tc.m) {
-				t.Errorf("through a CloudEvent: %+v, want %+v", got, tc.m)
+				t.Errorf("through a push: %+v, want %+v", got, tc.m)
 			}
 			if d.ID != "m-1" || d.Attributes["k"] != "v" {
 				t.Errorf("delivery %+v, want id m-1 with attribute k=v", d)
@@ -140,35 +137,20 @@ func TestDecodeAcceptsWhitespace(t *testing.T) {
 	}
 }
 
-// pubsubEvent builds the CloudEvent the functions framework hands a Pub/Sub-triggered function.
-func pubsubEvent(t testing.TB, data []byte) event.Event {
-	t.Helper()
-	e := event.New()
-	e.SetID("evt-1")
-	e.SetSource("//pubsub.googleapis.com/projects/p/topics/t")
-	e.SetType("google.cloud.pubsub.topic.v1.messagePublished")
-	if data != nil {
-		if err := e.SetData(cloudevents.ApplicationJSON, data); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return e
-}
-
-func TestFromCloudEventMalformed(t *testing.T) {
+func TestFromPushMalformed(t *testing.T) {
 	t.Parallel()
 	valid := []byte(`{"v":1,"user":"u","round":"r"}`)
 	tests := []struct {
 		name   string
-		data   []byte // event data; nil: no data at all
+		body   []byte // push body; nil: an empty body
 		says   string
 		wantID string
 	}{
-		{"no data", nil, "not a Pub/Sub message", ""},
-		{"not JSON", []byte("hello"), "not a Pub/Sub message", ""},
+		{"empty body", nil, "not a Pub/Sub push body", ""},
+		{"not JSON", []byte("hello"), "not a Pub/Sub push body", ""},
 		{"JSON but not Pub/Sub", []byte(`{"bucket":"b","name":"o"}`), "empty Pub/Sub message", ""},
-		{"message not an object", []byte(`{"message":"x"}`), "not a Pub/Sub message", ""},
-		{"data not base64", []byte(`{"message":{"data":"%%%","messageId":"m"}}`), "not a Pub/Sub message", ""},
+		{"message not an object", []byte(`{"message":"x"}`), "not a Pub/Sub push body", ""},
+		{"data not base64", []byte(`{"message":{"data":"%%%","messageId":"m"}}`), "not a Pub/Sub push body", ""},
 		{"empty message", messages.PushBody("s", "m-2", nil, nil), "empty Pub/Sub message", "m-2"},
 		{"empty data string", []byte(`{"message":{"data":"","messageId":"m-3"}}`), "empty Pub/Sub message", "m-3"},
 		{"wrong message type", messages.PushBody("s", "m-4", []byte(`{"v":1,"user":"u","round":"r","resource":"x","job":"j"}`), nil), "unknown field", "m-4"},
@@ -180,9 +162,9 @@ func TestFromCloudEventMalformed(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			var m messages.ResetRequest
-			d, err := messages.FromCloudEvent(pubsubEvent(t, tc.data), &m)
+			d, err := messages.FromPush(tc.body, &m)
 			if !errors.Is(err, messages.ErrMalformed) {
-				t.Fatalf("FromCloudEvent = %v, want ErrMalformed", err)
+				t.Fatalf("FromPush = %v, want ErrMalformed", err)
 			}
 			if tc.says != "" && !strings.Contains(err.Error(), tc.says) {
 				t.Errorf("error %q does not say %q", err, tc.says)

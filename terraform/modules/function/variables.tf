@@ -41,7 +41,7 @@ variable "labels" {
 
 variable "entry_point" {
   type        = string
-  description = "The name the code registers the handler under (functions.HTTP or functions.CloudEvent)."
+  description = "The name the code registers the handler under (functions.HTTP)."
 }
 
 variable "build" {
