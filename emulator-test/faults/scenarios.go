@@ -493,14 +493,15 @@ func Random(r *rand.Rand, n int, allowExclusive bool) Scenario {
 				continue
 			}
 			sc.Users[0].ExternalJobs++
-			sc.Before = append(sc.Before, ExternalJob(res, "one-time"))
+			// First, so that the user's own method and job faults go to the pipeline's calls.
+			sc.Before = append([]Step{ExternalJob(res, "one-time")}, sc.Before...)
 		case KindCooldown:
 			if first.Access == "one-time" {
 				delete(used, kind)
 				continue
 			}
 			sc.Users[0].ExternalJobs++
-			sc.Before = append(sc.Before, ExternalJob(res, "time-based-30d"))
+			sc.Before = append([]Step{ExternalJob(res, "time-based-30d")}, sc.Before...)
 		case KindRevoke:
 			sc.Users[0].Revoked = true
 			sc.After = append(sc.After, RevokeMidRound())

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"cloud.google.com/go/storage"
@@ -20,10 +21,12 @@ import (
 	"github.com/portability-pipeline/pipeline/shared/handler"
 	"github.com/portability-pipeline/pipeline/shared/logging"
 	"github.com/portability-pipeline/pipeline/shared/messages"
+	"github.com/portability-pipeline/pipeline/shared/portability"
 	"github.com/portability-pipeline/pipeline/shared/rounds"
 	"github.com/portability-pipeline/pipeline/shared/setup"
 	"github.com/portability-pipeline/pipeline/shared/signedurl"
 	"github.com/portability-pipeline/pipeline/shared/store"
+	"github.com/portability-pipeline/pipeline/shared/tokens"
 	engine "github.com/portability-pipeline/pipeline/shared/transfer"
 )
 
@@ -121,12 +124,21 @@ func copyPart(ctx context.Context, env *setup.Env, m *messages.TransferPart, o *
 	if err != nil {
 		return err
 	}
+	// consentGone: fresh URLs need a state call, which Google refuses once the consent is withdrawn or
+	// expired (or we destroyed the token); no retry can fetch the rest of the archive then.
+	var consentGone atomic.Bool
 	refresh := func(ctx context.Context) (string, error) {
 		api, err := env.API(ctx, m.User)
+		if errors.Is(err, tokens.ErrNoToken) {
+			consentGone.Store(true)
+		}
 		if err != nil {
 			return "", err
 		}
 		sealed, urls, err := signedurl.Fresh(ctx, env.Crypto, api, m.Job)
+		if portability.KindOf(err) == portability.KindUnauthorized {
+			consentGone.Store(true)
+		}
 		if err != nil {
 			return "", err
 		}
@@ -149,6 +161,9 @@ func copyPart(ctx context.Context, env *setup.Env, m *messages.TransferPart, o *
 	if err != nil {
 		if engine.Classify(err) == engine.Gone {
 			return failObject(ctx, env, m, o, "The archive is no longer available at Google.")
+		}
+		if consentGone.Load() {
+			return failObject(ctx, env, m, o, "Google no longer accepts this consent (withdrawn or expired), so the rest of the archive could not be fetched.")
 		}
 		return fmt.Errorf("copy part %d: %w", m.Part, err)
 	}

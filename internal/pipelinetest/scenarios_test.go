@@ -177,6 +177,22 @@ func TestScenarios(t *testing.T) {
 			want: want{states: map[string]string{a: store.ResFailed, b: store.ResFailed}, reasonHas: map[string]string{a: "no longer accepts"}},
 		},
 		{
+			// Found by the chaos run: a transfer that needed fresh URLs after the consent ended retried
+			// forever (the state call is refused) instead of ending the resource.
+			name: "consent revoked mid-transfer, then the signed URLs expire",
+			during: func(h *pipelinetest.Harness) func(d *pipelinetest.Delivery) {
+				done := false
+				return func(d *pipelinetest.Delivery) {
+					if !done && d.Topic == "transfer-parts" {
+						done = true
+						h.Fake.RevokeUser("u")
+						h.Fake.Clock().Advance(7 * time.Hour)
+					}
+				}
+			},
+			want: want{states: map[string]string{a: store.ResFailed, b: store.ResFailed}, reasonHas: map[string]string{a: "no longer accepts"}},
+		},
+		{
 			name: "API bursts of 503 and 429 and a failing token refresh",
 			before: func(t *testing.T, h *pipelinetest.Harness) {
 				inject(t, h, fakeportability.Fault{Method: "initiate", Status: 503, Count: 2})
