@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -106,7 +107,16 @@ func SignIn(ctx context.Context, st *stack.Stack, users []User) error {
 		if access == "" {
 			access = "one-time"
 		}
-		page, err := stack.SignIn(ctx, st.StartLink(u.ID, u.Resources), stack.Consent{Account: u.Account(), Access: access, Tick: u.Tick})
+		var page *stack.Page
+		var err error
+		// A fault on the calls the callback makes (token exchange, accessType.check) gives the person an
+		// error page that asks them to try again, with nothing stored; they do, up to 4 times in all.
+		for attempt := 0; attempt < 4; attempt++ {
+			page, err = stack.SignIn(ctx, st.StartLink(u.ID, u.Resources), stack.Consent{Account: u.Account(), Access: access, Tick: u.Tick})
+			if err != nil || page.Status != http.StatusBadGateway {
+				break
+			}
+		}
 		if err != nil {
 			return fmt.Errorf("sign in %s: %w", u.ID, err)
 		}
