@@ -100,7 +100,7 @@ func TestPubSub(t *testing.T) {
 }
 
 // TestPubSubConcurrentBurst: every push of a concurrent burst runs its step once and is answered. The
-// functions framework's CloudEvent path fails this (cloudevents/sdk-go#1224: a burst's last message can
+// functions framework's CloudEvent path can fail this (cloudevents/sdk-go#1224: a burst's last message can
 // be left unhandled until another request comes), which is why the steps are registered through PubSub.
 func TestPubSubConcurrentBurst(t *testing.T) {
 	t.Parallel()
