@@ -134,3 +134,31 @@ func expectNothingOf(t *testing.T, h *pipelinetest.Harness, user string) {
 		t.Error("no document at all: the walk saw nothing")
 	}
 }
+
+// TestPurgeBeforeNextRound purges a person with a time-based grant while the next round's delayed
+// initiation is queued in Cloud Tasks (the purge does not delete tasks): when it comes due it must find
+// nothing to do, not start a round for a person who asked to be forgotten.
+func TestPurgeBeforeNextRound(t *testing.T) {
+	t.Parallel()
+	h := pipelinetest.New(t, pipelinetest.Options{Env: map[string]string{"TIME_BASED_HORIZON": "72h"}})
+	h.Consent("bob", three, "one-time")
+	h.Consent("alice", three, "time-based-30d")
+	purged := false
+	h.BeforeDeliver = func(d *pipelinetest.Delivery) {
+		if purged || d.Task == nil || d.Task.URL != pipelinetest.InitiateURL || userOf(d) != "alice" {
+			return
+		}
+		if _, err := purge.Purge(h.Ctx, h.Env, "alice"); err != nil {
+			t.Fatalf("purge: %v", err)
+		}
+		purged = true
+	}
+	h.Run(3000)
+	if !purged {
+		t.Fatal("no next-round initiation was queued")
+	}
+	expectNothingOf(t, h, "alice")
+	if jobs := h.Fake.Jobs("alice"); len(jobs) != len(three) {
+		t.Errorf("alice has %d jobs at Google, want %d (round 1 only)", len(jobs), len(three))
+	}
+}
