@@ -104,7 +104,7 @@ func (f *faultState) takeMethod(method, user string) (time.Duration, int) {
 	mf := q[i]
 	mf.count--
 	if mf.count <= 0 {
-		f.method[method] = slices.Delete(slices.Clone(q), i, i+1)
+		f.method[method] = slices.Delete(q, i, i+1)
 	}
 	return mf.delay, mf.status
 }
@@ -118,7 +118,7 @@ func (f *faultState) takeDownload(user string) *DownloadFault {
 	d := f.download[i]
 	d.Count--
 	if d.Count <= 0 {
-		f.download = slices.Delete(slices.Clone(f.download), i, i+1)
+		f.download = slices.Delete(f.download, i, i+1)
 	}
 	c := d.DownloadFault
 	return &c

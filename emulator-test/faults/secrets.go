@@ -8,7 +8,21 @@ import (
 
 	"cloud.google.com/go/firestore"
 	"google.golang.org/api/iterator"
+
+	"github.com/portability-pipeline/pipeline/emulator-test/stack"
 )
+
+// SecretsInLogs reads every function log of the stack and returns what FindSecrets finds there: the
+// fake's issued secrets, the secret shapes, the OAuth client secret and the start link key. logBytes is
+// how much was scanned.
+func SecretsInLogs(st *stack.Stack) (found []string, logBytes int, err error) {
+	logs, err := st.Logs()
+	if err != nil {
+		return nil, 0, err
+	}
+	return FindSecrets(logs, st.Fake.IssuedSecrets(), map[string]string{
+		"OAuth client secret": "fake-client-secret", "start link key": string(st.StartLinkKey)}), len(logs), nil
+}
 
 // secretCore is the longest run of [A-Za-z0-9_-] in a secret: the random part of a token or code, the
 // signature of a signed URL or a JWT. A scan looks for these runs whole in the text.

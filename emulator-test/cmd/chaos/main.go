@@ -115,12 +115,11 @@ func main() {
 	}
 	faults.CheckTasks(st, tasksFailed, t)
 	// No issued secret in any function log or stored document.
-	logs, err := st.Logs()
+	found, logBytes, err := faults.SecretsInLogs(st)
 	if err != nil {
 		failures = append(failures, "logs: "+err.Error())
 	}
-	for _, f := range faults.FindSecrets(logs, st.Fake.IssuedSecrets(), map[string]string{
-		"OAuth client secret": "fake-client-secret", "start link key": string(st.StartLinkKey)}) {
+	for _, f := range found {
 		secrets = append(secrets, "function logs: "+f)
 	}
 	secrets = append(secrets, scanFirestore(ctx, st)...)
@@ -129,7 +128,7 @@ func main() {
 	}
 	t.Invariants[faults.InvTokens] += 2 // the log scan and the last Firestore scan
 
-	report(os.Stdout, *markdown, *seed, *rounds, stackUp, time.Since(start), len(logs), len(st.Fake.IssuedSecrets()), t, failures)
+	report(os.Stdout, *markdown, *seed, *rounds, stackUp, time.Since(start), logBytes, len(st.Fake.IssuedSecrets()), t, failures)
 	if len(t.Violations) > 0 || len(failures) > 0 {
 		if *keep {
 			fmt.Fprintln(os.Stderr, "chaos: function logs are in", st.Dir)
