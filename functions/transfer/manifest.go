@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 
 	"github.com/portability-pipeline/pipeline/shared/events"
 	"github.com/portability-pipeline/pipeline/shared/logging"
@@ -46,11 +45,7 @@ func writeManifest(ctx context.Context, env *setup.Env, m *messages.TransferPart
 		if o.HasCRC32C {
 			in.CRC32C = events.CRC32C(o.CRC32C)
 		}
-		obj := b.Object(o.Name)
-		size := o.Size
-		in.Open = func(ctx context.Context) (io.ReaderAt, error) {
-			return manifest.NewReaderAt(ctx, manifest.GCSRanger{Object: obj}, size), nil
-		}
+		in.Source = manifest.GCSRanger{Object: b.Object(o.Name)}
 		inputs = append(inputs, in)
 	}
 	man, err := manifest.Build(ctx, manifest.Job{User: m.User, Round: m.Round, Resource: m.Resource, Job: m.Job, ExportTime: res.ExportTime}, inputs)
@@ -61,6 +56,6 @@ func writeManifest(ctx context.Context, env *setup.Env, m *messages.TransferPart
 	if err := manifest.Write(ctx, b.Object(name), man); err != nil {
 		return err
 	}
-	logging.FromContext(ctx).Info("manifest written", "object", name, "files", man.Totals.Files, "mismatches", man.Totals.Mismatches)
+	logging.FromContext(ctx).Info("manifest written", "object", name, "files", man.Totals.Files, "bytes_read", man.Totals.BytesRead)
 	return env.Store.ReleaseEvent(ctx, id)
 }
