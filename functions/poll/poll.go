@@ -167,7 +167,7 @@ func retry(ctx context.Context, env *setup.Env, api portability.API, m *messages
 // plan probes every URL of a complete job, records the objects and their parts, and publishes the parts.
 func plan(ctx context.Context, env *setup.Env, m *messages.PollCheck, st portability.State) error {
 	if len(st.URLs) == 0 {
-		if _, _, err := env.Store.PlanTransfer(ctx, m.Round, m.Resource, m.Job, st.ExportTime, nil); err != nil {
+		if _, _, err := env.Store.PlanTransferRange(ctx, m.Round, m.Resource, m.Job, st.StartTime, st.ExportTime, nil); err != nil {
 			return err
 		}
 		if _, _, err := env.Store.FinishResource(ctx, m.Round, m.Resource); err != nil {
@@ -193,7 +193,7 @@ func plan(ctx context.Context, env *setup.Env, m *messages.PollCheck, st portabi
 			ContentType: src.ContentType, Parts: len(parts), PartSize: env.Config.Export.PartSize,
 			State: store.ObjCopying, URL: sealed, URLFetched: time.Now().UTC()}
 	}
-	_, recorded, err := env.Store.PlanTransfer(ctx, m.Round, m.Resource, m.Job, st.ExportTime, objects)
+	_, recorded, err := env.Store.PlanTransferRange(ctx, m.Round, m.Resource, m.Job, st.StartTime, st.ExportTime, objects)
 	if err != nil {
 		return err
 	}

@@ -48,7 +48,8 @@ func writeManifest(ctx context.Context, env *setup.Env, m *messages.TransferPart
 		in.Source = manifest.GCSRanger{Object: b.Object(o.Name)}
 		inputs = append(inputs, in)
 	}
-	man, err := manifest.Build(ctx, manifest.Job{User: m.User, Round: m.Round, Resource: m.Resource, Job: m.Job, ExportTime: res.ExportTime}, inputs)
+	man, err := manifest.Build(ctx, manifest.Job{User: m.User, Round: m.Round, Resource: m.Resource, Job: m.Job,
+		ExportTime: res.ExportTime, StartTime: res.StartTime, TimeFilter: res.TimeFilter}, inputs)
 	if err != nil {
 		return fmt.Errorf("build the manifest: %w", err)
 	}

@@ -110,6 +110,10 @@ type Export struct {
 	TimeBasedHorizon time.Duration `env:"TIME_BASED_HORIZON, default=720h"`
 	// InitiateLease is how long a claimed initiate or retry blocks another attempt (crash recovery).
 	InitiateLease time.Duration `env:"INITIATE_LEASE, default=2m"`
+	// RoundOverlap is how far before the previous round's exportTime a later round of a time-based grant
+	// starts (resources with time filters only). 0 gives rounds that meet exactly; an app that prefers
+	// to deduplicate a little over trusting the boundary sets a few minutes.
+	RoundOverlap time.Duration `env:"ROUND_OVERLAP, default=0s"`
 	// MaxRetries is how many times a FAILED job is retried (the API allows 3).
 	MaxRetries int `env:"MAX_JOB_RETRIES, default=3"`
 	// MaxVerifyAttempts is how often an archive is copied again after a checksum mismatch.
@@ -144,6 +148,9 @@ func (c *Config) validate() error {
 	}
 	if c.Export.PartSize < 1<<20 {
 		return fmt.Errorf("PART_SIZE must be at least 1 MiB, got %d", c.Export.PartSize)
+	}
+	if c.Export.RoundOverlap < 0 || c.Export.RoundOverlap > 24*time.Hour {
+		return fmt.Errorf("ROUND_OVERLAP must be between 0 and 24h, got %s", c.Export.RoundOverlap)
 	}
 	if c.Export.MaxRetries < 0 || c.Export.MaxRetries > 3 {
 		return fmt.Errorf("MAX_JOB_RETRIES must be 0..3 (the API allows 3), got %d", c.Export.MaxRetries)

@@ -61,9 +61,12 @@ type Manifest struct {
 	ExportTime      time.Time `json:"export_time"`
 	// TimeRange is the span of the exported data: no start means from the beginning of the account's history.
 	TimeRange TimeRange `json:"time_range"`
-	Archives  []Archive `json:"archives"`
-	Services  []Service `json:"services"`
-	Totals    Totals    `json:"totals"`
+	// TimeFilter says how the range was chosen: "applied" (only time_range), "none" (the whole history
+	// was asked), "unsupported" (the group takes no time filter: each round holds its whole content).
+	TimeFilter string    `json:"time_filter,omitempty"`
+	Archives   []Archive `json:"archives"`
+	Services   []Service `json:"services"`
+	Totals     Totals    `json:"totals"`
 }
 
 // TimeRange is a half-open span of activity time.
@@ -142,13 +145,22 @@ type Input struct {
 type Job struct {
 	User, Round, Resource, Job string
 	ExportTime                 time.Time
+	// StartTime is the start of the exported range (zero: from the beginning of the history).
+	StartTime time.Time
+	// TimeFilter is store.TimeFilter* ("applied", "none", "unsupported"); empty leaves it out.
+	TimeFilter string
 }
 
 // Build describes the archives of a job. Storage errors are returned (try again); an archive that is
 // not a readable zip is described by kind, with the reason in Error.
 func Build(ctx context.Context, j Job, archives []Input) (*Manifest, error) {
 	m := &Manifest{ManifestVersion: Version, User: j.User, Round: j.Round, Resource: j.Resource, Job: j.Job,
-		ExportTime: j.ExportTime.UTC(), TimeRange: TimeRange{End: j.ExportTime.UTC()}, Archives: []Archive{}, Services: []Service{}}
+		ExportTime: j.ExportTime.UTC(), TimeRange: TimeRange{End: j.ExportTime.UTC()}, TimeFilter: j.TimeFilter,
+		Archives: []Archive{}, Services: []Service{}}
+	if !j.StartTime.IsZero() {
+		start := j.StartTime.UTC()
+		m.TimeRange.Start = &start
+	}
 	for _, in := range archives {
 		a, services, err := Describe(ctx, in)
 		if err != nil {

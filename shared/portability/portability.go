@@ -50,6 +50,9 @@ type Access struct {
 // API is the part of the Data Portability API the pipeline uses, for one user's token.
 type API interface {
 	Initiate(ctx context.Context, resources []string) (Started, error)
+	// InitiateSince is Initiate with a startTime (no endTime: the API exports up to the request time).
+	// A zero start sends none (the whole history). Only groups with resources.SupportsTimeFilter accept one.
+	InitiateSince(ctx context.Context, resources []string, start time.Time) (Started, error)
 	State(ctx context.Context, job string) (State, error)
 	Retry(ctx context.Context, job string) (string, error)
 	Cancel(ctx context.Context, job string) error
@@ -70,7 +73,15 @@ func New(ctx context.Context, endpoint string, httpClient *http.Client) (*Client
 }
 
 func (c *Client) Initiate(ctx context.Context, resources []string) (Started, error) {
-	r, err := c.svc.PortabilityArchive.Initiate(&dp.InitiatePortabilityArchiveRequest{Resources: resources}).Context(ctx).Do()
+	return c.InitiateSince(ctx, resources, time.Time{})
+}
+
+func (c *Client) InitiateSince(ctx context.Context, resources []string, start time.Time) (Started, error) {
+	req := &dp.InitiatePortabilityArchiveRequest{Resources: resources}
+	if !start.IsZero() {
+		req.StartTime = start.UTC().Format(time.RFC3339Nano)
+	}
+	r, err := c.svc.PortabilityArchive.Initiate(req).Context(ctx).Do()
 	if err != nil {
 		return Started{}, Classify("initiate", err)
 	}
