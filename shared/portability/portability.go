@@ -5,6 +5,7 @@ package portability
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -63,9 +64,15 @@ type API interface {
 // Client implements API with the generated client.
 type Client struct{ svc *dp.Service }
 
-// New returns a client calling endpoint with httpClient, which must add the user's bearer token.
+// New returns a client calling endpoint with httpClient, which must add the user's bearer token. The client
+// is used through a copy that follows no redirect to another host (see sameOrigin).
 func New(ctx context.Context, endpoint string, httpClient *http.Client) (*Client, error) {
-	svc, err := dp.NewService(ctx, option.WithEndpoint(endpoint), option.WithHTTPClient(httpClient))
+	if httpClient == nil {
+		return nil, errors.New("data portability client: no HTTP client")
+	}
+	hc := *httpClient
+	hc.CheckRedirect = sameOrigin(httpClient.CheckRedirect)
+	svc, err := dp.NewService(ctx, option.WithEndpoint(endpoint), option.WithHTTPClient(&hc))
 	if err != nil {
 		return nil, fmt.Errorf("data portability client: %w", err)
 	}
@@ -141,4 +148,27 @@ func (c *Client) CheckAccess(ctx context.Context) (Access, error) {
 		return Access{}, &Error{Kind: KindRetry, Op: "check access", Message: "empty answer"}
 	}
 	return Access{OneTime: r.OneTimeResources, TimeBased: r.TimeBasedResources}, nil
+}
+
+// ErrCrossHostRedirect is the error of a call the API answered with a redirect to another origin.
+var ErrCrossHostRedirect = errors.New("redirect to another host refused")
+
+// sameOrigin refuses a redirect whose scheme or host differs from the first request's: the client's
+// transport adds the user's bearer token to every request it sends, so following such a redirect would hand
+// the token to that host (or send it in clear text). The API has no reason to redirect across hosts. Other
+// redirects go on to next (the client's own policy), or to Go's default limit of 10.
+func sameOrigin(next func(*http.Request, []*http.Request) error) func(*http.Request, []*http.Request) error {
+	return func(req *http.Request, via []*http.Request) error {
+		if first := via[0].URL; req.URL.Host != first.Host || req.URL.Scheme != first.Scheme {
+			// Only the host: the redirect's query may hold credentials of its own.
+			return fmt.Errorf("%w: %s to %s://%s", ErrCrossHostRedirect, first.Host, req.URL.Scheme, req.URL.Host)
+		}
+		if next != nil {
+			return next(req, via)
+		}
+		if len(via) >= 10 {
+			return errors.New("stopped after 10 redirects")
+		}
+		return nil
+	}
 }
