@@ -50,7 +50,11 @@ type Options struct {
 	TimeBasedFailedPrecondition bool
 	// AccessTokenTTL is the lifetime of access tokens on the virtual clock (default 1h).
 	AccessTokenTTL time.Duration
-	// URLTTL is the lifetime of signed URLs (default 6h); Retention how long archives stay (default 14 days).
+	// ExpiredURL403 answers an expired signed URL with 403 ExpiredToken instead of Cloud Storage's 400
+	// ExpiredToken, so both answers stay tested.
+	ExpiredURL403 bool
+	// URLTTL is the lifetime of signed URLs (default 6h, at most 7 days as for V4 signing); Retention how long
+	// archives stay (default 14 days).
 	URLTTL    time.Duration
 	Retention time.Duration
 	// MaxRetries is the number of retries per original job (default 3).
@@ -112,6 +116,7 @@ func New(opts Options) *Server {
 	if opts.URLTTL <= 0 {
 		opts.URLTTL = 6 * time.Hour
 	}
+	opts.URLTTL = min(opts.URLTTL, maxV4Expires*time.Second)
 	if opts.Retention <= 0 {
 		opts.Retention = 14 * 24 * time.Hour
 	}

@@ -121,6 +121,7 @@ func New(t testing.TB, opts Options) *Harness {
 		"OAUTH_AUTH_URL":       srv.URL + "/o/oauth2/v2/auth",
 		"PUBLIC_URL":           "http://pipeline.invalid",
 		"PORTABILITY_ENDPOINT": srv.URL + "/",
+		"ARCHIVE_URL_HOSTS":    srv.URL, // the fake signs URLs on its own plain-http host
 		"TOKEN_KEYSET":         keyset,
 		"POLL_LADDER":          "1s,2s,4s",
 		"PART_SIZE":            "1048576",

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/sethvargo/go-envconfig"
+
+	"github.com/portability-pipeline/pipeline/shared/transfer"
 )
 
 // Config is the whole configuration of a pipeline process.
@@ -118,6 +120,22 @@ type Export struct {
 	MaxRetries int `env:"MAX_JOB_RETRIES, default=3"`
 	// MaxVerifyAttempts is how often an archive is copied again after a checksum mismatch.
 	MaxVerifyAttempts int `env:"MAX_VERIFY_ATTEMPTS, default=3"`
+	// ArchiveURLHosts is the allow-list of hosts signed archive URLs may name (https only; an entry
+	// "http://host:port" allows plain http to that host, for a local stand-in). A URL elsewhere, or a
+	// redirect to another host, fails the file with a reason.
+	ArchiveURLHosts []string `env:"ARCHIVE_URL_HOSTS, default=storage.googleapis.com"`
+	// MaxFileSize is the largest archive file (bytes) the transfer plans; a larger probed size fails the
+	// file with a reason instead of planning an absurd number of parts (default 256 GiB).
+	MaxFileSize int64 `env:"MAX_ARCHIVE_FILE_SIZE, default=274877906944"`
+}
+
+// URLPolicy returns the allow-list of signed archive URLs (validated by Load).
+func (e Export) URLPolicy() *transfer.URLPolicy {
+	p, err := transfer.NewURLPolicy(e.ArchiveURLHosts)
+	if err != nil {
+		panic(err) // Load refuses such a configuration
+	}
+	return p
 }
 
 // Load reads the configuration from the process environment.
@@ -151,6 +169,12 @@ func (c *Config) validate() error {
 	}
 	if c.Export.RoundOverlap < 0 || c.Export.RoundOverlap > 24*time.Hour {
 		return fmt.Errorf("ROUND_OVERLAP must be between 0 and 24h, got %s", c.Export.RoundOverlap)
+	}
+	if _, err := transfer.NewURLPolicy(c.Export.ArchiveURLHosts); err != nil {
+		return fmt.Errorf("ARCHIVE_URL_HOSTS: %w", err)
+	}
+	if c.Export.MaxFileSize < 1 {
+		return fmt.Errorf("MAX_ARCHIVE_FILE_SIZE must be positive, got %d", c.Export.MaxFileSize)
 	}
 	if c.Export.MaxRetries < 0 || c.Export.MaxRetries > 3 {
 		return fmt.Errorf("MAX_JOB_RETRIES must be 0..3 (the API allows 3), got %d", c.Export.MaxRetries)

@@ -43,6 +43,9 @@ type PollCheck struct {
 	Resource string `json:"resource"`
 	Job      string `json:"job"`
 	Check    int    `json:"check"`
+	// EmptyAnswers counts consecutive COMPLETE answers without URLs (poll asks again before accepting
+	// an export with no files).
+	EmptyAnswers int `json:"emptyAnswers,omitempty"`
 }
 
 // TransferPart asks the transfer step to copy one byte range of one archive object.

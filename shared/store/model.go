@@ -152,8 +152,14 @@ type Object struct {
 	Attempt     int       `firestore:"attempt"`
 	URL         []byte    `firestore:"url"` // sealed signed URL
 	URLFetched  time.Time `firestore:"urlFetched"`
-	Reason      string    `firestore:"reason"`
-	VerifiedAt  time.Time `firestore:"verifiedAt"`
+	// URLPath is the object path the signed URL names (no query: not a credential), recorded at planning:
+	// fresh URLs are matched to the object by it, never by their position in the list.
+	URLPath string `firestore:"urlPath"`
+	// PlannedAt is when the transfer was planned, about when the job completed: Google keeps the data
+	// 14 days from completion, so a refused URL after that is gone, not stale.
+	PlannedAt  time.Time `firestore:"plannedAt"`
+	Reason     string    `firestore:"reason"`
+	VerifiedAt time.Time `firestore:"verifiedAt"`
 }
 
 // Part is one byte range of an object: .../objects/{index}/parts/{part}.

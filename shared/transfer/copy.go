@@ -70,9 +70,9 @@ type PartResult struct {
 // CopyPart streams bytes [part.Offset, part.Offset+part.Length) of src into
 // the temporary object PartName(opts.TempPrefix, part.Index), computing the
 // CRC32C on the fly. A broken body is resumed from the current offset into
-// the same upload (bounded attempts with backoff); a 403 refreshes the URL and
-// resumes. The byte count must equal part.Length and storage's CRC32C of the
-// stored object must equal the computed one. On any failure the upload is
+// the same upload (bounded attempts with backoff); a refused URL (URLExpired
+// or Gone) is refreshed and resumed. The byte count must equal part.Length
+// and storage's CRC32C of the stored object must equal the computed one. On any failure the upload is
 // aborted: no partial object is committed.
 //
 // Memory: one read buffer (opts.BufferSize) plus the sink's buffer (GCSSink:
@@ -155,7 +155,7 @@ func CopyPart(ctx context.Context, src RangeSource, dst Sink, part Part, opts Co
 			return PartResult{}, fmt.Errorf("copy part %d: write at %d: %w", part.Index, part.Offset+done, se.err)
 		}
 		switch Classify(rerr) {
-		case URLExpired:
+		case URLExpired, Gone: // a 404 may be a stale URL: a refresh tells
 			if refreshes >= opts.MaxRefreshes {
 				return PartResult{}, fmt.Errorf("copy part %d: after %d URL refreshes: %w", part.Index, refreshes, rerr)
 			}

@@ -48,6 +48,7 @@ func run() error {
 		urlsPerJob    = flag.Int("urls-per-job", 2, "files (signed URLs) per COMPLETE job; the last holds archive_browser.json when >1")
 		entrySize     = flag.Int64("entry-size", 512<<20, "maximum bytes per zip entry")
 		bareJSON      = flag.String("bare-json-resources", "", "comma list of groups whose single-resource jobs give bare JSON files")
+		expired403    = flag.Bool("expired-url-403", false, "answer an expired signed URL with 403 ExpiredToken instead of Cloud Storage's 400")
 		failedPrecond = flag.Bool("time-based-failed-precondition", false, "answer a time-based initiate inside 24 h with 400 FAILED_PRECONDITION instead of 429")
 		tokenTTL      = flag.Duration("access-token-ttl", time.Hour, "access token lifetime (virtual clock)")
 		urlTTL        = flag.Duration("url-ttl", 6*time.Hour, "signed URL lifetime (virtual clock)")
@@ -97,6 +98,7 @@ func run() error {
 		EntrySize:                   *entrySize,
 		BareJSONResources:           splitList(*bareJSON),
 		TimeBasedFailedPrecondition: *failedPrecond,
+		ExpiredURL403:               *expired403,
 		AccessTokenTTL:              *tokenTTL,
 		URLTTL:                      *urlTTL,
 		Retention:                   *retention,
