@@ -44,8 +44,12 @@ func init() {
 	functions.HTTP("Transfer", handler.PubSub(Env, "transfer", func() *messages.TransferPart { return &messages.TransferPart{} }, Part))
 }
 
-// Part copies one part (unless a delivery already did) and then finishes what it can.
+// Part copies one part (unless a delivery already did) and then finishes what it can; a Finish message
+// finishes a done resource (see finish).
 func Part(ctx context.Context, env *setup.Env, m *messages.TransferPart) error {
+	if m.Finish {
+		return finish(ctx, env, m)
+	}
 	o, err := env.Store.GetObject(ctx, m.Round, m.Resource, m.Object)
 	if errors.Is(err, store.ErrNotFound) {
 		return handler.Drop("object %d of %s in round %s does not exist", m.Object, m.Resource, m.Round)
@@ -315,7 +319,9 @@ func failObject(ctx context.Context, env *setup.Env, m *messages.TransferPart, o
 	return finishResource(ctx, env, m)
 }
 
-// finishResource ends the resource when all its objects are verified (or one failed) and settles the round.
+// finishResource ends the resource when all its objects are verified (or one failed) and settles the
+// round. A done resource whose manifest is still to be written is finished by a Finish message instead,
+// whose work (the manifest) grows with the archives and so must not share this delivery with a copy.
 func finishResource(ctx context.Context, env *setup.Env, m *messages.TransferPart) error {
 	state, changed, err := env.Store.FinishResource(ctx, m.Round, m.Resource)
 	if err != nil {
@@ -325,8 +331,12 @@ func finishResource(ctx context.Context, env *setup.Env, m *messages.TransferPar
 		logging.FromContext(ctx).Info("resource finished", "state", state)
 	}
 	if state == store.ResDone {
-		if err := writeManifest(ctx, env, m); err != nil {
+		pending, err := manifestPending(ctx, env, m)
+		if err != nil {
 			return err
+		}
+		if pending {
+			return requestFinish(ctx, env, m)
 		}
 	}
 	if store.Terminal(state) {

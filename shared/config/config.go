@@ -127,6 +127,12 @@ type Export struct {
 	// MaxFileSize is the largest archive file (bytes) the transfer plans; a larger probed size fails the
 	// file with a reason instead of planning an absurd number of parts (default 256 GiB).
 	MaxFileSize int64 `env:"MAX_ARCHIVE_FILE_SIZE, default=274877906944"`
+	// FinishReadBudget and FinishTimeBudget bound one delivery of a resource's finishing (its manifest):
+	// once it has read this many bytes of archive directories, or spent this long, it describes no more
+	// archives and hands the rest to another message, so no archive can push a delivery past the 540 s
+	// limit of an event-driven function.
+	FinishReadBudget int64         `env:"FINISH_READ_BUDGET, default=536870912"`
+	FinishTimeBudget time.Duration `env:"FINISH_TIME_BUDGET, default=3m"`
 }
 
 // URLPolicy returns the allow-list of signed archive URLs (validated by Load).
@@ -181,6 +187,13 @@ func (c *Config) validate() error {
 	}
 	if c.Export.MaxVerifyAttempts < 1 {
 		return fmt.Errorf("MAX_VERIFY_ATTEMPTS must be at least 1")
+	}
+	if c.Export.FinishReadBudget < 1 {
+		return fmt.Errorf("FINISH_READ_BUDGET must be at least 1 byte, got %d", c.Export.FinishReadBudget)
+	}
+	// A finishing delivery must leave time for the manifest's assembly inside the 540 s limit.
+	if c.Export.FinishTimeBudget <= 0 || c.Export.FinishTimeBudget > 6*time.Minute {
+		return fmt.Errorf("FINISH_TIME_BUDGET must be more than 0 and at most 6m, got %s", c.Export.FinishTimeBudget)
 	}
 	return nil
 }

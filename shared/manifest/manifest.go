@@ -154,13 +154,7 @@ type Job struct {
 // Build describes the archives of a job. Storage errors are returned (try again); an archive that is
 // not a readable zip is described by kind, with the reason in Error.
 func Build(ctx context.Context, j Job, archives []Input) (*Manifest, error) {
-	m := &Manifest{ManifestVersion: Version, User: j.User, Round: j.Round, Resource: j.Resource, Job: j.Job,
-		ExportTime: j.ExportTime.UTC(), TimeRange: TimeRange{End: j.ExportTime.UTC()}, TimeFilter: j.TimeFilter,
-		Archives: []Archive{}, Services: []Service{}}
-	if !j.StartTime.IsZero() {
-		start := j.StartTime.UTC()
-		m.TimeRange.Start = &start
-	}
+	m := New(j)
 	for _, in := range archives {
 		a, services, err := Describe(ctx, in)
 		if err != nil {
@@ -169,6 +163,18 @@ func Build(ctx context.Context, j Job, archives []Input) (*Manifest, error) {
 		m.Add(a, services)
 	}
 	return m, nil
+}
+
+// New is the manifest of a job before any archive is added.
+func New(j Job) *Manifest {
+	m := &Manifest{ManifestVersion: Version, User: j.User, Round: j.Round, Resource: j.Resource, Job: j.Job,
+		ExportTime: j.ExportTime.UTC(), TimeRange: TimeRange{End: j.ExportTime.UTC()}, TimeFilter: j.TimeFilter,
+		Archives: []Archive{}, Services: []Service{}}
+	if !j.StartTime.IsZero() {
+		start := j.StartTime.UTC()
+		m.TimeRange.Start = &start
+	}
+	return m
 }
 
 // Add counts one described archive into the manifest (archives in index order).

@@ -48,7 +48,8 @@ type PollCheck struct {
 	EmptyAnswers int `json:"emptyAnswers,omitempty"`
 }
 
-// TransferPart asks the transfer step to copy one byte range of one archive object.
+// TransferPart asks the transfer step to copy one byte range of one archive object, or, with Finish, to
+// finish a done resource (its manifest, a bounded share per delivery, then the round's settlement).
 type TransferPart struct {
 	V        int    `json:"v"`
 	User     string `json:"user"`
@@ -57,6 +58,7 @@ type TransferPart struct {
 	Job      string `json:"job"`
 	Object   int    `json:"object"`
 	Part     int    `json:"part"`
+	Finish   bool   `json:"finish,omitempty"`
 }
 
 // ResetRequest tells the reset step that every download of the round has finished.
@@ -212,6 +214,9 @@ func (m *PollCheck) LogAttrs() []any {
 
 // LogAttrs returns the identifiers of the message for log lines.
 func (m *TransferPart) LogAttrs() []any {
+	if m.Finish {
+		return []any{"user", m.User, "round", m.Round, "resource", m.Resource, "job", m.Job, "finish", true}
+	}
 	return []any{"user", m.User, "round", m.Round, "resource", m.Resource, "job", m.Job, "object", m.Object, "part", m.Part}
 }
 
