@@ -37,6 +37,9 @@ type Options struct {
 	JobDuration time.Duration
 	// ArchiveSize is the size in bytes of each data file of a job (default 1 MiB).
 	ArchiveSize int64
+	// History is how much activity an account has (default DefaultHistory, 365 days): a job without a
+	// time filter covers it (ArchiveSize bytes per data file); a filtered job holds ArchiveSize*range/History.
+	History time.Duration
 	// URLsPerJob is the number of files (signed URLs) of a COMPLETE job (default 2): files 0..N-2 hold data,
 	// the last one Portability/archive_browser.json. With 1 the single zip holds both.
 	URLsPerJob int
@@ -103,6 +106,9 @@ func New(opts Options) *Server {
 	}
 	if opts.ArchiveSize <= 0 {
 		opts.ArchiveSize = 1 << 20
+	}
+	if opts.History <= 0 {
+		opts.History = DefaultHistory
 	}
 	if opts.URLsPerJob <= 0 {
 		opts.URLsPerJob = 2

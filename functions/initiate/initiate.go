@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/GoogleCloudPlatform/functions-framework-go/functions"
@@ -127,6 +128,19 @@ func one(ctx context.Context, env *setup.Env, api portability.API, r *store.Roun
 		perr = nil
 		errors.As(err, &perr)
 	}
+	// A 429 after an earlier attempt of ours names the job that attempt may have started; but it also names
+	// the jobs of the previous round (a time-based round that retried a failed job late is still inside
+	// the 24 h window): those are not this round's export and must never be adopted.
+	earlier := ""
+	if perr != nil && (perr.Kind == portability.KindExhausted || perr.Kind == portability.KindCooldown) &&
+		claim.Resource.Attempts > 1 && len(perr.PreviousJobs) > 0 {
+		earlier = perr.PreviousJobs[len(perr.PreviousJobs)-1]
+		if known, kerr := jobOfEarlierRound(ctx, env, r, name, earlier); kerr != nil {
+			return releaseClaim(ctx, env, r.ID, name, kerr)
+		} else if known {
+			earlier = ""
+		}
+	}
 	switch {
 	case err == nil:
 		log.Info("export started", "job", started.Job, "accessType", started.AccessType, "startTime", rng.start, "timeFilter", rng.filter)
@@ -134,12 +148,10 @@ func one(ctx context.Context, env *setup.Env, api portability.API, r *store.Roun
 	case perr != nil && perr.Kind == portability.KindAlreadyExists && perr.Job != "":
 		log.Info("adopting the running export", "job", perr.Job)
 		return adopt(ctx, env, r, name, perr.Job, rng)
-	case perr != nil && (perr.Kind == portability.KindExhausted || perr.Kind == portability.KindCooldown) &&
-		claim.Resource.Attempts > 1 && len(perr.PreviousJobs) > 0:
+	case earlier != "":
 		// An earlier attempt of ours started the export and crashed before recording it.
-		job := perr.PreviousJobs[len(perr.PreviousJobs)-1]
-		log.Info("adopting the export an earlier attempt started", "job", job)
-		return adopt(ctx, env, r, name, job, rng)
+		log.Info("adopting the export an earlier attempt started", "job", earlier)
+		return adopt(ctx, env, r, name, earlier, rng)
 	case perr != nil && perr.Kind == portability.KindExhausted:
 		return terminal(ctx, env, r.ID, name, store.ResExhausted,
 			"This data was already exported with this consent; it can be exported again after the grant is reset.")
@@ -235,6 +247,22 @@ func cooldown(ctx context.Context, env *setup.Env, r *store.Round, name string, 
 		Body: messages.InitiateRequest{V: messages.Version, User: r.User, Round: r.ID, Resource: name},
 		At:   after,
 	})
+}
+
+// jobOfEarlierRound reports whether job belongs to the resource in the previous round of the user (the
+// only one inside the 24 h window: rounds are a day apart).
+func jobOfEarlierRound(ctx context.Context, env *setup.Env, r *store.Round, name, job string) (bool, error) {
+	if r.Number < 2 {
+		return false, nil
+	}
+	prev, err := env.Store.GetResource(ctx, store.RoundID(r.User, r.Number-1), name)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return prev.Job == job || slices.Contains(prev.Jobs, job), nil
 }
 
 // lastExport is the export time of the resource in the previous round, or now when unknown.

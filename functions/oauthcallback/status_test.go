@@ -105,7 +105,10 @@ func TestStatusStates(t *testing.T) {
 	f.set(rid, "maps.reviews", func(x *store.Resource) {
 		x.State, x.Reason = store.ResFailed, "Google could not report the export: rpc error: code = Internal desc = secret detail"
 	})
-	f.set(rid, "myactivity.youtube", func(x *store.Resource) { x.State, x.Objects, x.Bytes = store.ResDone, 2, 5_200_000 })
+	f.set(rid, "myactivity.youtube", func(x *store.Resource) {
+		x.State, x.Objects, x.Bytes = store.ResDone, 2, 5_200_000
+		x.StartTime, x.ExportTime, x.TimeFilter = time.Date(2031, 5, 1, 0, 0, 0, 0, time.UTC), time.Date(2031, 5, 2, 6, 30, 0, 0, time.UTC), store.TimeFilterApplied
+	})
 	// youtube.subscriptions: transferring, one file verified (500 bytes), one copying with 400 of 1000 bytes done.
 	f.set(rid, "youtube.subscriptions", func(x *store.Resource) { x.State, x.Job = store.ResExporting, "job-subs" })
 	if _, _, err := f.env.Store.PlanTransfer(f.ctx, rid, "youtube.subscriptions", "job-subs", time.Now(), []store.Object{
@@ -130,7 +133,7 @@ func TestStatusStates(t *testing.T) {
 		"chrome.history":        {"Waiting", "Tuesday 6 May 2031, 07:08 UTC"},
 		"discover.likes":        {"Exporting", "Google is preparing the archive"},
 		"maps.reviews":          {"Failed", "Google could not report the export.</p>"},
-		"myactivity.youtube":    {"Done", "2 files, 5.2 MB, copied and checked."},
+		"myactivity.youtube":    {"Done", "2 files, 5.2 MB, copied and checked.", "Activity from Thursday 1 May 2031, 00:00 UTC to Friday 2 May 2031, 06:30 UTC."},
 		"youtube.subscriptions": {"Transferring", `<progress max="1500" value="900" aria-label="youtube.subscriptions: copied">60%</progress>`, "900 bytes of 1.5 kB (60%)"},
 		"maps.starred_places":   {"Not granted", "You did not allow this"},
 	}

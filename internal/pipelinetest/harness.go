@@ -164,6 +164,17 @@ func (h *Harness) Consent(user string, resources []string, access string) string
 // pipeline records every asked one (the 403 of an initiate marks the others not granted).
 func (h *Harness) ConsentPartial(user string, asked, granted []string, access string) string {
 	h.T.Helper()
+	return h.consent(user, asked, granted, access, time.Time{})
+}
+
+// ConsentSince is Consent from a start link with a signed since: round 1 starts there.
+func (h *Harness) ConsentSince(user string, resources []string, access string, since time.Time) string {
+	h.T.Helper()
+	return h.consent(user, resources, resources, access, since)
+}
+
+func (h *Harness) consent(user string, asked, granted []string, access string, since time.Time) string {
+	h.T.Helper()
 	resources := asked
 	tok, err := h.Fake.Grant(fakeportability.GrantRequest{User: user, Resources: granted, Access: access})
 	if err != nil {
@@ -178,7 +189,7 @@ func (h *Harness) ConsentPartial(user string, asked, granted []string, access st
 	if strings.HasPrefix(access, "time-based") {
 		kind = store.AccessTimeBased
 	}
-	r, err := h.Env.Store.StartGrant(h.Ctx, store.NewGrant{User: user, Access: kind, Granted: resources})
+	r, err := h.Env.Store.StartGrant(h.Ctx, store.NewGrant{User: user, Access: kind, Granted: resources, Since: since})
 	if err != nil {
 		h.T.Fatal(err)
 	}

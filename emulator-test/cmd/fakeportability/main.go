@@ -45,6 +45,7 @@ func run() error {
 		baseURL       = flag.String("base-url", "", "external base URL (OIDC issuer, signed URL host); default http://ADDR")
 		jobDuration   = flag.Duration("job-duration", 3*time.Second, "virtual time until a job completes")
 		archiveSize   = flag.Int64("archive-size", 1<<20, "bytes per data file")
+		history       = flag.Duration("history", fakeportability.DefaultHistory, "activity an account has: what a job without startTime covers (a filtered job holds archive-size*range/history)")
 		urlsPerJob    = flag.Int("urls-per-job", 2, "files (signed URLs) per COMPLETE job; the last holds archive_browser.json when >1")
 		entrySize     = flag.Int64("entry-size", 512<<20, "maximum bytes per zip entry")
 		bareJSON      = flag.String("bare-json-resources", "", "comma list of groups whose single-resource jobs give bare JSON files")
@@ -94,6 +95,7 @@ func run() error {
 		Clients:                     []fakeportability.Client{{ID: *clientID, Secret: *clientSecret, RedirectURIs: splitList(*redirectURIs)}},
 		JobDuration:                 *jobDuration,
 		ArchiveSize:                 *archiveSize,
+		History:                     *history,
 		URLsPerJob:                  *urlsPerJob,
 		EntrySize:                   *entrySize,
 		BareJSONResources:           splitList(*bareJSON),
