@@ -108,9 +108,14 @@ type Resource struct {
 	ClaimedAt  time.Time `firestore:"claimedAt"`
 	NotBefore  time.Time `firestore:"notBefore"`
 	ExportTime time.Time `firestore:"exportTime"`
-	Objects    int       `firestore:"objects"`
-	Bytes      int64     `firestore:"bytes"`
-	UpdatedAt  time.Time `firestore:"updatedAt"`
+	// JobStartedAt is when Job was started (or adopted, or retried): the maximum job age counts from it.
+	JobStartedAt time.Time `firestore:"jobStartedAt"`
+	// PollDue is when the next state check of Job is due (the poll step records each one it schedules):
+	// an exporting resource long past it has lost its poll chain.
+	PollDue   time.Time `firestore:"pollDue"`
+	Objects   int       `firestore:"objects"`
+	Bytes     int64     `firestore:"bytes"`
+	UpdatedAt time.Time `firestore:"updatedAt"`
 }
 
 // Object is one archive file of a job: .../resources/{group}/objects/{index}.

@@ -84,8 +84,11 @@ func (s *Store) Transition(ctx context.Context, rid, name string, from []string,
 
 // RecordJob stores the job an initiate (or an adopted 409) started for a claimed resource.
 func (s *Store) RecordJob(ctx context.Context, rid, name, job string) (bool, error) {
+	now := s.now()
 	return s.Transition(ctx, rid, name, []string{ResInitiating}, "", func(r *Resource) {
 		r.State, r.Job, r.Reason = ResExporting, job, ""
+		// The first check is due now until the poll step schedules it: a lost JobStarted shows as overdue.
+		r.JobStartedAt, r.PollDue = now, now
 		if !slices.Contains(r.Jobs, job) {
 			r.Jobs = append(r.Jobs, job)
 		}
@@ -121,6 +124,7 @@ func (s *Store) ClaimRetry(ctx context.Context, rid, name, job string, lease tim
 func (s *Store) RecordRetry(ctx context.Context, rid, name, oldJob, newJob string) (bool, error) {
 	return s.Transition(ctx, rid, name, []string{ResRetrying}, oldJob, func(r *Resource) {
 		r.State, r.Job = ResExporting, newJob
+		r.JobStartedAt, r.PollDue = s.now(), s.now()
 		r.Jobs = append(r.Jobs, newJob)
 		r.Retries++
 	})
