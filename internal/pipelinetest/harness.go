@@ -71,7 +71,7 @@ type Harness struct {
 	// Lose, when set, is asked about each delivery before it is made: true loses it for good (a message
 	// dead-lettered and never replayed, a task deleted or out of attempts); only the reconciler heals it.
 	Lose func(d *Delivery) bool
-	opts          Options
+	opts Options
 }
 
 var projectSeq struct {
