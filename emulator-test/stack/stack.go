@@ -81,6 +81,7 @@ type Stack struct {
 	events       eventLog
 	pushURL      map[string]string // entry point -> its push proxy
 	scheduler    *scheduler
+	losses       lossBook
 }
 
 // DeliverTwice makes every Pub/Sub push and every Cloud Task reach its function twice (on) or once.
@@ -211,6 +212,7 @@ func Start(ctx context.Context, opts Options) (s *Stack, err error) {
 	topts := opts.Tasks
 	topts.Clock = s.Fake.Clock()
 	topts.Tokens = faketasks.IssuerTokens(s.FakeURL, nil)
+	topts.FaultBody, topts.Fault = s.taskFault(topts.Fault), nil
 	if s.Tasks, err = faketasks.Start(ctx, "127.0.0.1:0", topts); err != nil {
 		return s, fmt.Errorf("cloud tasks stand-in: %w", err)
 	}
@@ -233,6 +235,8 @@ func Start(ctx context.Context, opts Options) (s *Stack, err error) {
 		if err != nil {
 			return s, err
 		}
+		entry, topic := r.Entry, r.Topic
+		p.intercept = func(w http.ResponseWriter, body []byte) bool { return s.interceptPush(entry, topic, w, body) }
 		s.proxies = append(s.proxies, p)
 		s.stops = append(s.stops, p.Close)
 		proxyOf[r.Entry] = p
