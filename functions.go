@@ -7,6 +7,7 @@ import (
 	_ "github.com/portability-pipeline/pipeline/functions/initiate"
 	_ "github.com/portability-pipeline/pipeline/functions/oauthcallback"
 	_ "github.com/portability-pipeline/pipeline/functions/poll"
+	_ "github.com/portability-pipeline/pipeline/functions/reconcile"
 	_ "github.com/portability-pipeline/pipeline/functions/reset"
 	_ "github.com/portability-pipeline/pipeline/functions/transfer"
 	_ "github.com/portability-pipeline/pipeline/functions/webhook"

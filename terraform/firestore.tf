@@ -88,14 +88,77 @@ resource "google_firestore_field" "oauth_states_ttl" {
   index_config {}
 }
 
-# Closed rounds expire when the code sets rounds/{round}.expireAt. TTL deletes only that document, not its
-# subcollections (resources/objects/parts): those need their own expireAt or a sweep.
-resource "google_firestore_field" "rounds_ttl" {
-  project    = var.project_id
-  database   = google_firestore_database.default.name
-  collection = "rounds"
-  field      = "expireAt"
+# Retention of rounds: not TTL. TTL deletes only the document that carries the timestamp, never its
+# sub-collections (resources/objects/parts), so the reconciler deletes each closed round older than
+# round_retention_days with everything below it (the rounds/state+closedAt index below finds them).
 
-  ttl_config {}
-  index_config {}
+# --- The reconciler's deadline queries (functions/reconcile/rules.go): an equality on state and a range
+# on one timestamp each. Resources across rounds (collection group), rounds and events (collection).
+locals {
+  reconcile_resource_indexes = {
+    updated_at     = "updatedAt"    # pending (initiate lost), transferring (parts lost)
+    not_before     = "notBefore"    # cooldown over, its task lost
+    poll_due       = "pollDue"      # exporting past its next state check (poll chain lost)
+    job_started_at = "jobStartedAt" # exporting longer than MAX_JOB_AGE
+  }
+  reconcile_round_indexes = {
+    created_at   = "createdAt"   # exporting rounds; the oldest open round (state in [...])
+    not_before   = "notBefore"   # scheduled rounds past their start
+    completed_at = "completedAt" # complete rounds whose reset never ran
+    closed_at    = "closedAt"    # closed rounds past retention
+  }
+}
+
+# (state, claimedAt) of resources is resources_state_claimed_at above: initiating and retrying claims.
+resource "google_firestore_index" "reconcile_resources" {
+  for_each = local.reconcile_resource_indexes
+
+  project     = var.project_id
+  database    = google_firestore_database.default.name
+  collection  = "resources"
+  query_scope = "COLLECTION_GROUP"
+
+  fields {
+    field_path = "state"
+    order      = "ASCENDING"
+  }
+  fields {
+    field_path = each.value
+    order      = "ASCENDING"
+  }
+}
+
+resource "google_firestore_index" "reconcile_rounds" {
+  for_each = local.reconcile_round_indexes
+
+  project     = var.project_id
+  database    = google_firestore_database.default.name
+  collection  = "rounds"
+  query_scope = "COLLECTION"
+
+  fields {
+    field_path = "state"
+    order      = "ASCENDING"
+  }
+  fields {
+    field_path = each.value
+    order      = "ASCENDING"
+  }
+}
+
+# Events recorded but not published (the outbox's stragglers), oldest first.
+resource "google_firestore_index" "events_unpublished" {
+  project     = var.project_id
+  database    = google_firestore_database.default.name
+  collection  = "events"
+  query_scope = "COLLECTION"
+
+  fields {
+    field_path = "published"
+    order      = "ASCENDING"
+  }
+  fields {
+    field_path = "occurredAt"
+    order      = "ASCENDING"
+  }
 }

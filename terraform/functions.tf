@@ -11,6 +11,7 @@ locals {
     poll_task      = "portability-poll-task"
     transfer       = "portability-transfer"
     reset          = "portability-reset"
+    reconcile      = "portability-reconcile"
   }
 
   # A function's Cloud Run service has the function's name and, besides its random URL, the deterministic
@@ -22,6 +23,7 @@ locals {
   public_url        = coalesce(var.public_url, local.run_url.oauth_callback)
   poll_task_url     = local.run_url.poll_task
   initiate_task_url = local.run_url.initiate_task
+  reconcile_url     = local.run_url.reconcile
 
   internal_ingress = var.internal_ingress ? "ALLOW_INTERNAL_ONLY" : "ALLOW_ALL"
 
@@ -51,7 +53,13 @@ locals {
     POLL_LADDER          = join(",", var.poll_ladder)
     PART_SIZE            = tostring(var.part_size_bytes)
     TIME_BASED_HORIZON   = var.time_based_horizon
-    WEBHOOK_URL          = var.webhook_url
+    # The reconciler (service_reconcile.tf): its URL and caller (the OIDC check), and the limits it enforces.
+    RECONCILE_URL           = local.reconcile_url
+    RECONCILE_INVOKER_EMAIL = google_service_account.reconcile_invoker.email
+    MAX_JOB_AGE             = var.max_job_age
+    MAX_ROUND_AGE           = var.max_round_age
+    ROUND_RETENTION         = "${var.round_retention_days * 24}h"
+    WEBHOOK_URL             = var.webhook_url
   }
 
   # The OAuth client secret: every function that refreshes a user's token (the ones that may decrypt
@@ -70,6 +78,7 @@ locals {
     poll_task      = module.poll_task.service_account_member
     transfer       = module.transfer.service_account_member
     reset          = module.reset.service_account_member
+    reconcile      = module.reconcile.service_account_member
   }
 }
 

@@ -35,6 +35,8 @@ locals {
     poll_task      = module.poll_task.service_account_member
     transfer       = module.transfer.service_account_member
     reset          = module.reset.service_account_member
+    # The reconciler cancels jobs past MAX_JOB_AGE with the user's token.
+    reconcile = module.reconcile.service_account_member
   }
 }
 

@@ -5,7 +5,7 @@
 # function with its service account and the grants it alone needs.
 
 terraform {
-  required_version = ">= 1.5.0"
+  required_version = ">= 1.7.0" # terraform test with mock_provider (tests/)
 
   required_providers {
     google = {

@@ -65,6 +65,8 @@ locals {
     poll_start    = module.poll_start.service_account_member
     poll_task     = module.poll_task.service_account_member
     reset         = module.reset.service_account_member
+    # The reconciler re-creates lost poll tasks.
+    reconcile = module.reconcile.service_account_member
   }
 }
 

@@ -145,6 +145,47 @@ variable "time_based_horizon" {
   }
 }
 
+# --- Reconciler ------------------------------------------------------------------------------------
+
+variable "reconcile_schedule" {
+  type        = string
+  description = "Cloud Scheduler cron (UTC) of the reconciler, which re-drives stuck work and enforces retention."
+  default     = "*/10 * * * *"
+}
+
+variable "max_job_age" {
+  type        = string
+  description = "MAX_JOB_AGE: a job still IN_PROGRESS after this long is cancelled (where the API allows) and its resource failed (Go duration)."
+  default     = "168h"
+
+  validation {
+    condition     = can(regex("^([0-9]+(\\.[0-9]+)?(h|m|s))+$", var.max_job_age))
+    error_message = "The max_job_age must be a Go duration such as 168h."
+  }
+}
+
+variable "max_round_age" {
+  type        = string
+  description = "MAX_ROUND_AGE: an exporting round older than this has its unfinished resources failed, so no round stays open (Go duration, at least max_job_age)."
+  default     = "336h"
+
+  validation {
+    condition     = can(regex("^([0-9]+(\\.[0-9]+)?(h|m|s))+$", var.max_round_age))
+    error_message = "The max_round_age must be a Go duration such as 336h."
+  }
+}
+
+variable "round_retention_days" {
+  type        = number
+  description = "ROUND_RETENTION: days a closed round and its records (resources, files, parts, events) are kept before the reconciler deletes them (docs/operations.md, Retention)."
+  default     = 30
+
+  validation {
+    condition     = var.round_retention_days >= 1 && floor(var.round_retention_days) == var.round_retention_days
+    error_message = "The round_retention_days must be a whole number >= 1."
+  }
+}
+
 # --- Archive bucket ---------------------------------------------------------------------------------
 
 variable "bucket_name" {

@@ -8,6 +8,7 @@
 //	portctl cancel USER RESOURCE               cancel the resource's running job at Google, record it cancelled
 //	portctl reset USER                         authorization:reset, destroy the token, close the grant
 //	portctl purge USER                         delete everything stored of the user (shared/purge)
+//	portctl [-json] stuck                      what the reconciler would repair now (nothing is changed)
 //	portctl replay-dead-letters [TOPIC...]     republish <topic>-dead-letter messages (all topics by default)
 //	portctl replay-initiate USER ROUND         publish a round's initiate request again (callback logs
 //	                                           "action": "replay-initiate" when its publish failed)
@@ -30,7 +31,7 @@ func main() {
 	jsonOut := flag.Bool("json", false, "print JSON instead of tables")
 	timeout := flag.Duration("timeout", 5*time.Minute, "give up after this long")
 	flag.Usage = func() {
-		fmt.Fprintln(os.Stderr, "usage: portctl [-json] users | show USER | retry USER RESOURCE | cancel USER RESOURCE | reset USER | purge USER | replay-dead-letters [TOPIC...] | replay-initiate USER ROUND")
+		fmt.Fprintln(os.Stderr, "usage: portctl [-json] users | show USER | retry USER RESOURCE | cancel USER RESOURCE | reset USER | purge USER | stuck | replay-dead-letters [TOPIC...] | replay-initiate USER ROUND")
 		flag.PrintDefaults()
 	}
 	flag.Parse()

@@ -22,6 +22,9 @@ import (
 // errDropped is the outcome of an attempt that Options.Fault dropped.
 var errDropped = errors.New("dropped by fault injection")
 
+// errGiveUp is the outcome of an attempt that Options.Fault made the task's last.
+var errGiveUp = errors.New("given up by fault injection")
+
 // attempt is what one dispatch of a task needs, copied out under the lock.
 type attempt struct {
 	name, queueID, taskID string
@@ -157,7 +160,7 @@ func (s *Server) run(t *task, a attempt) {
 	case ok:
 		delete(s.tasks, a.name)
 		s.n.dispatched.Add(1)
-	case a.maxAttempts > 0 && t.attempts >= a.maxAttempts:
+	case a.maxAttempts > 0 && t.attempts >= a.maxAttempts, errors.Is(err, errGiveUp):
 		delete(s.tasks, a.name)
 		s.n.failed.Add(1)
 		s.opts.Logger.Warn("faketasks: task given up", "task", a.name, "attempts", t.attempts)
@@ -182,8 +185,14 @@ func backoff(minB, maxB time.Duration, failures int) time.Duration {
 func (s *Server) deliverAll(a attempt) (int, error) {
 	s.n.attempts.Add(1)
 	var f Fault
-	if s.opts.Fault != nil {
+	switch {
+	case s.opts.FaultBody != nil:
+		f = s.opts.FaultBody(a.name, a.number, a.req.GetBody())
+	case s.opts.Fault != nil:
 		f = s.opts.Fault(a.name, a.number)
+	}
+	if f.GiveUp {
+		return 0, errGiveUp
 	}
 	if f.Delay > 0 {
 		select {

@@ -45,6 +45,10 @@ type Fault struct {
 	Drop bool
 	// Delay holds the request back (real time) before it is sent; it counts against the dispatch deadline.
 	Delay time.Duration
+	// GiveUp fails the attempt without calling the handler and gives the task up at once, as the queue
+	// does after the last of its max_attempts: a task that used up its attempts (Cloud Tasks has no
+	// dead-letter queue; the task is deleted and counted failed).
+	GiveUp bool
 }
 
 // Options configure a Server. The zero value is usable: defaults fit tests.
@@ -72,8 +76,10 @@ type Options struct {
 	// are sent after it, one by one, or all at once with the first when DuplicateConcurrent is set.
 	DuplicateDeliveries int
 	DuplicateConcurrent bool
-	// Fault, if set, is asked before every attempt (attempt counts from 1).
-	Fault func(taskName string, attempt int) Fault
+	// Fault, if set, is asked before every attempt (attempt counts from 1). FaultBody, if set, is asked
+	// instead, with the task's HTTP body (a test picks the tasks of one user).
+	Fault     func(taskName string, attempt int) Fault
+	FaultBody func(taskName string, attempt int, body []byte) Fault
 	// StrictQueues makes CreateTask fail with NotFound for a queue not created with CreateQueue, as the
 	// real service does. By default queues are created on first use.
 	StrictQueues bool

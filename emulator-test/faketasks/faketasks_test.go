@@ -7,7 +7,9 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -693,5 +695,39 @@ func TestPurgeAndSetDuplicateDeliveries(t *testing.T) {
 	waitEmpty(t, s)
 	if n := calls.Load(); n != 1+3+1 {
 		t.Errorf("%d calls, want 5 (3 duplicated, then 1)", n)
+	}
+}
+
+// TestFaultGiveUp: a task made to use up its attempts is deleted and counted failed, its handler never
+// called; FaultBody sees the task's body to pick it.
+func TestFaultGiveUp(t *testing.T) {
+	t.Parallel()
+	rec := newRecorder(t)
+	var seen []string
+	var mu sync.Mutex
+	s, c := start(t, faketasks.Options{
+		MaxAttempts: 50,
+		FaultBody: func(name string, attempt int, body []byte) faketasks.Fault {
+			mu.Lock()
+			seen = append(seen, string(body))
+			mu.Unlock()
+			return faketasks.Fault{GiveUp: strings.HasSuffix(name, "/g")}
+		},
+	})
+	g := httpTask(queue+"/tasks/g", rec.srv.URL, time.Time{})
+	g.GetHttpRequest().Body = []byte(`{"user":"u"}`)
+	create(t, c, g)
+	create(t, c, httpTask(queue+"/tasks/ok", rec.srv.URL, time.Time{}))
+	waitEmpty(t, s)
+	if ds := rec.deliveries(); len(ds) != 1 || !strings.HasSuffix(ds[0].header.Get("X-CloudTasks-TaskName"), "ok") {
+		t.Fatalf("deliveries %v, want only the task that was not given up", ds)
+	}
+	if st := s.Stats(); st.Failed != 1 || st.Dispatched != 1 || st.Attempts != 2 {
+		t.Errorf("stats = %+v, want one given up after one attempt", st)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Contains(seen, `{"user":"u"}`) {
+		t.Errorf("FaultBody saw bodies %q", seen)
 	}
 }

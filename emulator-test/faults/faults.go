@@ -54,6 +54,7 @@ type Tally struct {
 	DeadLetters int // dead-lettered messages, every one accounted for
 	Violations  []string
 	Invariants  map[string]int // checks made, by invariant
+	heals       []*heal        // lost hand-offs (lost.go)
 }
 
 // NewTally returns an empty tally.
@@ -395,10 +396,11 @@ func (b *DeadLetterBook) Settled(ctx context.Context, st *stack.Stack, t *Tally,
 	}
 }
 
-// CheckTasks: no Cloud Task given up for good (the queue's own dead end) since failedBefore.
+// CheckTasks: no Cloud Task given up for good (the queue's own dead end) since failedBefore (TasksFailed
+// then), but those a lost hand-off gave up on purpose.
 func CheckTasks(st *stack.Stack, failedBefore int64, t *Tally) {
 	t.checked(InvDeadLetters)
-	if n := st.Tasks.Stats().Failed - failedBefore; n > 0 {
+	if n := TasksFailed(st) - failedBefore; n > 0 {
 		t.violate("%d Cloud Tasks given up after their last attempt", n)
 	}
 }

@@ -155,7 +155,7 @@ func TestRunningJobAndCooldown(t *testing.T) {
 
 // begin2 starts a second scenario in the same test on a fresh tally (the stack is not cleared).
 func begin2(t *testing.T, s *suite) *suite {
-	return &suite{t: t, ctx: s.ctx, tasksFailed: st.Tasks.Stats().Failed,
+	return &suite{t: t, ctx: s.ctx, tasksFailed: TasksFailed(st),
 		env: &Env{St: st, T: NewTally(), DL: deadLetters, Settle: s.env.Settle, Log: t.Logf}}
 }
 

@@ -76,7 +76,7 @@ func begin(t *testing.T) *suite {
 	if err := st.EnsureTopology(ctx); err != nil {
 		t.Fatalf("topology: %v", err)
 	}
-	s := &suite{t: t, ctx: ctx, tasksFailed: st.Tasks.Stats().Failed,
+	s := &suite{t: t, ctx: ctx, tasksFailed: TasksFailed(st),
 		env: &Env{St: st, T: NewTally(), DL: deadLetters, Settle: 3 * time.Minute, Log: t.Logf}}
 	return s
 }

@@ -41,9 +41,9 @@ const (
 )
 
 // Kinds lists the fault kinds in table order.
-var Kinds = []string{KindDup2, KindDup3, KindKillTransfer, KindKillOther, KindPubSub, Kind429, Kind500, Kind503, KindSlow,
+var Kinds = append([]string{KindDup2, KindDup3, KindKillTransfer, KindKillOther, KindPubSub, Kind429, Kind500, Kind503, KindSlow,
 	KindToken, KindURLExpiry, KindCut, KindCorrupt, KindFail1, KindFail3, KindFail4, KindCancelled, Kind409, KindCooldown,
-	KindRevoke, KindPoison}
+	KindRevoke, KindPoison}, LostKinds...)
 
 // Methods are the API methods faults can hit (cancel is called only by the purge command).
 var Methods = []string{fakeportability.MethodInitiate, fakeportability.MethodGetState, fakeportability.MethodRetry,
@@ -128,6 +128,7 @@ func Run(ctx context.Context, e *Env, sc Scenario) error {
 		e.T.violate("%s: %v", sc.Name, err)
 		return fmt.Errorf("%s: did not settle: %w", sc.Name, err)
 	}
+	e.T.closedAt(sc.Users, time.Now())
 	return CheckUsers(ctx, e.St, sc.Users, e.T)
 }
 
@@ -417,6 +418,7 @@ func Random(r *rand.Rand, n int, allowExclusive bool) Scenario {
 			kinds := []string{KindDup2, KindDup3, KindKillTransfer, KindKillOther, Kind429, Kind500, Kind503, KindSlow,
 				KindToken, KindURLExpiry, KindCut, KindCorrupt, KindFail1, KindFail3, KindFail4, KindCancelled, Kind409,
 				KindCooldown, KindRevoke, KindPoison}
+			kinds = append(kinds, LostKinds...)
 			kind = kinds[r.IntN(len(kinds))]
 		}
 		if used[kind] {
@@ -508,6 +510,14 @@ func Random(r *rand.Rand, n int, allowExclusive bool) Scenario {
 		case KindPoison:
 			topic := stack.Routes[r.IntN(len(stack.Routes))].Topic
 			sc.After = append(sc.After, PoisonStep(topic))
+		case KindLostAck, KindLostDeadLetter:
+			sc.Before = append(sc.Before, LoseHandOff(kind, PushEntries[r.IntN(len(PushEntries))]))
+		case KindLostTask, KindLostExhausted:
+			if used[KindLostTask] && used[KindLostExhausted] {
+				delete(used, kind) // one task loss per scenario: both would race for the same first task
+				continue
+			}
+			sc.Before = append(sc.Before, LoseHandOff(kind, TaskEntries[r.IntN(len(TaskEntries))]))
 		}
 	}
 	sc.Exclusive = exclusive

@@ -14,7 +14,7 @@ import (
 )
 
 // Entries are the pipeline's entry points; each runs in a process of its own, as deployed.
-var Entries = []string{"OAuthCallback", "Initiate", "InitiateTask", "PollStart", "PollTask", "Transfer", "Reset"}
+var Entries = []string{"OAuthCallback", "Initiate", "InitiateTask", "PollStart", "PollTask", "Transfer", "Reset", "Reconcile"}
 
 // Function is one entry point served by its own process.
 type Function struct {

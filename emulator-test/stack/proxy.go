@@ -25,6 +25,8 @@ type pushProxy struct {
 	Pushes, Refused atomic.Int64
 	// InFlight counts pushes (and copies) being forwarded now.
 	InFlight atomic.Int64
+	// intercept, when set, may answer a push itself (a lost hand-off); it is set before any push.
+	intercept func(w http.ResponseWriter, body []byte) bool
 }
 
 func startPushProxy(target string, copies *atomic.Int32) (*pushProxy, error) {
@@ -46,6 +48,9 @@ func (p *pushProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.Pushes.Add(1)
+	if p.intercept != nil && p.intercept(w, body) {
+		return
+	}
 	status := p.forward(r, body)
 	if status < 200 || status > 299 {
 		p.Refused.Add(1)

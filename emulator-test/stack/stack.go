@@ -46,6 +46,9 @@ type Options struct {
 	// Dir holds logs and binaries (default: a new temporary directory, removed by Stop unless Keep).
 	Dir  string
 	Keep bool
+	// ReconcileEvery is the period of the stand-in for Cloud Scheduler that calls Reconcile (default 10 s;
+	// negative: no scheduled runs, Reconcile still runs one on demand).
+	ReconcileEvery time.Duration
 	// Log receives the stack's own progress lines (default: discard).
 	Log *slog.Logger
 }
@@ -77,6 +80,8 @@ type Stack struct {
 	proxies      []*pushProxy
 	events       eventLog
 	pushURL      map[string]string // entry point -> its push proxy
+	scheduler    *scheduler
+	losses       lossBook
 }
 
 // DeliverTwice makes every Pub/Sub push and every Cloud Task reach its function twice (on) or once.
@@ -120,6 +125,9 @@ var defaultEnv = map[string]string{
 	"PART_SIZE":      "4194304",
 	"INITIATE_LEASE": "30s",
 	"LOG_LEVEL":      "INFO",
+	// Past a Pub/Sub redelivery (backoff up to 10 s, 10 attempts) before a lost hand-off is re-driven.
+	"RECONCILE_GRACE":  "45s",
+	"RECONCILE_BUDGET": "30s",
 }
 
 // Start brings the whole stack up; Stop takes it down (also after a failed Start).
@@ -204,6 +212,7 @@ func Start(ctx context.Context, opts Options) (s *Stack, err error) {
 	topts := opts.Tasks
 	topts.Clock = s.Fake.Clock()
 	topts.Tokens = faketasks.IssuerTokens(s.FakeURL, nil)
+	topts.FaultBody, topts.Fault = s.taskFault(topts.Fault), nil
 	if s.Tasks, err = faketasks.Start(ctx, "127.0.0.1:0", topts); err != nil {
 		return s, fmt.Errorf("cloud tasks stand-in: %w", err)
 	}
@@ -226,6 +235,8 @@ func Start(ctx context.Context, opts Options) (s *Stack, err error) {
 		if err != nil {
 			return s, err
 		}
+		entry, topic := r.Entry, r.Topic
+		p.intercept = func(w http.ResponseWriter, body []byte) bool { return s.interceptPush(entry, topic, w, body) }
 		s.proxies = append(s.proxies, p)
 		s.stops = append(s.stops, p.Close)
 		proxyOf[r.Entry] = p
@@ -240,6 +251,8 @@ func Start(ctx context.Context, opts Options) (s *Stack, err error) {
 	env = append(env,
 		"POLL_TASK_URL="+s.Functions["PollTask"].URL()+"/",
 		"INITIATE_TASK_URL="+s.Functions["InitiateTask"].URL()+"/",
+		"RECONCILE_URL="+s.Functions["Reconcile"].URL()+"/",
+		"RECONCILE_INVOKER_EMAIL="+s.reconcileInvoker(),
 		"PUBLIC_URL="+s.Functions["OAuthCallback"].URL())
 	for _, f := range s.Functions {
 		f.env = env
@@ -268,6 +281,14 @@ func Start(ctx context.Context, opts Options) (s *Stack, err error) {
 		}
 		s.stops = append(s.stops, f.Stop)
 	}
+	every := opts.ReconcileEvery
+	if every == 0 {
+		every = 10 * time.Second
+	}
+	if every < 0 {
+		every = 1000 * time.Hour // on demand only (Reconcile)
+	}
+	s.startScheduler(every)
 	opts.Log.Info("functions up", "callback", s.Functions["OAuthCallback"].URL())
 	return s, nil
 }

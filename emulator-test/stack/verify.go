@@ -193,6 +193,9 @@ func (s *Stack) quiet() bool { return !s.Tasks.Busy() }
 // tasks and every object in the bucket. Call it between tests, once the previous one has settled.
 func (s *Stack) Reset(ctx context.Context) error {
 	s.DeliverTwice(false)
+	s.losses.mu.Lock()
+	s.losses.armed = nil
+	s.losses.mu.Unlock()
 	if err := s.Tasks.Purge(); err != nil {
 		return err
 	}

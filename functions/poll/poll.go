@@ -49,12 +49,18 @@ func Start(ctx context.Context, env *setup.Env, m *messages.JobStarted) error {
 // schedule enqueues check number c.Check of a job after its ladder delay. The task name derives from
 // job and check number, so duplicates of the same step collapse into one task.
 func schedule(ctx context.Context, env *setup.Env, c messages.PollCheck) error {
-	return env.Tasks.Enqueue(ctx, tasks.Task{
+	at := time.Now().Add(env.Config.Tasks.PollDelay(c.Check))
+	if err := env.Tasks.Enqueue(ctx, tasks.Task{
 		Key:  fmt.Sprintf("poll/%s/%d", c.Job, c.Check),
 		URL:  env.Config.Tasks.PollURL,
 		Body: c,
-		At:   time.Now().Add(env.Config.Tasks.PollDelay(c.Check)),
-	})
+		At:   at,
+	}); err != nil {
+		return err
+	}
+	// The reconciler re-creates the check of a resource long past this time: its poll chain was lost
+	// (a task deleted, or one that used up its attempts; Cloud Tasks has no dead-letter queue).
+	return env.Store.NotePollDue(ctx, c.Round, c.Resource, c.Job, at)
 }
 
 // Check makes one state check of a job and acts on its state.

@@ -91,6 +91,15 @@ func Run(ctx context.Context, o *Operator, w io.Writer, asJSON bool, args []stri
 			return err
 		}
 		return out(r, func() error { return PrintPurge(w, r) })
+	case "stuck":
+		if err := need(0); err != nil {
+			return err
+		}
+		r, err := o.Stuck(ctx)
+		if err != nil {
+			return err
+		}
+		return out(r, func() error { return PrintStuck(w, r) })
 	case "replay-dead-letters":
 		rs, err := o.ReplayDeadLetters(ctx, args[1:]...)
 		if err != nil {

@@ -24,6 +24,7 @@ import (
 	"github.com/portability-pipeline/pipeline/emulator-test/fakeportability"
 	"github.com/portability-pipeline/pipeline/functions/initiate"
 	"github.com/portability-pipeline/pipeline/functions/poll"
+	"github.com/portability-pipeline/pipeline/functions/reconcile"
 	"github.com/portability-pipeline/pipeline/functions/reset"
 	"github.com/portability-pipeline/pipeline/functions/transfer"
 	"github.com/portability-pipeline/pipeline/shared/config"
@@ -67,7 +68,10 @@ type Harness struct {
 	Logs    *SyncBuffer
 	// BeforeDeliver, when set, sees each delivery first (tests inject faults at a chosen moment).
 	BeforeDeliver func(d *Delivery)
-	opts          Options
+	// Lose, when set, is asked about each delivery before it is made: true loses it for good (a message
+	// dead-lettered and never replayed, a task deleted or out of attempts); only the reconciler heals it.
+	Lose func(d *Delivery) bool
+	opts Options
 }
 
 var projectSeq struct {
@@ -211,6 +215,8 @@ func (h *Harness) API(user string) portability.API {
 
 // Stats counts deliveries of a Run.
 type Stats struct {
+	// Lost counts deliveries Lose discarded.
+	Lost       int
 	Deliveries int
 	Copies     int
 	Failures   int
@@ -233,6 +239,10 @@ func (h *Harness) Run(maxSteps int) Stats {
 				h.Fake.Clock().Advance(wait)
 			}
 			st.Tasks++
+		}
+		if h.Lose != nil && !d.Copy && d.Tries == 0 && h.Lose(d) {
+			st.Lost++
+			continue
 		}
 		if h.BeforeDeliver != nil {
 			h.BeforeDeliver(d)
@@ -259,6 +269,31 @@ func (h *Harness) Run(maxSteps int) Stats {
 	}
 	h.T.Fatalf("pipeline still busy after %d deliveries (%d pending)", maxSteps, h.Bus.Pending())
 	return st
+}
+
+// Reconcile runs the reconciler once with its clock at now (a test moves it past the deadlines) and
+// returns its report; what it republishes waits on the bus for the next Run.
+func (h *Harness) Reconcile(now time.Time) reconcile.Report {
+	h.T.Helper()
+	rec, err := reconcile.New(h.Env, reconcile.Options{Now: func() time.Time { return now }})
+	if err != nil {
+		h.T.Fatal(err)
+	}
+	rep, err := rec.Run(logging.WithLogger(h.Ctx, h.Env.Log.With("step", "reconcile")))
+	if err != nil {
+		h.T.Fatalf("reconcile: %v\nlogs:\n%s", err, h.Logs.String())
+	}
+	return rep
+}
+
+// Later is a time past every deadline of duration d: both clocks (the fake's, which the bus advances,
+// and the real one) plus d.
+func (h *Harness) Later(d time.Duration) time.Time {
+	now := time.Now()
+	if f := h.Fake.Clock().Now(); f.After(now) {
+		now = f
+	}
+	return now.Add(d)
 }
 
 // deliver hands one message to its step, as the functions framework would.

@@ -21,12 +21,13 @@ type Config struct {
 	ProjectID string `env:"PROJECT_ID"`
 	LogLevel  string `env:"LOG_LEVEL, default=INFO"`
 
-	Topics  Topics
-	Tasks   Tasks
-	OAuth   OAuth
-	Tokens  Tokens
-	Export  Export
-	Webhook Webhook
+	Topics    Topics
+	Tasks     Tasks
+	OAuth     OAuth
+	Tokens    Tokens
+	Export    Export
+	Webhook   Webhook
+	Reconcile Reconcile
 
 	// PortabilityEndpoint is the base URL of the Data Portability API.
 	PortabilityEndpoint string `env:"PORTABILITY_ENDPOINT, default=https://dataportability.googleapis.com/"`
@@ -144,6 +145,37 @@ func (e Export) URLPolicy() *transfer.URLPolicy {
 	return p
 }
 
+// Reconcile configures the reconciler (functions/reconcile): when work counts as stuck, how much one run
+// may do, and the limits it enforces on jobs, rounds and what is kept.
+type Reconcile struct {
+	// URL is where Cloud Scheduler calls the reconciler; it is also the OIDC token's audience.
+	URL string `env:"RECONCILE_URL"`
+	// InvokerEmail is the service account whose OIDC token the scheduler's calls carry.
+	InvokerEmail string `env:"RECONCILE_INVOKER_EMAIL"`
+	// Grace is how long work may be past its deadline before it is re-driven: longer than a Pub/Sub
+	// redelivery or a Cloud Tasks retry usually takes, so the reconciler rarely races a live hand-off
+	// (and when it does, the steps' idempotence absorbs the duplicate).
+	Grace time.Duration `env:"RECONCILE_GRACE, default=15m"`
+	// Budget bounds one run's time; PageSize and MaxPages bound each query's reads.
+	Budget   time.Duration `env:"RECONCILE_BUDGET, default=4m"`
+	PageSize int           `env:"RECONCILE_PAGE_SIZE, default=100"`
+	MaxPages int           `env:"RECONCILE_MAX_PAGES, default=5"`
+	// MaxJobAge: a job IN_PROGRESS longer is cancelled (where the API allows) and its resource failed.
+	// Google says exports take hours to days; a week is far past that.
+	MaxJobAge time.Duration `env:"MAX_JOB_AGE, default=168h"`
+	// MaxRoundAge: an exporting round older than this has its unfinished resources failed, so no round
+	// stays open for ever. Google keeps an export's files 14 days; past that nothing can be fetched.
+	MaxRoundAge time.Duration `env:"MAX_ROUND_AGE, default=336h"`
+	// Retention is how long a closed round and everything below it (resources, files' records, parts, its
+	// published events) are kept before the reconciler deletes them.
+	Retention time.Duration `env:"ROUND_RETENTION, default=720h"`
+}
+
+// RequireReconcile checks what the reconciler's entry point needs.
+func (c *Config) RequireReconcile() error {
+	return missing("RECONCILE_URL", c.Reconcile.URL, "RECONCILE_INVOKER_EMAIL", c.Reconcile.InvokerEmail)
+}
+
 // Load reads the configuration from the process environment.
 func Load(ctx context.Context) (*Config, error) {
 	return LoadFrom(ctx, envconfig.OsLookuper())
@@ -194,6 +226,16 @@ func (c *Config) validate() error {
 	// A finishing delivery must leave time for the manifest's assembly inside the 540 s limit.
 	if c.Export.FinishTimeBudget <= 0 || c.Export.FinishTimeBudget > 6*time.Minute {
 		return fmt.Errorf("FINISH_TIME_BUDGET must be more than 0 and at most 6m, got %s", c.Export.FinishTimeBudget)
+	}
+	rc := c.Reconcile
+	if rc.Grace <= 0 || rc.Budget <= 0 || rc.PageSize < 1 || rc.MaxPages < 1 {
+		return fmt.Errorf("RECONCILE_GRACE, RECONCILE_BUDGET, RECONCILE_PAGE_SIZE and RECONCILE_MAX_PAGES must be positive")
+	}
+	if rc.MaxJobAge <= 0 || rc.MaxRoundAge < rc.MaxJobAge {
+		return fmt.Errorf("MAX_JOB_AGE must be positive and MAX_ROUND_AGE at least MAX_JOB_AGE (got %s, %s)", rc.MaxJobAge, rc.MaxRoundAge)
+	}
+	if rc.Retention < time.Hour {
+		return fmt.Errorf("ROUND_RETENTION must be at least 1h, got %s", rc.Retention)
 	}
 	return nil
 }

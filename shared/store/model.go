@@ -129,10 +129,15 @@ type Resource struct {
 	// job's echo); zero means from the beginning of the account's history. ExportTime is its end.
 	StartTime time.Time `firestore:"startTime"`
 	// TimeFilter says how the range was chosen: TimeFilterApplied, TimeFilterNone, TimeFilterUnsupported.
-	TimeFilter string    `firestore:"timeFilter"`
-	Objects    int       `firestore:"objects"`
-	Bytes      int64     `firestore:"bytes"`
-	UpdatedAt  time.Time `firestore:"updatedAt"`
+	TimeFilter string `firestore:"timeFilter"`
+	// JobStartedAt is when Job was started (or adopted, or retried): the maximum job age counts from it.
+	JobStartedAt time.Time `firestore:"jobStartedAt"`
+	// PollDue is when the next state check of Job is due (the poll step records each one it schedules):
+	// an exporting resource long past it has lost its poll chain.
+	PollDue   time.Time `firestore:"pollDue"`
+	Objects   int       `firestore:"objects"`
+	Bytes     int64     `firestore:"bytes"`
+	UpdatedAt time.Time `firestore:"updatedAt"`
 }
 
 // Object is one archive file of a job: .../resources/{group}/objects/{index}.

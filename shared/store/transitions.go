@@ -90,9 +90,12 @@ func (s *Store) RecordJob(ctx context.Context, rid, name, job string) (bool, err
 // RecordJobRange is RecordJob that also records the range asked: startTime (zero: none) and the
 // resource's TimeFilter.
 func (s *Store) RecordJobRange(ctx context.Context, rid, name, job string, startTime time.Time, filter string) (bool, error) {
+	now := s.now()
 	return s.Transition(ctx, rid, name, []string{ResInitiating}, "", func(r *Resource) {
 		r.State, r.Job, r.Reason = ResExporting, job, ""
 		r.StartTime, r.TimeFilter = startTime, filter
+		// The first check is due now until the poll step schedules it: a lost JobStarted shows as overdue.
+		r.JobStartedAt, r.PollDue = now, now
 		if !slices.Contains(r.Jobs, job) {
 			r.Jobs = append(r.Jobs, job)
 		}
@@ -128,6 +131,7 @@ func (s *Store) ClaimRetry(ctx context.Context, rid, name, job string, lease tim
 func (s *Store) RecordRetry(ctx context.Context, rid, name, oldJob, newJob string) (bool, error) {
 	return s.Transition(ctx, rid, name, []string{ResRetrying}, oldJob, func(r *Resource) {
 		r.State, r.Job = ResExporting, newJob
+		r.JobStartedAt, r.PollDue = s.now(), s.now()
 		r.Jobs = append(r.Jobs, newJob)
 		r.Retries++
 	})

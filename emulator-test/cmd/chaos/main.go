@@ -65,7 +65,7 @@ func main() {
 	for i := range scenarios {
 		scenarios[i] = faults.Random(rng, i+1, *pubsub)
 	}
-	tasksFailed := st.Tasks.Stats().Failed
+	tasksFailed := faults.TasksFailed(st)
 
 	var (
 		wg       sync.WaitGroup
@@ -128,7 +128,13 @@ func main() {
 	}
 	t.Invariants[faults.InvTokens] += 2 // the log scan and the last Firestore scan
 
+	repairs, err := faults.Repairs(st)
+	if err != nil {
+		failures = append(failures, "reconciler log: "+err.Error())
+	}
+	runs, runsFailed := st.ReconcileRuns()
 	report(os.Stdout, *markdown, *seed, *rounds, stackUp, time.Since(start), logBytes, len(st.Fake.IssuedSecrets()), t, failures)
+	reportHeals(os.Stdout, *markdown, t, repairs, runs, runsFailed)
 	if len(t.Violations) > 0 || len(failures) > 0 {
 		if *keep {
 			fmt.Fprintln(os.Stderr, "chaos: function logs are in", st.Dir)
@@ -136,6 +142,52 @@ func main() {
 		st.Stop() // os.Exit skips the deferred Stop
 		os.Exit(1)
 	}
+}
+
+// reportHeals prints, per lost hand-off kind, how many were lost and healed and the longest time to heal
+// (from the loss to the close of the user's grant), and the reconciler's repairs by kind.
+func reportHeals(w io.Writer, markdown bool, t *faults.Tally, repairs map[string]int, runs, runsFailed int64) {
+	healed, longest := t.Heals()
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	line := func(cells ...any) {
+		if markdown {
+			fmt.Fprint(tw, "|")
+			for _, c := range cells {
+				fmt.Fprintf(tw, " %v |", c)
+			}
+			fmt.Fprintln(tw)
+			return
+		}
+		fmt.Fprint(tw, " ")
+		for _, c := range cells {
+			fmt.Fprintf(tw, " %v\t", c)
+		}
+		fmt.Fprintln(tw)
+	}
+	if markdown {
+		fmt.Fprint(tw, "\n| lost hand-off | lost | healed | longest time to heal |\n|---|---|---|---|\n")
+	} else {
+		fmt.Fprint(tw, "\nLOST HAND-OFF\tLOST\tHEALED\tLONGEST TIME TO HEAL\n")
+	}
+	var worst time.Duration
+	for _, k := range faults.LostKinds {
+		line(k, t.Faults[k], healed[k], longest[k].Round(time.Second))
+		worst = max(worst, longest[k])
+	}
+	line("longest time to heal (loss to the grant's close)", "", "", worst.Round(time.Second))
+	if markdown {
+		fmt.Fprint(tw, "\n| reconciler repair | count |\n|---|---|\n")
+	} else {
+		fmt.Fprint(tw, "\nRECONCILER REPAIR\tCOUNT\n")
+	}
+	total := 0
+	for _, k := range slices.Sorted(maps.Keys(repairs)) {
+		line(k, repairs[k])
+		total += repairs[k]
+	}
+	line("repairs made", total)
+	line("reconciler runs (failed)", fmt.Sprintf("%d (%d)", runs, runsFailed))
+	tw.Flush()
 }
 
 func scanFirestore(ctx context.Context, st *stack.Stack) []string {

@@ -1,0 +1,94 @@
+# Reconcile (HTTP): finds work that stopped moving and re-drives it through the steps' idempotent paths
+# (republish an initiate, re-create a poll task, republish missing parts, settle a round, flush held
+# events, republish a reset), cancels jobs past max_job_age, ends rounds past max_round_age, and deletes
+# closed rounds past round_retention_days. Cloud Scheduler calls it every 10 minutes with an OIDC token of
+# its own invoker account.
+#
+# Grants elsewhere: Firestore (datastore.user, project: functions.tf), logs (functions.tf), publish
+# export-events (functions.tf), KMS token key to cancel a job with the user's token (kms.tf), OAuth client
+# secret to refresh that token (secrets.tf), enqueue poll tasks as the tasks invoker (tasks.tf).
+
+resource "google_project_service" "cloudscheduler" {
+  project            = var.project_id
+  service            = "cloudscheduler.googleapis.com"
+  disable_on_destroy = false
+}
+
+# One run reads a few pages per query and stops after RECONCILE_BUDGET (4 min): 300 s covers it. One
+# instance is enough; two overlapping runs would still be safe (every repair is idempotent).
+module "reconcile" {
+  source = "./modules/function"
+
+  project      = var.project_id
+  region       = var.region
+  name         = local.function_names.reconcile
+  account_id   = "portability-reconcile"
+  display_name = "Runs the Reconcile function"
+  description  = "Re-drives stuck work, enforces job and round ages and retention (Cloud Scheduler, OIDC)."
+  labels       = local.labels
+  entry_point  = "Reconcile"
+  build        = local.build
+
+  timeout_seconds = 300
+  max_instances   = 1
+  ingress         = local.internal_ingress
+  env             = local.env
+  secret_env      = [local.oauth_client_secret_env]
+
+  wait_for_iam = concat(local.build_iam, [google_secret_manager_secret_iam_member.oauth_client_secret["reconcile"].id])
+  depends_on   = [google_project_service.services]
+}
+
+# The topics the reconciler republishes to (export-events: functions.tf).
+resource "google_pubsub_topic_iam_member" "reconcile_publishes" {
+  for_each = toset(["initiate", "transfer", "reset"])
+
+  project = var.project_id
+  topic   = google_pubsub_topic.topic[each.key].name
+  role    = "roles/pubsub.publisher"
+  member  = module.reconcile.service_account_member
+}
+
+# The identity in the scheduler's OIDC token. It may invoke the reconciler and nothing else.
+resource "google_service_account" "reconcile_invoker" {
+  project      = var.project_id
+  account_id   = "portability-reconcile-invoker"
+  display_name = "Cloud Scheduler calls to Reconcile"
+  depends_on   = [google_project_service.services]
+}
+
+resource "google_cloud_run_v2_service_iam_member" "reconcile_invoker" {
+  project  = var.project_id
+  location = var.region
+  name     = module.reconcile.service
+  role     = "roles/run.invoker"
+  member   = google_service_account.reconcile_invoker.member
+}
+
+resource "google_cloud_scheduler_job" "reconcile" {
+  project     = var.project_id
+  region      = var.region
+  name        = "portability-reconcile"
+  description = "Runs the reconciler (functions/reconcile)."
+  schedule    = var.reconcile_schedule
+  time_zone   = "Etc/UTC"
+
+  # A little more than the function's timeout; a failed run is not retried: the next one comes anyway.
+  attempt_deadline = "320s"
+  retry_config {
+    retry_count = 0
+  }
+
+  http_target {
+    http_method = "POST"
+    uri         = local.reconcile_url
+
+    # The function checks issuer, audience (its own URL, RECONCILE_URL) and the invoker's email.
+    oidc_token {
+      service_account_email = google_service_account.reconcile_invoker.email
+      audience              = local.reconcile_url
+    }
+  }
+
+  depends_on = [google_project_service.cloudscheduler, google_cloud_run_v2_service_iam_member.reconcile_invoker]
+}
