@@ -1,16 +1,12 @@
 package pipelinetest_test
 
 import (
-	"encoding/json"
-	"io"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/portability-pipeline/pipeline/emulator-test/fakeportability"
 	"github.com/portability-pipeline/pipeline/internal/pipelinetest"
 	"github.com/portability-pipeline/pipeline/shared/events"
-	"github.com/portability-pipeline/pipeline/shared/manifest"
 	"github.com/portability-pipeline/pipeline/shared/store"
 )
 
@@ -18,23 +14,6 @@ const (
 	search = "myactivity.search"
 	subs   = "youtube.subscriptions"
 )
-
-// readManifest reads the manifest an event announces.
-func readManifest(t *testing.T, h *pipelinetest.Harness, e events.Event) manifest.Manifest {
-	t.Helper()
-	name := strings.TrimPrefix(e.Manifest, "gs://"+pipelinetest.Bucket+"/")
-	r, err := h.Env.Storage.Bucket(pipelinetest.Bucket).Object(name).NewReader(h.Ctx)
-	if err != nil {
-		t.Fatalf("manifest of %s: %v", e.Resource, err)
-	}
-	defer r.Close()
-	data, _ := io.ReadAll(r)
-	var m manifest.Manifest
-	if err := json.Unmarshal(data, &m); err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
 
 // TestIncrementalRounds: a 30-day grant over 3 daily rounds. Each later round of myactivity.search starts
 // exactly where the previous one ended (no gap, no overlap) and holds far fewer bytes; youtube.subscriptions
