@@ -53,6 +53,8 @@ locals {
     POLL_LADDER          = join(",", var.poll_ladder)
     PART_SIZE            = tostring(var.part_size_bytes)
     TIME_BASED_HORIZON   = var.time_based_horizon
+    # Spans of every delivery go to Cloud Trace over OTLP (shared/trace); "" turns the export off.
+    OTEL_EXPORTER_OTLP_ENDPOINT = var.trace_endpoint
     # The reconciler (service_reconcile.tf): its URL and caller (the OIDC check), and the limits it enforces.
     RECONCILE_URL           = local.reconcile_url
     RECONCILE_INVOKER_EMAIL = google_service_account.reconcile_invoker.email
@@ -98,6 +100,16 @@ resource "google_project_iam_member" "functions_logs" {
 
   project = var.project_id
   role    = "roles/logging.logWriter"
+  member  = each.value
+}
+
+# Spans over OTLP to the Telemetry API (roles/cloudtrace.agent holds telemetry.traces.write); like logs,
+# trace writing has no resource narrower than the project.
+resource "google_project_iam_member" "functions_trace" {
+  for_each = local.function_members
+
+  project = var.project_id
+  role    = "roles/cloudtrace.agent"
   member  = each.value
 }
 

@@ -34,6 +34,7 @@ locals {
     "cloudfunctions.googleapis.com",
     "cloudkms.googleapis.com",
     "cloudtasks.googleapis.com",
+    "cloudtrace.googleapis.com",
     "dataportability.googleapis.com",
     "firestore.googleapis.com",
     "iam.googleapis.com",
@@ -42,6 +43,7 @@ locals {
     "run.googleapis.com",
     "secretmanager.googleapis.com",
     "storage.googleapis.com",
+    "telemetry.googleapis.com", # OTLP spans to Cloud Trace (shared/trace)
   ])
 
   # Service agents Google creates per project; the pipeline grants them only what they act on.

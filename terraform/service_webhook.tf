@@ -65,6 +65,14 @@ resource "google_project_iam_member" "webhook_logs" {
   member  = module.webhook[each.key].service_account_member
 }
 
+resource "google_project_iam_member" "webhook_trace" {
+  for_each = local.webhook
+
+  project = var.project_id
+  role    = "roles/cloudtrace.agent"
+  member  = module.webhook[each.key].service_account_member
+}
+
 resource "google_pubsub_topic" "events_dead_letter" {
   for_each = local.webhook
 

@@ -106,6 +106,17 @@ variable "log_level" {
   }
 }
 
+variable "trace_endpoint" {
+  type        = string
+  description = "OTEL_EXPORTER_OTLP_ENDPOINT of every function: the OTLP/HTTP base URL the spans of each delivery are sent to (/v1/traces is appended). The default is Cloud Trace's Telemetry API, called with the function's own account; \"\" exports no spans (log lines keep their trace fields)."
+  default     = "https://telemetry.googleapis.com"
+
+  validation {
+    condition     = var.trace_endpoint == "" || can(regex("^https?://[^/]+", var.trace_endpoint))
+    error_message = "The trace_endpoint must be an http(s) URL, or empty to export no spans."
+  }
+}
+
 variable "portability_endpoint" {
   type        = string
   description = "PORTABILITY_ENDPOINT: base URL of the Data Portability API."

@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"math/rand/v2"
 	"os"
 	"strings"
 	"sync"
@@ -346,10 +348,11 @@ func TestPortctlReplayDeadLetters(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tp := trace.New()
+	// A trace of the message's own (what a step published before the message dead-lettered).
+	traceID := fmt.Sprintf("%016x%016x", rand.Uint64(), rand.Uint64())
 	if _, err := st.PubSubClient.TopicAdminClient.Publish(ctx, &pubsubpb.PublishRequest{
 		Topic:    "projects/" + st.Project + "/topics/initiate-requests" + operator.DeadLetterSuffix,
-		Messages: []*pubsubpb.PubsubMessage{{Data: data, Attributes: map[string]string{trace.Header: tp.String()}}},
+		Messages: []*pubsubpb.PubsubMessage{{Data: data, Attributes: map[string]string{trace.Header: "00-" + traceID + "-00f067aa0ba902b7-01"}}},
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -371,7 +374,7 @@ func TestPortctlReplayDeadLetters(t *testing.T) {
 	expectOneTimeDone(t, ctx, "dex", []string{search}, 2)
 	// The replayed message kept its trace: the initiate step logged under it.
 	logs, _ := st.Logs()
-	if !strings.Contains(logs, "/traces/"+tp.Trace()) {
+	if !strings.Contains(logs, "/traces/"+traceID) {
 		t.Error("the replayed message lost its trace")
 	}
 	if out := mustRun(t, ctx, false, "replay-dead-letters", "initiate-requests"); !strings.Contains(out, "initiate-requests  0") {

@@ -159,10 +159,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 	ctx := logging.WithLogger(r.Context(), h.env.Log)
 	// The person's journey is one trace: this request's (from the platform's header) or a new one,
-	// carried on by the initiate request the callback publishes.
-	parent, ok := trace.FromRequest(r)
-	ctx = trace.Continue(ctx, h.cfg.ProjectID, parent, ok)
-	h.mux.ServeHTTP(w, r.WithContext(ctx))
+	// carried on by the initiate request the callback publishes. Each request is one span.
+	trace.Serve(h.env.Tracer, "OAuthCallback", h.mux).ServeHTTP(w, r.WithContext(ctx))
 }
 
 // defaultCSP serves the pages written before the configuration is known (no form posts anywhere).

@@ -61,8 +61,9 @@ func Handler(lazy *setup.Lazy) http.HandlerFunc {
 		v := verifier
 		mu.Unlock()
 		ctx := logging.WithLogger(r.Context(), env.Log.With("step", "reconcile"))
-		ctx = trace.Continue(ctx, env.Config.ProjectID, trace.Context{}, false)
-		v.Require(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Each admitted run is one span (of the scheduler's request trace); its context reaches the run.
+		v.Require(trace.Serve(env.Tracer, "reconcile", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			ctx := r.Context()
 			if r.Method != http.MethodPost && r.Method != http.MethodGet {
 				http.Error(w, "POST or GET only", http.StatusMethodNotAllowed)
 				return
@@ -80,7 +81,7 @@ func Handler(lazy *setup.Lazy) http.HandlerFunc {
 			}
 			w.Header().Set("Content-Type", "application/json")
 			json.NewEncoder(w).Encode(rep.Counts())
-		})).ServeHTTP(w, r.WithContext(ctx))
+		}))).ServeHTTP(w, r.WithContext(ctx))
 	}
 }
 

@@ -21,7 +21,6 @@ import (
 	"github.com/portability-pipeline/pipeline/shared/setup"
 	"github.com/portability-pipeline/pipeline/shared/store"
 	"github.com/portability-pipeline/pipeline/shared/tokens"
-	"github.com/portability-pipeline/pipeline/shared/trace"
 )
 
 // Operator acts on the pipeline's state.
@@ -62,7 +61,7 @@ func (o *Operator) now() time.Time {
 // context starts a trace for one operator action and tags its log lines.
 func (o *Operator) context(ctx context.Context, action string) context.Context {
 	ctx = logging.WithLogger(ctx, o.Env.Log.With("step", "operator", "action", action))
-	return trace.Continue(ctx, o.Env.Config.ProjectID, trace.Context{}, false)
+	return o.Env.Tracer.Mark(ctx, "operator "+action)
 }
 
 // --- users ----------------------------------------------------------------------------------------

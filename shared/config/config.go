@@ -20,6 +20,9 @@ import (
 type Config struct {
 	ProjectID string `env:"PROJECT_ID"`
 	LogLevel  string `env:"LOG_LEVEL, default=INFO"`
+	// OTLPEndpoint is where spans go over OTLP/HTTP (shared/trace): Cloud Trace's
+	// https://telemetry.googleapis.com in production; empty (local stacks, tests) exports nothing.
+	OTLPEndpoint string `env:"OTEL_EXPORTER_OTLP_ENDPOINT"`
 
 	Topics    Topics
 	Tasks     Tasks

@@ -1,6 +1,7 @@
 // Package handler adapts the steps to their triggers: a Pub/Sub push or a Cloud Tasks HTTP call.
-// It decodes the message, carries a logger with the message's identifiers and the trace the message or
-// task carried (shared/trace: the person's journey is one trace), and turns the step's error
+// It decodes the message, makes each delivery one span of the trace the message or task carried
+// (shared/trace: the person's journey is one trace; the span has the message's identifiers and the step's
+// error), carries a logger with the same identifiers and the span's IDs, and turns the step's error
 // into the trigger's answer: nil acknowledges; an error asks for another delivery (Pub/Sub redelivers
 // with backoff and finally dead-letters; Cloud Tasks retries per the queue's policy).
 package handler
@@ -11,6 +12,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+
+	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/portability-pipeline/pipeline/shared/logging"
 	"github.com/portability-pipeline/pipeline/shared/messages"
@@ -61,12 +64,13 @@ func PubSub[T messages.Validator](lazy *setup.Lazy, step string, newMsg func() T
 			return err
 		}
 		ctx = logging.With(ctx, attrs(m)...)
+		trace.Annotate(ctx, attrs(m)...)
 		return outcome(ctx, fn(ctx, env, m))
 	})
 }
 
 // Push returns the HTTP handler of a Pub/Sub push whose data fn decodes itself. fn's error asks for
-// another delivery.
+// another delivery. Each delivery is one span (shared/trace), a child of the trace the message carries.
 func Push(lazy *setup.Lazy, step string, fn func(ctx context.Context, env *setup.Env, p messages.Push) error) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		env, err := lazy.Get(r.Context())
@@ -86,27 +90,47 @@ func Push(lazy *setup.Lazy, step string, fn func(ctx context.Context, env *setup
 		}
 		p, err := messages.ParsePush(body)
 		ctx := logging.WithLogger(r.Context(), env.Log.With("step", step, "messageId", p.ID))
-		parent, ok := trace.FromAttributes(p.Attributes)
-		ctx = trace.Continue(ctx, project(env), parent, ok)
-		if err != nil {
-			// Poison: refuse it so Pub/Sub moves it to the dead-letter topic after its attempts.
-			logging.FromContext(ctx).Error("malformed push; it will be dead-lettered", "error", err.Error())
-			http.Error(w, "malformed push", http.StatusBadRequest)
-			return
-		}
-		if err := fn(ctx, env, p); err != nil {
-			if errors.Is(err, messages.ErrMalformed) {
-				http.Error(w, "malformed message", http.StatusBadRequest)
-				return
-			}
-			http.Error(w, "try again", http.StatusServiceUnavailable)
-			return
-		}
-		w.WriteHeader(http.StatusNoContent)
+		ctx, span := env.Tracer.StartMessage(ctx, step, p.Attributes, attribute.String("messageId", p.ID))
+		a := deliverPush(ctx, env, p, err, fn)
+		span.End(ctx, a.err)
+		a.write(w)
 	}
 }
 
+// answer is a delivery's reply to its trigger, and the error its span records.
+type answer struct {
+	status int
+	text   string
+	err    error
+}
+
+func (a answer) write(w http.ResponseWriter) {
+	if a.status == http.StatusNoContent {
+		w.WriteHeader(a.status)
+		return
+	}
+	http.Error(w, a.text, a.status)
+}
+
+var acknowledged = answer{status: http.StatusNoContent}
+
+func deliverPush(ctx context.Context, env *setup.Env, p messages.Push, parseErr error, fn func(context.Context, *setup.Env, messages.Push) error) answer {
+	if parseErr != nil {
+		// Poison: refuse it so Pub/Sub moves it to the dead-letter topic after its attempts.
+		logging.FromContext(ctx).Error("malformed push; it will be dead-lettered", "error", parseErr.Error())
+		return answer{http.StatusBadRequest, "malformed push", parseErr}
+	}
+	if err := fn(ctx, env, p); err != nil {
+		if errors.Is(err, messages.ErrMalformed) {
+			return answer{http.StatusBadRequest, "malformed message", err}
+		}
+		return answer{http.StatusServiceUnavailable, "try again", err}
+	}
+	return acknowledged
+}
+
 // Task returns an HTTP handler for a Cloud Tasks-triggered step; calls must carry a valid OIDC token.
+// Each admitted call is one span, a child of the trace in the task's traceparent header.
 func Task[T messages.Validator](lazy *setup.Lazy, step string, newMsg func() T, fn Step[T]) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		env, err := lazy.Get(r.Context())
@@ -116,31 +140,12 @@ func Task[T messages.Validator](lazy *setup.Lazy, step string, newMsg func() T, 
 			return
 		}
 		serve := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			ctx := logging.WithLogger(r.Context(), env.Log.With("step", step, "task", r.Header.Get("X-CloudTasks-TaskName"),
-				"attempt", r.Header.Get("X-CloudTasks-TaskRetryCount")))
-			parent, ok := trace.FromRequest(r)
-			ctx = trace.Continue(ctx, project(env), parent, ok)
-			if r.Method != http.MethodPost {
-				http.Error(w, "POST only", http.StatusMethodNotAllowed)
-				return
-			}
-			body, err := io.ReadAll(io.LimitReader(r.Body, 64<<10))
-			if err != nil {
-				http.Error(w, "read body", http.StatusBadRequest)
-				return
-			}
-			m := newMsg()
-			if err := messages.Decode(body, m); err != nil {
-				logging.FromContext(ctx).Error("malformed task body", "error", err.Error())
-				http.Error(w, "malformed task", http.StatusBadRequest)
-				return
-			}
-			ctx = logging.With(ctx, attrs(m)...)
-			if err := outcome(ctx, fn(ctx, env, m)); err != nil {
-				http.Error(w, "try again", http.StatusServiceUnavailable)
-				return
-			}
-			w.WriteHeader(http.StatusNoContent)
+			name, attempt := r.Header.Get("X-CloudTasks-TaskName"), r.Header.Get("X-CloudTasks-TaskRetryCount")
+			ctx := logging.WithLogger(r.Context(), env.Log.With("step", step, "task", name, "attempt", attempt))
+			ctx, span := env.Tracer.StartRequest(ctx, step, r, attribute.String("task", name), attribute.String("attempt", attempt))
+			a := deliverTask(ctx, env, r, newMsg, fn)
+			span.End(ctx, a.err)
+			a.write(w)
 		})
 		if env.TaskAuth != nil {
 			env.TaskAuth.Require(serve).ServeHTTP(w, r)
@@ -150,11 +155,25 @@ func Task[T messages.Validator](lazy *setup.Lazy, step string, newMsg func() T, 
 	}
 }
 
-func project(env *setup.Env) string {
-	if env.Config == nil {
-		return ""
+func deliverTask[T messages.Validator](ctx context.Context, env *setup.Env, r *http.Request, newMsg func() T, fn Step[T]) answer {
+	if r.Method != http.MethodPost {
+		return answer{http.StatusMethodNotAllowed, "POST only", errors.New("method " + r.Method)}
 	}
-	return env.Config.ProjectID
+	body, err := io.ReadAll(io.LimitReader(r.Body, 64<<10))
+	if err != nil {
+		return answer{http.StatusBadRequest, "read body", err}
+	}
+	m := newMsg()
+	if err := messages.Decode(body, m); err != nil {
+		logging.FromContext(ctx).Error("malformed task body", "error", err.Error())
+		return answer{http.StatusBadRequest, "malformed task", err}
+	}
+	ctx = logging.With(ctx, attrs(m)...)
+	trace.Annotate(ctx, attrs(m)...)
+	if err := outcome(ctx, fn(ctx, env, m)); err != nil {
+		return answer{http.StatusServiceUnavailable, "try again", err}
+	}
+	return acknowledged
 }
 
 // outcome logs the step's result and returns what the trigger should see.
@@ -165,6 +184,7 @@ func outcome(ctx context.Context, err error) error {
 		return nil
 	case errors.Is(err, ErrDrop):
 		log.Warn("message acknowledged without action", "reason", err.Error())
+		trace.Annotate(ctx, "outcome", "dropped", "reason", err.Error())
 		return nil
 	default:
 		log.Warn("step failed; it will be delivered again", "error", err.Error())

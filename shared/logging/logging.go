@@ -1,5 +1,6 @@
 // Package logging writes structured JSON logs that Cloud Logging understands (a "severity" key, the
-// message in "message", trace correlation) and carries a logger in the context.
+// message in "message", trace correlation fields added by shared/trace, and on ERROR lines the source
+// location) and carries a logger in the context.
 package logging
 
 import (
@@ -7,6 +8,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime"
+	"strconv"
 	"strings"
 )
 
@@ -46,11 +49,25 @@ func (u *unique) WithGroup(name string) slog.Handler {
 }
 
 func (u *unique) Handle(ctx context.Context, r slog.Record) error {
-	own := make([]slog.Attr, 0, r.NumAttrs())
+	own := make([]slog.Attr, 0, r.NumAttrs()+1)
 	r.Attrs(func(a slog.Attr) bool { own = append(own, a); return true })
+	if r.Level >= slog.LevelError && r.PC != 0 {
+		own = append(own, sourceLocation(r.PC))
+	}
 	out := slog.NewRecord(r.Time, r.Level, r.Message, r.PC)
 	out.AddAttrs(merge(u.attrs, own)...)
 	return u.inner.Handle(ctx, out)
+}
+
+// KeySourceLocation is Cloud Logging's field for the code that wrote a line (LogEntrySourceLocation).
+const KeySourceLocation = "logging.googleapis.com/sourceLocation"
+
+// sourceLocation names the caller that logged at pc: Error Reporting and the log viewer link an error
+// line to its code through it. The line is a string, as Cloud Logging's structured-logging example has it
+// (the field is an int64, which proto3 JSON writes as a string).
+func sourceLocation(pc uintptr) slog.Attr {
+	f, _ := runtime.CallersFrames([]uintptr{pc}).Next()
+	return slog.Group(KeySourceLocation, "file", f.File, "line", strconv.Itoa(f.Line), "function", f.Function)
 }
 
 // merge appends as to base, a key already present taking the new value in its place.

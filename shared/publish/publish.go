@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"cloud.google.com/go/pubsub/v2"
+	"go.opentelemetry.io/otel/propagation"
 
 	"github.com/portability-pipeline/pipeline/shared/messages"
 	"github.com/portability-pipeline/pipeline/shared/trace"
@@ -58,8 +59,10 @@ func (p *PubSub) Publish(ctx context.Context, topic string, m messages.Validator
 		return err
 	}
 	msg := &pubsub.Message{Data: data}
-	if tp := trace.Propagate(ctx); tp != "" {
-		msg.Attributes = map[string]string{trace.Header: tp} // the next step continues the person's trace
+	attrs := propagation.MapCarrier{}
+	trace.Inject(ctx, attrs) // the next step continues the person's trace
+	if len(attrs) > 0 {
+		msg.Attributes = attrs
 	}
 	if _, err := p.publisher(topic, false).Publish(ctx, msg).Get(ctx); err != nil {
 		return fmt.Errorf("publish to %s: %w", topic, err)

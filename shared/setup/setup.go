@@ -29,6 +29,7 @@ import (
 	"github.com/portability-pipeline/pipeline/shared/store"
 	"github.com/portability-pipeline/pipeline/shared/tasks"
 	"github.com/portability-pipeline/pipeline/shared/tokens"
+	"github.com/portability-pipeline/pipeline/shared/trace"
 )
 
 // Env holds what the steps use. Fields a step does not need may be nil.
@@ -45,6 +46,8 @@ type Env struct {
 	API func(ctx context.Context, user string) (portability.API, error)
 	// TaskAuth admits Cloud Tasks calls (nil: no check, only for tests of the handlers).
 	TaskAuth *oidcauth.Verifier
+	// Tracer makes the span of each delivery (nil: spans for the log lines only, never exported).
+	Tracer *trace.Tracer
 }
 
 // OAuthConfig is the OAuth client of the pipeline (scopes are set per consent).
@@ -72,6 +75,9 @@ func New(ctx context.Context, n Needs) (*Env, error) {
 	}
 	env := &Env{Config: cfg, Log: logging.New(os.Stderr, cfg.LogLevel)}
 	if err := cfg.RequireProject(); err != nil {
+		return nil, err
+	}
+	if env.Tracer, err = trace.New(ctx, trace.Options{Project: cfg.ProjectID, Endpoint: cfg.OTLPEndpoint}); err != nil {
 		return nil, err
 	}
 	fs, err := firestore.NewClient(ctx, cfg.ProjectID)

@@ -12,6 +12,7 @@ import (
 
 	cloudtasks "cloud.google.com/go/cloudtasks/apiv2"
 	"cloud.google.com/go/cloudtasks/apiv2/cloudtaskspb"
+	"go.opentelemetry.io/otel/propagation"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -62,9 +63,7 @@ func (c *CloudTasks) Enqueue(ctx context.Context, t Task) error {
 		return fmt.Errorf("task body: %w", err)
 	}
 	headers := map[string]string{"Content-Type": "application/json"}
-	if tp := trace.Propagate(ctx); tp != "" {
-		headers[trace.Header] = tp // the called step continues the person's trace
-	}
+	trace.Inject(ctx, propagation.MapCarrier(headers)) // the called step continues the person's trace
 	req := &cloudtaskspb.CreateTaskRequest{
 		Parent: c.queue,
 		Task: &cloudtaskspb.Task{
