@@ -51,6 +51,7 @@ locals {
     POLL_LADDER          = join(",", var.poll_ladder)
     PART_SIZE            = tostring(var.part_size_bytes)
     TIME_BASED_HORIZON   = var.time_based_horizon
+    ROUND_OVERLAP        = var.round_overlap
     WEBHOOK_URL          = var.webhook_url
   }
 
