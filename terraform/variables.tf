@@ -186,6 +186,17 @@ variable "round_retention_days" {
   }
 }
 
+variable "round_overlap" {
+  type        = string
+  description = "ROUND_OVERLAP: how far before the previous round's export time a later round of a time-filtered resource (myactivity.*, chrome.history) starts (Go duration, 0s to 24h; the app deduplicates the overlap)."
+  default     = "0s"
+
+  validation {
+    condition     = can(regex("^([0-9]+(\\.[0-9]+)?(h|m|s))+$", var.round_overlap))
+    error_message = "The round_overlap must be a Go duration such as 0s or 10m."
+  }
+}
+
 # --- Archive bucket ---------------------------------------------------------------------------------
 
 variable "bucket_name" {
