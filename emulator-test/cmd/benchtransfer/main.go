@@ -26,6 +26,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
@@ -103,6 +104,7 @@ func main() {
 	partSize := flag.Int64("part-size", 0, "bytes per part (default: size/16 rounded to MiB, at most transfer.DefaultPartSize)")
 	allCapped := flag.Bool("all-capped", false, "above 4 GiB, run every capped variant (default: only the transfer at >= 4 in flight, the rest take size/cap)")
 	jsonOut := flag.String("json", "", "write the report as JSON to this file")
+	profDir := flag.String("cpuprofile", "", "write each child's CPU profile (pprof) into this directory")
 	pngOut := flag.String("png", "docs/performance-throughput.png", "write the throughput plot to this PNG file (empty: none)")
 	flag.Parse()
 
@@ -200,6 +202,9 @@ func main() {
 			for _, sp := range specs {
 				sp.URL, sp.Size, sp.CRC32C, sp.Bucket = src.url, size, src.crc, bucket
 				sp.Object = fmt.Sprintf("bench/%s-%d-%s-%d", sp.Variant, size, sp.Sink, sp.InFlight)
+				if *profDir != "" {
+					sp.Profile = filepath.Join(*profDir, fmt.Sprintf("%s-%s-cap%d-%s-%d.pprof", sp.Variant, sizeLabel(size), cp/1e6, sp.Sink, sp.InFlight))
+				}
 				row := runMeasured(exe, sp, base)
 				rep.Rows = append(rep.Rows, row)
 				printRow(row)
