@@ -88,6 +88,17 @@ resource "google_firestore_field" "oauth_states_ttl" {
   index_config {}
 }
 
+# Used start and status links (single use) are kept until the link's own expiry, then removed.
+resource "google_firestore_field" "used_links_ttl" {
+  project    = var.project_id
+  database   = google_firestore_database.default.name
+  collection = "usedLinks"
+  field      = "expiresAt"
+
+  ttl_config {}
+  index_config {}
+}
+
 # Closed rounds expire when the code sets rounds/{round}.expireAt. TTL deletes only that document, not its
 # subcollections (resources/objects/parts): those need their own expireAt or a sweep.
 resource "google_firestore_field" "rounds_ttl" {

@@ -156,6 +156,9 @@ type OAuthState struct {
 	// Remaining lists the resources of the start link left for a later consent, when the consent URL
 	// could not hold them all (Resources is the batch asked now).
 	Remaining []string `firestore:"remaining,omitempty"`
+	// Browser is the SHA-256 of the browser cookie of the start page that began the consent: the callback
+	// is accepted only from that browser (an additive field).
+	Browser []byte `firestore:"browser,omitempty"`
 }
 
 // RoundID names the n-th round of a user.
