@@ -3,6 +3,7 @@ package startlink
 import (
 	"errors"
 	"net/url"
+	"os"
 	"os/exec"
 	"slices"
 	"strings"
@@ -204,5 +205,38 @@ func TestID(t *testing.T) {
 	upper.Set(ParamSig, strings.ToUpper(a.Get(ParamSig)))
 	if ID(PurposeStart, a) != ID(PurposeStart, upper) {
 		t.Error("the same signature in capitals is another link")
+	}
+}
+
+// TestREADMEShell runs the shell example of functions/oauthcallback/README.md as an app would and
+// verifies the link it prints.
+func TestREADMEShell(t *testing.T) {
+	t.Parallel()
+	if _, err := exec.LookPath("openssl"); err != nil {
+		t.Skip("openssl not installed")
+	}
+	readme, err := os.ReadFile("../../functions/oauthcallback/README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(readme), "<!-- shell example: checked by shared/startlink TestREADMEShell -->\n```sh\n")
+	script, _, ok2 := strings.Cut(rest, "```")
+	if !ok || !ok2 {
+		t.Fatal("the README has no marked shell example")
+	}
+	cmd := exec.Command("sh", "-c", script)
+	cmd.Env = []string{"START_LINK_KEY=k1:" + string(cur.Secret), "PUBLIC_URL=https://fn.example", "PATH=/usr/bin:/bin"}
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, script)
+	}
+	u, err := url.Parse(strings.TrimSpace(string(out)))
+	if err != nil || u.Host != "fn.example" || u.Path != "/start" {
+		t.Fatalf("printed %q", out)
+	}
+	ks, _ := ParseKeyset("k1:" + string(cur.Secret))
+	l, err := Verify(ks, PurposeStart, u.Query(), time.Now(), MaxStartTTL)
+	if err != nil || l.User != "alice" || l.KeyID != "k1" || len(l.Resources) != 2 {
+		t.Errorf("the README's link: %+v, %v", l, err)
 	}
 }
