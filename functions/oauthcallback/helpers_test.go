@@ -12,7 +12,6 @@ import (
 	"regexp"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -122,8 +121,8 @@ type fixture struct {
 	logs *syncBuffer
 	// b is the browser f.do and f.authorize use.
 	b *browser
-	// links counts the links signed.
-	links atomic.Int64
+	// exps are the expiry times of the links signed.
+	exps map[int64]bool
 	// tamperToken, when set, edits the token endpoint's JSON answer.
 	tamperToken func(map[string]any)
 	mu          sync.Mutex
@@ -194,11 +193,25 @@ func (f *fixture) serveFake(w http.ResponseWriter, r *http.Request) {
 	w.Write(rec.Body.Bytes())
 }
 
-// link signs a start link valid for about ttl: each link of a fixture expires a second earlier than the
-// one before, so that two links signed in the same second differ (a link is spent by its signature).
+// link signs a start link valid for about ttl.
 func (f *fixture) link(user string, ttl time.Duration, res ...string) url.Values {
-	exp := time.Now().Add(ttl - time.Duration(f.links.Add(1))*time.Second)
-	return startlink.Sign(testKey, startlink.Link{User: user, Resources: res, Purpose: startlink.PurposeStart, Expires: exp})
+	return startlink.Sign(testKey, startlink.Link{User: user, Resources: res, Purpose: startlink.PurposeStart, Expires: f.expiry(ttl)})
+}
+
+// expiry is now+ttl, a few seconds earlier when a link of the fixture already expires then: a link is
+// spent by its signature, and two links of one user signed in the same second would be the same link.
+func (f *fixture) expiry(ttl time.Duration) time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.exps == nil {
+		f.exps = map[int64]bool{}
+	}
+	exp := time.Now().Add(ttl).Unix()
+	for f.exps[exp] {
+		exp--
+	}
+	f.exps[exp] = true
+	return time.Unix(exp, 0)
 }
 
 // do serves one request by the handler in the fixture's browser and checks the headers every answer

@@ -23,7 +23,7 @@ import (
 
 // statusLink signs a status link valid for ttl.
 func (f *fixture) statusLink(user string, ttl time.Duration) url.Values {
-	return startlink.Sign(testKey, startlink.Link{User: user, Purpose: startlink.PurposeStatus, Expires: time.Now().Add(ttl)})
+	return startlink.Sign(testKey, startlink.Link{User: user, Purpose: startlink.PurposeStatus, Expires: f.expiry(ttl)})
 }
 
 // startGrant records a grant and its first round directly in the store.
