@@ -46,6 +46,17 @@ variable "start_link_key_secret_version" {
   default     = "latest"
 }
 
+variable "return_url" {
+  type        = string
+  description = "RETURN_URL: the app's page a person is sent back to after the consent (and linked from the pages that say \"go back to the app\"). Empty: the return page shows the export's status, in the same browser only."
+  default     = ""
+
+  validation {
+    condition     = var.return_url == "" || can(regex("^https://[^/]+", var.return_url))
+    error_message = "The return_url must be an https:// URL (or empty)."
+  }
+}
+
 variable "public_url" {
   type        = string
   description = "PUBLIC_URL: where browsers reach the oauth-callback function, without a trailing slash (e.g. a custom domain). Null: the function's deterministic run.app URL, https://oauth-callback-PROJECT_NUMBER.REGION.run.app."
