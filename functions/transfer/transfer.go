@@ -46,6 +46,10 @@ func init() {
 
 // Part copies one part (unless a delivery already did) and then finishes what it can.
 func Part(ctx context.Context, env *setup.Env, m *messages.TransferPart) error {
+	// The part is filed under the message's user: it must be the round's.
+	if _, err := rounds.Owned(ctx, env, m.Round, m.User); err != nil {
+		return err
+	}
 	o, err := env.Store.GetObject(ctx, m.Round, m.Resource, m.Object)
 	if errors.Is(err, store.ErrNotFound) {
 		return handler.Drop("object %d of %s in round %s does not exist", m.Object, m.Resource, m.Round)
