@@ -87,8 +87,8 @@ func Parse(s string) (Context, bool) {
 	if !lowerHex(s[3:35]) || !lowerHex(s[36:52]) || !lowerHex(s[53:55]) {
 		return c, false
 	}
-	hex.Decode(c.TraceID[:], []byte(s[3:35]))
-	hex.Decode(c.SpanID[:], []byte(s[36:52]))
+	_, _ = hex.Decode(c.TraceID[:], []byte(s[3:35])) // checked by lowerHex above
+	_, _ = hex.Decode(c.SpanID[:], []byte(s[36:52]))
 	flags, _ := strconv.ParseUint(s[53:55], 16, 8)
 	c.Sampled = flags&1 == 1
 	return c, c.Valid()
@@ -103,7 +103,7 @@ func ParseCloud(s string) (Context, bool) {
 	if len(tid) != 32 || !lowerHex(tid) {
 		return c, false
 	}
-	hex.Decode(c.TraceID[:], []byte(tid))
+	_, _ = hex.Decode(c.TraceID[:], []byte(tid)) // checked by lowerHex above
 	if n, err := strconv.ParseUint(sid, 10, 64); err == nil && n != 0 {
 		for i := 7; i >= 0; i-- {
 			c.SpanID[i] = byte(n)
