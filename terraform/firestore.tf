@@ -88,6 +88,17 @@ resource "google_firestore_field" "oauth_states_ttl" {
   index_config {}
 }
 
+# Used start and status links (single use) are kept until the link's own expiry, then removed.
+resource "google_firestore_field" "used_links_ttl" {
+  project    = var.project_id
+  database   = google_firestore_database.default.name
+  collection = "usedLinks"
+  field      = "expiresAt"
+
+  ttl_config {}
+  index_config {}
+}
+
 # Retention of rounds: not TTL. TTL deletes only the document that carries the timestamp, never its
 # sub-collections (resources/objects/parts), so the reconciler deletes each closed round older than
 # round_retention_days with everything below it (the rounds/state+closedAt index below finds them).

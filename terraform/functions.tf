@@ -49,6 +49,7 @@ locals {
     PORTABILITY_ENDPOINT = var.portability_endpoint
     OAUTH_CLIENT_ID      = var.oauth_client_id
     PUBLIC_URL           = local.public_url
+    RETURN_URL           = var.return_url
     TOKEN_KEY_URI        = "gcp-kms://${google_kms_crypto_key.tokens.id}"
     POLL_LADDER          = join(",", var.poll_ladder)
     PART_SIZE            = tostring(var.part_size_bytes)
@@ -61,6 +62,7 @@ locals {
     MAX_JOB_AGE             = var.max_job_age
     MAX_ROUND_AGE           = var.max_round_age
     ROUND_RETENTION         = "${var.round_retention_days * 24}h"
+    ROUND_OVERLAP           = var.round_overlap
     WEBHOOK_URL             = var.webhook_url
   }
 

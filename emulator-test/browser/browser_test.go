@@ -82,13 +82,25 @@ func expectText(t *testing.T, tab context.Context, texts ...string) {
 // the given resources, picks the access and presses Allow (or Deny), and waits for the return page.
 func consent(t *testing.T, tab context.Context, user string, resources, untick []string, access string, deny bool, shots string) {
 	t.Helper()
+	toConsent(t, tab, user, resources, shots)
+	fillConsent(t, tab, user, untick, access, deny, shots)
+}
+
+// toConsent opens a start link and presses Continue, up to Google's (the fake's) consent page.
+func toConsent(t *testing.T, tab context.Context, user string, resources []string, shots string) {
+	t.Helper()
 	open(t, tab, st.StartLink(user, resources), 200)
-	expectText(t, tab, "Export your Google data to the app", "What happens next", "Continue to Google")
+	expectText(t, tab, "Export your Google data to the app", "What happens next", "Continue to Google", "for the app account "+user)
 	if shots != "" {
 		shot(t, tab, shots+"-1-start")
 	}
 	click(t, tab, "form button[type=submit]", 200)
 	expectText(t, tab, "wants to access your Google Account")
+}
+
+// fillConsent fills the consent page and presses Allow or Deny, waiting for the page the callback shows.
+func fillConsent(t *testing.T, tab context.Context, user string, untick []string, access string, deny bool, shots string, want ...int64) {
+	t.Helper()
 	acts := []chromedp.Action[chromedp.Void]{
 		// Clear the field, then type as a person does.
 		chromedp.Evaluate[chromedp.Void](`document.querySelector('input[name=account]').value = ''`),
@@ -113,7 +125,11 @@ func consent(t *testing.T, tab context.Context, user string, resources, untick [
 	if deny {
 		button = `button[value=deny]`
 	}
-	click(t, tab, button, 200)
+	status := int64(200)
+	if len(want) > 0 {
+		status = want[0]
+	}
+	click(t, tab, button, status)
 }
 
 // refreshing reports whether the page carries a meta refresh (the status page while work runs).
@@ -158,7 +174,11 @@ func TestJourney(t *testing.T) {
 	expectText(t, tab, "Your export has started", "time-based", search, subs, "You did not allow", youtube, "See how your export is going")
 	shot(t, tab, "01-journey-3-return")
 
-	click(t, tab, `a[href*="/status?"]`, 200)
+	// The return page holds no signed link: its status link works in this browser only (the session).
+	if html, err := chromedp.Run(tab, chromedp.Evaluate[string](`document.documentElement.outerHTML`)); err != nil || strings.Contains(html, "sig=") {
+		t.Errorf("the return page holds a signed link (%v)", err)
+	}
+	click(t, tab, `a[href$="/status"]`, 200)
 	if r, err := refreshing(tab); err != nil || !r {
 		t.Errorf("the status page of a running export does not reload itself (%v)", err)
 	}
@@ -201,7 +221,7 @@ func TestDelete(t *testing.T) {
 	ctx, tab := begin(t)
 	const user = "eve"
 	consent(t, tab, user, three, nil, "one-time", false, "")
-	click(t, tab, `a[href*="/status?"]`, 200)
+	click(t, tab, `a[href$="/status"]`, 200)
 	// Wait until some data is in the bucket, so there is something to delete.
 	watchUntil(t, tab, "Transferring")
 
@@ -224,10 +244,53 @@ func TestDelete(t *testing.T) {
 	time.Sleep(3 * time.Second)
 	expectNothingStored(t, ctx, user)
 
-	// The status link now says so politely, and a second delete has nothing to do.
-	open(t, tab, st.StatusLink(user, time.Hour), 200)
+	// A status link from the app now says so politely.
+	open(t, tab, st.StatusLink(user, 5*time.Minute), 200)
 	expectText(t, tab, "No export to show")
 	shot(t, tab, "03-delete-3-status-after")
+}
+
+// TestForwardedConsent is the attacker's view: Mallory opens her own start link and continues to
+// Google's consent page, then sends that URL to a victim, who opens it in another browser (a separate
+// browser context: its own cookies) and allows it. The callback refuses it, and nothing is stored or
+// exported; Mallory's browser cannot finish it afterwards either. Mallory's start link, used again in
+// the victim's browser, is refused too.
+func TestForwardedConsent(t *testing.T) {
+	ctx, mallory := begin(t)
+	const user = "mallory"
+	link := st.StartLink(user, three)
+	open(t, mallory, link, 200)
+	expectText(t, mallory, "for the app account mallory")
+	click(t, mallory, "form button[type=submit]", 200)
+	expectText(t, mallory, "wants to access your Google Account")
+	consentURL, err := chromedp.Run(mallory, chromedp.Location())
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	victim, cancel := chromedp.NewContext(browserCtx, chromedp.WithNewBrowserContext())
+	defer cancel()
+	victim, cancelTimeout := context.WithTimeout(victim, 2*time.Minute)
+	defer cancelTimeout()
+	open(t, victim, consentURL, 200)
+	fillConsent(t, victim, "victim", nil, "one-time", false, "", 403)
+	expectText(t, victim, "This sign-in was started in another browser", "nobody got access")
+	shot(t, victim, "04-forwarded-consent-refused")
+	victimURL, err := chromedp.Run(victim, chromedp.Location())
+	if err != nil {
+		t.Fatal(err)
+	}
+	open(t, victim, link, 403)
+	expectText(t, victim, "This link was already used")
+
+	// The callback URL the victim's browser was sent to, in Mallory's browser: the state is spent.
+	open(t, mallory, victimURL, 400)
+	expectText(t, mallory, "already used or has expired")
+	time.Sleep(2 * time.Second)
+	expectNothingStored(t, ctx, user)
+	if jobs := st.Fake.Jobs("victim@example.com"); len(jobs) != 0 {
+		t.Errorf("the fake has %d jobs of the victim's account", len(jobs))
+	}
 }
 
 // watchUntil reloads nothing itself: it waits while the status page reloads until text shows.

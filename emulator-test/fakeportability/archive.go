@@ -39,7 +39,6 @@ type zipEntry struct {
 type object struct {
 	key     string
 	kind    string // "zip" or "json"
-	name    string // display only
 	size    int64
 	entries []*zipEntry // zip only
 	segs    []segment   // complete after prepare for zips; set at creation for JSON

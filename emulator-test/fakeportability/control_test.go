@@ -37,7 +37,7 @@ func TestControlEndpoints(t *testing.T) {
 	var clock2 struct{ Now time.Time }
 	resp, _ := http.Get(u + "clock")
 	decodeResp(t, resp, &clock2)
-	if d := clock2.Now.Sub(time.Now()); d < 23*time.Hour || clock2.Now.Before(clock.Now) {
+	if d := time.Until(clock2.Now); d < 23*time.Hour || clock2.Now.Before(clock.Now) {
 		t.Fatalf("clock = %v / %v", clock.Now, clock2.Now)
 	}
 	_, err := e.state(svc, job)

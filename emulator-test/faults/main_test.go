@@ -70,7 +70,15 @@ func begin(t *testing.T) *suite {
 	t.Cleanup(serial.Unlock)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	t.Cleanup(cancel)
-	if err := st.Reset(ctx); err != nil {
+	// The emulator's clear can time out on a busy machine: try it a few times (as the browser tests do).
+	var err error
+	for range 3 {
+		if err = st.Reset(ctx); err == nil {
+			break
+		}
+		t.Logf("reset the stack: %v (trying again)", err)
+	}
+	if err != nil {
 		t.Fatalf("reset the stack: %v", err)
 	}
 	if err := st.EnsureTopology(ctx); err != nil {

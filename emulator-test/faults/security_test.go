@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/portability-pipeline/pipeline/emulator-test/fakeportability"
 	"github.com/portability-pipeline/pipeline/emulator-test/stack"
@@ -93,15 +94,8 @@ func TestNoSecretInFirestore(t *testing.T) {
 			return nil
 		}
 		// A consent left pending: its oauthStates document holds the sealed PKCE verifier.
-		link, _ := url.Parse(st.StartLink("pending", []string{search}))
-		client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-		resp, err := client.PostForm(st.Functions["OAuthCallback"].URL()+"/authorize", link.Query())
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusFound && resp.StatusCode != http.StatusSeeOther {
-			t.Errorf("authorize answered %d, want a redirect to the consent page", resp.StatusCode)
+		if _, err := stack.Authorize(ctx, stack.Browser(), st.StartLink("pending", []string{search})); err != nil {
+			t.Errorf("authorize: %v", err)
 		}
 		text, docs, err := DumpFirestore(ctx, st.FirestoreClient)
 		midRound = text
@@ -157,4 +151,75 @@ func TestFindSecrets(t *testing.T) {
 		t.Errorf("false positives: %v", f)
 	}
 	_ = stack.Routes
+}
+
+// TestForwardedConsentURL is the attack of the security review on the running stack: Mallory turns her
+// own start link into Google's consent URL and sends it to a victim, who consents in their own browser.
+// The callback refuses it: no job at the fake for the victim's Google account, nothing of Mallory's in
+// Firestore, no round, no event; her own browser cannot finish it either. The status link the app signs
+// for Mallory works once, in the browser that opens it first, and POST /delete needs its session.
+func TestForwardedConsentURL(t *testing.T) {
+	s := begin(t)
+	const mallory, victim = "fwd-mallory", "fwd-victim@example.com"
+	malloryBrowser := stack.Browser()
+	consentURL, err := stack.Authorize(s.ctx, malloryBrowser, st.StartLink(mallory, []string{search, subs}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, err := stack.GiveConsent(s.ctx, stack.Browser(), consentURL, stack.Consent{Account: victim, Access: "one-time"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if page.Status != http.StatusForbidden || !strings.Contains(page.Body, "started in another browser") {
+		t.Fatalf("the victim's callback answered %d: %.300s", page.Status, page.Body)
+	}
+	// The victim's callback URL, replayed in Mallory's browser: the state is spent.
+	if again, err := stack.GiveConsent(s.ctx, malloryBrowser, consentURL, stack.Consent{Account: victim, Access: "one-time"}); err == nil && again.Status == http.StatusOK {
+		t.Errorf("Mallory finished the forwarded consent: %d", again.Status)
+	}
+	time.Sleep(2 * time.Second) // anything wrongly published would be pushed by now
+	if jobs := st.Fake.Jobs(victim); len(jobs) != 0 {
+		t.Errorf("the fake has %d jobs of the victim's account", len(jobs))
+	}
+	recs, err := st.Store().FindUserRecords(s.ctx, mallory)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if recs.User || len(recs.Rounds) != 0 || len(recs.Events) != 0 {
+		t.Errorf("stored for %s: %+v", mallory, recs)
+	}
+	if _, err := st.FirestoreClient.Collection("tokens").Doc(mallory).Get(s.ctx); err == nil {
+		t.Error("a token was stored for Mallory")
+	}
+
+	// A status link: the first browser gets the session and a URL without the signature; the link found
+	// later (a request log) opens nothing, and delete needs the session.
+	link := st.StatusLink(mallory, 5*time.Minute)
+	first := stack.Browser()
+	resp, err := first.Get(link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusSeeOther || strings.Contains(loc, "sig=") {
+		t.Errorf("status link: %d to %q", resp.StatusCode, loc)
+	}
+	for name, do := range map[string]func(*http.Client) (*http.Response, error){
+		"status link again": func(c *http.Client) (*http.Response, error) { return c.Get(link) },
+		"delete with the link's parameters": func(c *http.Client) (*http.Response, error) {
+			u, _ := url.Parse(link)
+			q := u.Query()
+			q.Set("confirm", "yes")
+			return c.PostForm(st.Functions["OAuthCallback"].URL()+"/delete", q)
+		},
+	} {
+		resp, err := do(stack.Browser())
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden {
+			t.Errorf("%s in another browser: %d, want 403", name, resp.StatusCode)
+		}
+	}
 }

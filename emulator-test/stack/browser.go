@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/cookiejar"
 	"net/url"
 	"slices"
 	"strings"
@@ -31,27 +32,54 @@ type Page struct {
 	Body   string
 }
 
-// SignIn walks a person through the flow as a browser does, without JavaScript: the signed start link
-// (start page), its form to /authorize, the redirect to the consent page, the consent form, and the
-// redirect back to the callback. It returns the page the callback shows.
+// Browser is an HTTP client with its own cookie jar that follows no redirect by itself: one person's
+// browser, for the flows that need the pipeline's cookies (the consent is bound to the browser that
+// opened the start link; the status page shows only in the browser that holds the session).
+func Browser() *http.Client {
+	jar, _ := cookiejar.New(nil) // never fails without options
+	return &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+// SignIn walks a person through the flow as a browser does, without JavaScript, in a new browser: the
+// signed start link (start page, which sets the browser cookie), its form to /authorize, the redirect to
+// the consent page, the consent form, and the redirect back to the callback. It returns the page the
+// callback shows.
 func SignIn(ctx context.Context, startURL string, c Consent) (*Page, error) {
-	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	page, _, err := SignInWith(ctx, Browser(), startURL, c)
+	return page, err
+}
+
+// SignInWith is SignIn in the given browser (from Browser); it also returns the consent page's URL, the
+// one an attacker could forward.
+func SignInWith(ctx context.Context, client *http.Client, startURL string, c Consent) (page *Page, consentURL string, err error) {
+	consentURL, err = Authorize(ctx, client, startURL)
+	if err != nil {
+		return nil, consentURL, err
+	}
+	page, err = GiveConsent(ctx, client, consentURL, c)
+	return page, consentURL, err
+}
+
+// Authorize opens the start link in the browser and presses Continue; it returns the consent URL.
+func Authorize(ctx context.Context, client *http.Client, startURL string) (string, error) {
 	page, err := get(ctx, client, startURL)
 	if err != nil {
-		return nil, err
+		return "", err
 	}
 	if page.Status != http.StatusOK {
-		return page, fmt.Errorf("start page answered %d", page.Status)
+		return "", fmt.Errorf("start page answered %d: %.300s", page.Status, page.Body)
 	}
 	start, err := firstForm(page)
 	if err != nil {
-		return nil, fmt.Errorf("start page: %w", err)
+		return "", fmt.Errorf("start page: %w", err)
 	}
-	consentURL, err := submit(ctx, client, start)
-	if err != nil {
-		return nil, err
-	}
-	page, err = get(ctx, client, consentURL)
+	return submit(ctx, client, start)
+}
+
+// GiveConsent opens a consent URL in the browser, fills Google's consent page, and follows the redirect to
+// the callback; it returns the page the callback shows.
+func GiveConsent(ctx context.Context, client *http.Client, consentURL string, c Consent) (*Page, error) {
+	page, err := get(ctx, client, consentURL)
 	if err != nil {
 		return nil, err
 	}

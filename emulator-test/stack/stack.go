@@ -30,7 +30,6 @@ import (
 	"github.com/portability-pipeline/pipeline/emulator-test/fakeportability"
 	"github.com/portability-pipeline/pipeline/emulator-test/faketasks"
 	"github.com/portability-pipeline/pipeline/shared/crypto"
-	"github.com/portability-pipeline/pipeline/shared/startlink"
 )
 
 // Options shape a stack.
@@ -55,15 +54,16 @@ type Options struct {
 
 // Stack is a running local pipeline.
 type Stack struct {
-	Project      string
-	Firestore    *emulators.Emulator
-	PubSub       *emulators.Emulator
-	GCS          *emulators.Emulator
-	Tasks        *faketasks.Server
-	Fake         *fakeportability.Server
-	FakeURL      string
-	Functions    map[string]*Function
-	Bucket       string
+	Project   string
+	Firestore *emulators.Emulator
+	PubSub    *emulators.Emulator
+	GCS       *emulators.Emulator
+	Tasks     *faketasks.Server
+	Fake      *fakeportability.Server
+	FakeURL   string
+	Functions map[string]*Function
+	Bucket    string
+	// StartLinkKey is the secret of the one link key, ID LinkKeyID (START_LINK_KEY = LinkKeyID:secret).
 	StartLinkKey []byte
 	Dir          string
 
@@ -327,7 +327,7 @@ func (s *Stack) functionEnv() ([]string, error) {
 		"OAUTH_AUTH_URL":          s.FakeURL + "/o/oauth2/v2/auth",
 		"OAUTH_TOKEN_URL":         s.FakeURL + "/token",
 		"OAUTH_REVOKE_URL":        s.FakeURL + "/revoke",
-		"START_LINK_KEY":          string(s.StartLinkKey),
+		"START_LINK_KEY":          LinkKeyID + ":" + string(s.StartLinkKey),
 		"TOKEN_KEYSET":            keyset,
 		"PATH":                    os.Getenv("PATH"),
 		"HOME":                    os.Getenv("HOME"),
@@ -385,12 +385,6 @@ func (s *Stack) FunctionEnv() []string {
 	}
 	sort.Strings(out)
 	return out
-}
-
-// StartLink returns a signed start link for user and resources, valid for an hour.
-func (s *Stack) StartLink(user string, resources []string) string {
-	v := startlink.Sign(s.StartLinkKey, startlink.Link{User: user, Resources: resources, Purpose: startlink.PurposeStart, Expires: time.Now().Add(time.Hour)})
-	return s.Functions["OAuthCallback"].URL() + "/start?" + v.Encode()
 }
 
 // Logs returns the concatenated log lines of every function (the secrets scan reads them).

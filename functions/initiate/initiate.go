@@ -39,15 +39,9 @@ func init() {
 
 // Round initiates the pending resources of a round (or only m.Resource, which may wait out a cooldown).
 func Round(ctx context.Context, env *setup.Env, m *messages.InitiateRequest) error {
-	r, err := env.Store.GetRound(ctx, m.Round)
-	if errors.Is(err, store.ErrNotFound) {
-		return handler.Drop("round %s does not exist (purged?)", m.Round)
-	}
+	r, err := rounds.Owned(ctx, env, m.Round, m.User)
 	if err != nil {
 		return err
-	}
-	if r.User != m.User {
-		return handler.Drop("round %s belongs to another user", m.Round)
 	}
 	switch r.State {
 	case store.RoundScheduled:

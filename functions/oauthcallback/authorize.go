@@ -19,17 +19,20 @@ import (
 // maxConsentURL is the longest consent URL sent; longer resource lists are asked in batches.
 const maxConsentURL = 2000
 
-// verifyLink checks a start link; on failure it writes the 403 page and returns false.
+// verifyLink checks a start link; on failure it writes the refusal page and returns false.
 func (h *Handler) verifyLink(w http.ResponseWriter, r *http.Request, v url.Values) (startlink.Link, bool) {
-	l, err := startlink.Verify(h.linkKey, startlink.PurposeStart, v, h.now())
+	l, err := startlink.Verify(h.links, startlink.PurposeStart, v, h.now(), startlink.MaxStartTTL)
 	if err != nil {
 		logger(r.Context()).Warn("start link refused", "path", r.URL.Path, "reason", err.Error())
-		if errors.Is(err, startlink.ErrExpired) {
-			show(w, pageLinkExpired)
-		} else if errors.Is(err, startlink.ErrSince) {
-			show(w, pageSinceInvalid)
-		} else {
-			show(w, pageLinkInvalid)
+		switch {
+		case errors.Is(err, startlink.ErrExpired):
+			h.show(w, pageLinkExpired)
+		case errors.Is(err, startlink.ErrSince):
+			h.show(w, pageSinceInvalid)
+		case errors.Is(err, startlink.ErrUserID):
+			h.show(w, pageUserRefused)
+		default:
+			h.show(w, pageLinkInvalid)
 		}
 		return l, false
 	}
@@ -54,18 +57,19 @@ func (h *Handler) checkNotRunning(w http.ResponseWriter, ctx context.Context, us
 	busy, err := h.running(ctx, user)
 	if err != nil {
 		logger(ctx).Error("read user", "error", err.Error())
-		show(w, pageUnavailable)
+		h.show(w, pageUnavailable)
 		return false
 	}
 	if busy {
 		logger(ctx).Info("consent not started: a round is running")
-		show(w, pageRunning)
+		h.show(w, pageRunning)
 		return false
 	}
 	return true
 }
 
-// start shows what will be exported and a button that posts the same signed link to /authorize.
+// start shows what will be exported and for which app account, sets the browser cookie, and offers a
+// button that posts the signed link with a CSRF token to /authorize.
 func (h *Handler) start(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	l, ok := h.verifyLink(w, r, q)
@@ -73,14 +77,31 @@ func (h *Handler) start(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := logging.With(r.Context(), "user", l.User)
+	// A used link is refused here too, before the person reads a page whose button cannot work.
+	used, err := h.env.Store.LinkUsed(ctx, startlink.ID(startlink.PurposeStart, q))
+	if err != nil {
+		logger(ctx).Error("read used link", "error", err.Error())
+		h.show(w, pageUnavailable)
+		return
+	}
+	if used {
+		logger(ctx).Warn("start link used again")
+		h.show(w, pageLinkUsed)
+		return
+	}
 	if !h.checkNotRunning(w, ctx, l.User) {
 		return
 	}
-	hidden := map[string]string{}
-	for _, k := range []string{startlink.ParamUser, startlink.ParamResources, startlink.ParamExpires, startlink.ParamSig, startlink.ParamSince} {
-		if _, ok := q[k]; ok {
+	browser := h.ensureBrowser(w, r)
+	hidden := map[string]string{fieldCSRF: h.csrfToken("authorize", browser)}
+	for _, k := range startlink.Params {
+		if q.Has(k) {
 			hidden[k] = q.Get(k)
 		}
+	}
+	account := l.Name
+	if account == "" {
+		account = l.User
 	}
 	render(w, http.StatusOK, "start", startPage{
 		Title:     "Export your Google data to the app",
@@ -88,25 +109,37 @@ func (h *Handler) start(w http.ResponseWriter, r *http.Request) {
 		Action:    h.base + "/authorize",
 		Hidden:    hidden,
 		Since:     newTime(l.Since),
+		Account:   account,
+		User:      l.User,
+		ShowID:    l.Name != "",
 	})
 }
 
-// authorize verifies the link again, records a single-use state with a sealed PKCE verifier and sends the
-// browser to Google's consent page.
+// authorize takes the start page's form: it verifies the link again, checks that the form comes from
+// the start page in this browser (cookie and CSRF token), spends the link and records a single-use state
+// bound to the browser, with a sealed PKCE verifier, and sends the browser to Google's consent page.
 func (h *Handler) authorize(w http.ResponseWriter, r *http.Request) {
-	v := r.URL.Query()
-	if r.Method == http.MethodPost {
-		if err := r.ParseForm(); err != nil {
-			show(w, pageLinkInvalid)
-			return
-		}
-		v = r.PostForm
+	if err := r.ParseForm(); err != nil {
+		h.show(w, pageLinkInvalid)
+		return
 	}
+	v := r.PostForm // never the query: a link's parameters alone start nothing
 	l, ok := h.verifyLink(w, r, v)
 	if !ok {
 		return
 	}
 	ctx := logging.With(r.Context(), "user", l.User)
+	browser := h.browserID(r)
+	if browser == "" {
+		logger(ctx).Warn("authorize without the browser cookie")
+		h.show(w, pageNoCookie)
+		return
+	}
+	if !h.validCSRF("authorize", browser, v.Get(fieldCSRF)) {
+		logger(ctx).Warn("authorize with a missing or foreign CSRF token")
+		h.show(w, pageFormInvalid)
+		return
+	}
 	if !h.checkNotRunning(w, ctx, l.User) {
 		return
 	}
@@ -115,28 +148,35 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request) {
 	n, consent := h.consentURL(state, verifier, l.Resources)
 	if n == 0 {
 		logger(ctx).Error("consent URL too long even for one resource")
-		show(w, pageUnavailable)
+		h.show(w, pageUnavailable)
 		return
 	}
 	sealed, err := h.env.Crypto.Encrypt(ctx, []byte(verifier), []byte("pkce:"+id))
 	if err != nil {
 		logger(ctx).Error("seal PKCE verifier", "error", err.Error())
-		show(w, pageUnavailable)
+		h.show(w, pageUnavailable)
 		return
 	}
 	st := store.OAuthState{
-		ID: id, User: l.User, Resources: l.Resources[:n], Verifier: sealed,
+		ID: id, User: l.User, Resources: l.Resources[:n], Verifier: sealed, Browser: browserHash(browser),
 		ExpiresAt: h.now().Add(h.cfg.OAuth.StateTTL), Since: l.Since,
 	}
 	if n < len(l.Resources) {
 		st.Remaining = l.Resources[n:]
 	}
-	if err := h.env.Store.PutOAuthState(ctx, st); err != nil {
-		logger(ctx).Error("store oauth state", "error", err.Error())
-		show(w, pageUnavailable)
+	used := store.UsedLink{Purpose: startlink.PurposeStart, ExpiresAt: l.Expires}
+	err = h.env.Store.BeginConsent(ctx, startlink.ID(startlink.PurposeStart, v), used, st)
+	if errors.Is(err, store.ErrLinkUsed) {
+		logger(ctx).Warn("start link used again")
+		h.show(w, pageLinkUsed)
 		return
 	}
-	logger(ctx).Info("sent to consent", "resources", st.Resources, "remaining", len(st.Remaining))
+	if err != nil {
+		logger(ctx).Error("store oauth state", "error", err.Error())
+		h.show(w, pageUnavailable)
+		return
+	}
+	logger(ctx).Info("sent to consent", "resources", st.Resources, "remaining", len(st.Remaining), "key", l.KeyID)
 	http.Redirect(w, r, consent, http.StatusSeeOther)
 }
 
@@ -161,7 +201,7 @@ func (h *Handler) consentURL(state, verifier string, groups []string) (int, stri
 
 // remainingLink is a fresh signed start link for resources left for a later consent.
 func (h *Handler) remainingLink(user string, rest []string, since time.Time) string {
-	v := startlink.Sign(h.linkKey, startlink.Link{
+	v := startlink.Sign(h.links.Current(), startlink.Link{
 		User: user, Resources: rest, Purpose: startlink.PurposeStart, Expires: h.now().Add(startlink.MaxStartTTL), Since: since,
 	})
 	return fmt.Sprintf("%s/start?%s", h.base, v.Encode())

@@ -17,14 +17,15 @@ import (
 	"github.com/portability-pipeline/pipeline/shared/store"
 )
 
-// callback handles Google's answer. Order: state MAC (no I/O), consume the state (single use), consent
-// error, running round, PKCE exchange, granted scopes, access type, token, grant and round, publish.
+// callback handles Google's answer. Order: state MAC (no I/O), consume the state (single use), the
+// browser that began it, consent error, running round, PKCE exchange, granted scopes, access type,
+// token, grant and round, publish, status session.
 func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	id, ok := h.parseState(q.Get("state"))
 	if !ok {
 		logger(r.Context()).Warn("callback with a forged or malformed state")
-		show(w, pageStateInvalid)
+		h.show(w, pageStateInvalid)
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), h.callbackTimeout)
@@ -32,30 +33,38 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 	st, err := h.env.Store.ConsumeOAuthState(ctx, id)
 	if errors.Is(err, store.ErrConsumed) {
 		logger(ctx).Warn("callback with a used or expired state")
-		show(w, pageStateUsed)
+		h.show(w, pageStateUsed)
 		return
 	}
 	if err != nil {
 		logger(ctx).Error("consume oauth state", "error", err.Error())
-		show(w, pageUnavailable) // not consumed: reloading the page may work
+		h.show(w, pageUnavailable) // not consumed: reloading the page may work
 		return
 	}
 	ctx = logging.With(ctx, "user", st.User)
 	log := logger(ctx)
+	// The state is spent whatever happens next: a consent URL forwarded to another person, or a callback
+	// URL replayed in another browser, is refused here and cannot be completed anywhere afterwards.
+	browser := h.browserID(r)
+	if !sameBrowser(browser, st.Browser) {
+		log.Warn("callback refused: not the browser that began the consent", "browser_cookie", browser != "")
+		h.show(w, pageOtherBrowser)
+		return
+	}
 
 	if e := q.Get("error"); e != "" {
 		log.Info("consent not given", "oauth_error", oauthErrorCode(e))
 		if e == "access_denied" {
-			show(w, pageDenied)
+			h.show(w, pageDenied)
 		} else {
-			show(w, pageConsentError)
+			h.show(w, pageConsentError)
 		}
 		return
 	}
 	code := q.Get("code")
 	if code == "" {
 		log.Warn("callback without code or error")
-		show(w, pageConsentError)
+		h.show(w, pageConsentError)
 		return
 	}
 	// Check before the exchange and long before saving the token: a running round keeps its token.
@@ -65,7 +74,7 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 	verifier, err := h.env.Crypto.Decrypt(ctx, st.Verifier, []byte("pkce:"+st.ID))
 	if err != nil {
 		log.Error("open PKCE verifier", "error", err.Error())
-		show(w, pageFailedNothing)
+		h.show(w, pageFailedNothing)
 		return
 	}
 	tok, err := h.oauth.Exchange(context.WithValue(ctx, oauth2.HTTPClient, h.httpClient), code,
@@ -74,53 +83,53 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 		var re *oauth2.RetrieveError
 		if errors.As(err, &re) && re.Response != nil && re.Response.StatusCode < 500 {
 			log.Warn("code exchange refused", "status", re.Response.StatusCode, "oauth_error", oauthErrorCode(re.ErrorCode))
-			show(w, pageCodeRefused)
+			h.show(w, pageCodeRefused)
 			return
 		}
 		log.Error("code exchange failed", "error", redactExchange(err))
-		show(w, pageGoogleDown)
+		h.show(w, pageGoogleDown)
 		return
 	}
 	if tok.RefreshToken == "" {
 		// Without offline access, exports that outlive the access token (one hour) would fail.
 		log.Error("token without refresh token (access_type=offline and prompt=consent were asked)")
-		show(w, pageCodeRefused)
+		h.show(w, pageCodeRefused)
 		return
 	}
 
 	granted, notGranted, foreign := grantedResources(scopeOf(tok), st.Resources)
 	if len(foreign) > 0 {
 		log.Warn("code refused: it grants scopes that were not asked", "scopes", foreign)
-		show(w, pageWrongScopes)
+		h.show(w, pageWrongScopes)
 		return
 	}
 	if len(granted) == 0 {
 		log.Info("consent granted none of the resources", "not_granted", notGranted)
-		show(w, pageNoneGranted)
+		h.show(w, pageNoneGranted)
 		return
 	}
 	access, err := h.accessType(ctx, tok, granted)
 	if err != nil {
 		log.Error("accessType.check failed", "error", err.Error())
-		show(w, pageGoogleDown)
+		h.show(w, pageGoogleDown)
 		return
 	}
 
 	if err := h.env.Tokens.Save(ctx, st.User, tok); err != nil {
 		log.Error("save token", "error", err.Error())
-		show(w, pageFailedNothing)
+		h.show(w, pageFailedNothing)
 		return
 	}
 	round, err := h.env.Store.StartGrant(ctx, store.NewGrant{User: st.User, Access: access, Granted: granted, NotGranted: notGranted, Since: st.Since})
 	if errors.Is(err, store.ErrRoundRunning) {
 		// A concurrent callback of the same user won between our check and here (see README).
 		log.Warn("round started concurrently; this consent is not used")
-		show(w, pageRunning)
+		h.show(w, pageRunning)
 		return
 	}
 	if err != nil {
 		log.Error("record grant", "error", err.Error())
-		show(w, pageFailedNothing)
+		h.show(w, pageFailedNothing)
 		return
 	}
 	ctx = logging.With(ctx, "round", round.ID)
@@ -135,12 +144,18 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 		// the operator CLI (publish InitiateRequest{user, round}); the initiate step is idempotent.
 		log.Error("initiate request not published: replay it for this round", "topic", h.cfg.Topics.Initiate,
 			"error", err.Error(), "action", "replay-initiate")
-		show(w, pageNotStarted)
+		h.show(w, pageNotStarted)
+		return
+	}
+	// The status page opens in this browser only; the page holds no link that works elsewhere.
+	h.startSession(w, st.User, browser)
+	if h.cfg.OAuth.ReturnURL != "" {
+		http.Redirect(w, r, h.cfg.OAuth.ReturnURL, http.StatusSeeOther)
 		return
 	}
 	page := donePage{
 		Title: "Your export has started", Access: access, TimeBased: access == store.AccessTimeBased,
-		Granted: granted, NotGranted: notGranted, Remaining: st.Remaining, StatusURL: h.statusLink(st.User),
+		Granted: granted, NotGranted: notGranted, Remaining: st.Remaining, StatusURL: h.base + "/status",
 	}
 	if len(st.Remaining) > 0 {
 		page.RemainingURL = h.remainingLink(st.User, st.Remaining, st.Since)

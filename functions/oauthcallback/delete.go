@@ -27,31 +27,38 @@ type deletePage struct {
 	NotCancelled int
 }
 
-// deleteData is the "Stop and delete my data" action of the status page: a POST with the signed status
-// parameters. Without confirm=yes it asks for confirmation; with it, it purges the user and says what
-// was deleted.
+// deleteData is the "Stop and delete my data" action of the status page: a POST in the browser that
+// holds the person's status session, with the form's CSRF token. Without confirm=yes it asks for
+// confirmation; with it, it purges the user and says what was deleted. The query is never read.
 func (h *Handler) deleteData(w http.ResponseWriter, r *http.Request) {
 	if err := r.ParseForm(); err != nil {
-		show(w, pageLinkInvalid)
+		h.show(w, pageFormInvalid)
 		return
 	}
 	v := r.PostForm
-	l, ok := h.verifyStatus(w, r, v)
+	user, browser, ok := h.session(r)
 	if !ok {
+		logger(r.Context()).Warn("delete refused: no status session")
+		h.show(w, pageNoSession)
 		return
 	}
-	ctx := logging.With(r.Context(), "user", l.User)
-	hidden := signedParams(v)
-	back := h.base + "/status?" + statusQuery(v)
+	ctx := logging.With(r.Context(), "user", user)
+	if !h.validCSRF("delete:"+user, browser, v.Get(fieldCSRF)) {
+		logger(ctx).Warn("delete refused: missing or foreign CSRF token")
+		h.show(w, pageFormInvalid)
+		return
+	}
+	hidden := map[string]string{fieldCSRF: v.Get(fieldCSRF)}
+	back := h.base + "/status"
 	if v.Get(paramConfirm) != "yes" {
-		_, found, err := h.statusOf(ctx, l.User)
+		_, found, err := h.statusOf(ctx, user)
 		if err != nil {
 			logger(ctx).Error("read status", "error", err.Error())
-			show(w, pageUnavailable)
+			h.show(w, pageUnavailable)
 			return
 		}
 		if !found {
-			show(w, pageNothingToDelete)
+			h.show(w, pageNothingToDelete)
 			return
 		}
 		render(w, http.StatusOK, "confirmDelete", deletePage{
@@ -63,15 +70,15 @@ func (h *Handler) deleteData(w http.ResponseWriter, r *http.Request) {
 	// but there is no reason to leave it half done.
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.callbackTimeout)
 	defer cancel()
-	rep, err := h.purge(pctx, h.env, l.User)
+	rep, err := h.purge(pctx, h.env, user)
 	if errors.Is(err, purge.ErrNothingToPurge) {
 		logger(ctx).Info("delete asked: nothing stored")
-		show(w, pageNothingToDelete)
+		h.show(w, pageNothingToDelete)
 		return
 	}
 	if err != nil {
 		logger(ctx).Error("purge failed", "error", err.Error())
-		show(w, pageDeleteFailed)
+		h.show(w, pageDeleteFailed)
 		return
 	}
 	logger(ctx).Info("user's data deleted at their request", "documents", rep.Documents, "objects", rep.Objects, "grant", rep.Grant)

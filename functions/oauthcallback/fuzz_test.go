@@ -3,6 +3,8 @@ package oauthcallback
 import (
 	"strings"
 	"testing"
+
+	"github.com/portability-pipeline/pipeline/shared/startlink"
 )
 
 // FuzzParseState feeds the callback's state parser arbitrary values (the state comes back from the
@@ -10,11 +12,15 @@ import (
 // MAC under the key is the one given. Without the key no value passes (the parser runs before any
 // Firestore read, so this is the whole defence against forged states).
 func FuzzParseState(f *testing.F) {
-	key, err := deriveStateKey("fuzz-start-link-key-0123456789abcdef")
+	ks, err := startlink.ParseKeyset("fz:fuzz-start-link-key-0123456789abcdef")
 	if err != nil {
 		f.Fatal(err)
 	}
-	h := &Handler{stateKey: key}
+	keys, err := deriveKeys(ks, "oauth-state")
+	if err != nil {
+		f.Fatal(err)
+	}
+	h := &Handler{stateKeys: keys}
 	id, good := h.newState()
 	mac := good[strings.Index(good, ".")+1:]
 	for _, s := range []string{good, id, id + ".", "." + mac, id + "." + mac + "=", id + ".." + mac, strings.ToUpper(good),
@@ -32,7 +38,7 @@ func FuzzParseState(f *testing.F) {
 		if _, err := b64.DecodeString(gotID); err != nil {
 			t.Fatalf("accepted %q whose ID is not base64url", value)
 		}
-		want := gotID + "." + b64.EncodeToString(h.stateMAC(gotID))
+		want := gotID + "." + b64.EncodeToString(h.stateKeys.sum(gotID))
 		// base64 decoding ignores the unused low bits of the last character; anything else must match.
 		if len(value) != len(want) || value[:len(want)-1] != want[:len(want)-1] {
 			t.Fatalf("accepted %q, the state for ID %q is %q", value, gotID, want)

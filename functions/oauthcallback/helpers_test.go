@@ -31,10 +31,14 @@ import (
 )
 
 const (
-	testLinkKey   = "test-start-link-key-0123456789abcdef"
-	testPublicURL = "https://pipeline.example/fn"
-	testBucket    = "oauthcallback-archives"
+	testLinkSecret = "test-start-link-key-0123456789abcdef"
+	testLinkKey    = "k1:" + testLinkSecret // START_LINK_KEY: a keyset of one key, ID k1
+	testPublicURL  = "https://pipeline.example/fn"
+	testBucket     = "oauthcallback-archives"
 )
+
+// testKey is the key the app signs with.
+var testKey = startlink.Key{ID: "k1", Secret: []byte(testLinkSecret)}
 
 // gcsClient is a client on one in-process fake-gcs-server with the test bucket, shared by the tests
 // (each uses its own user IDs, so its own object names).
@@ -115,17 +119,24 @@ type fixture struct {
 	ts   *httptest.Server
 	pub  *recPublisher
 	logs *syncBuffer
+	// b is the browser f.do and f.authorize use.
+	b *browser
+	// exps are the expiry times of the links signed.
+	exps map[int64]bool
 	// tamperToken, when set, edits the token endpoint's JSON answer.
 	tamperToken func(map[string]any)
 	mu          sync.Mutex
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t *testing.T) *fixture { return newFixtureWith(t, nil) }
+
+// newFixtureWith is newFixture with environment variables added or replaced.
+func newFixtureWith(t *testing.T, env map[string]string) *fixture {
 	t.Helper()
 	f := &fixture{t: t, ctx: context.Background(), fake: fakeportability.New(fakeportability.Options{}), pub: &recPublisher{}, logs: &syncBuffer{}}
 	f.ts = httptest.NewServer(http.HandlerFunc(f.serveFake))
 	t.Cleanup(f.ts.Close)
-	cfg, err := config.LoadFrom(f.ctx, envconfig.MapLookuper(map[string]string{
+	vars := map[string]string{
 		"PROJECT_ID":           testProject,
 		"OAUTH_CLIENT_ID":      "fake-client-id",
 		"OAUTH_CLIENT_SECRET":  "fake-client-secret",
@@ -135,7 +146,11 @@ func newFixture(t *testing.T) *fixture {
 		"PUBLIC_URL":           testPublicURL,
 		"START_LINK_KEY":       testLinkKey,
 		"BUCKET":               testBucket,
-	}))
+	}
+	for k, v := range env {
+		vars[k] = v
+	}
+	cfg, err := config.LoadFrom(f.ctx, envconfig.MapLookuper(vars))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,8 +164,12 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	f.h.retryDelays = []time.Duration{time.Millisecond, time.Millisecond, time.Millisecond}
+	f.b = f.newBrowser()
 	return f
 }
+
+// publicURL is the function's PUBLIC_URL in this fixture.
+func (f *fixture) publicURL() string { return strings.TrimRight(f.env.Config.OAuth.PublicURL, "/") }
 
 // serveFake passes requests to the fake, letting a test edit the token answer.
 func (f *fixture) serveFake(w http.ResponseWriter, r *http.Request) {
@@ -174,24 +193,32 @@ func (f *fixture) serveFake(w http.ResponseWriter, r *http.Request) {
 	w.Write(rec.Body.Bytes())
 }
 
-// link signs a start link valid for ttl.
+// link signs a start link valid for about ttl.
 func (f *fixture) link(user string, ttl time.Duration, res ...string) url.Values {
-	return startlink.Sign([]byte(testLinkKey), startlink.Link{User: user, Resources: res, Purpose: startlink.PurposeStart, Expires: time.Now().Add(ttl)})
+	return startlink.Sign(testKey, startlink.Link{User: user, Resources: res, Purpose: startlink.PurposeStart, Expires: f.expiry(ttl)})
 }
 
-// do serves one request by the handler and checks the headers every answer must carry.
+// expiry is now+ttl, a few seconds earlier when a link of the fixture already expires then: a link is
+// spent by its signature, and two links of one user signed in the same second would be the same link.
+func (f *fixture) expiry(ttl time.Duration) time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.exps == nil {
+		f.exps = map[int64]bool{}
+	}
+	exp := time.Now().Add(ttl).Unix()
+	for f.exps[exp] {
+		exp--
+	}
+	f.exps[exp] = true
+	return time.Unix(exp, 0)
+}
+
+// do serves one request by the handler in the fixture's browser and checks the headers every answer
+// must carry.
 func (f *fixture) do(method, target string, form url.Values) *httptest.ResponseRecorder {
 	f.t.Helper()
-	var body io.Reader
-	if form != nil {
-		body = strings.NewReader(form.Encode())
-	}
-	req := httptest.NewRequest(method, target, body)
-	if form != nil {
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	}
-	rec := httptest.NewRecorder()
-	f.h.ServeHTTP(rec, req)
+	rec := f.b.do(method, target, form)
 	for k, want := range map[string]string{"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"} {
 		if got := rec.Header().Get(k); got != want {
 			f.t.Errorf("%s %s: header %s = %q, want %q", method, target, k, got, want)
@@ -203,18 +230,11 @@ func (f *fixture) do(method, target string, form url.Values) *httptest.ResponseR
 	return rec
 }
 
-// authorize posts a signed link to /authorize and returns the consent URL it redirects to.
+// authorize opens a start link's page in the fixture's browser, presses Continue, and returns the
+// consent URL /authorize redirects to.
 func (f *fixture) authorize(v url.Values) *url.URL {
 	f.t.Helper()
-	rec := f.do(http.MethodPost, "/authorize", v)
-	if rec.Code != http.StatusSeeOther {
-		f.t.Fatalf("authorize: %d %s", rec.Code, rec.Body)
-	}
-	u, err := url.Parse(rec.Header().Get("Location"))
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	return u
+	return f.b.authorize(v)
 }
 
 var requestIDField = regexp.MustCompile(`name="request_id" value="([^"]+)"`)
@@ -247,7 +267,7 @@ func (f *fixture) consent(consentURL *url.URL, account, access, action string, t
 	if err != nil || resp.StatusCode != http.StatusFound {
 		f.t.Fatalf("consent answer: %d %q", resp.StatusCode, resp.Header.Get("Location"))
 	}
-	if !strings.HasPrefix(loc.String(), testPublicURL+"/callback?") {
+	if !strings.HasPrefix(loc.String(), f.publicURL()+"/callback?") {
 		f.t.Fatalf("redirect to %s, want the callback", loc)
 	}
 	return "/callback?" + loc.RawQuery

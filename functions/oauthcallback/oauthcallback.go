@@ -4,11 +4,14 @@
 //
 // Routes (below the function URL, PUBLIC_URL):
 //
-//	GET  /start      start page for a signed start link
-//	POST /authorize  creates the single-use state and PKCE verifier, redirects to consent (GET accepted too)
-//	GET  /callback   consent answer: exchange, record the grant, publish an InitiateRequest
-//	GET  /status     status page for a signed status link: the person's rounds, refreshing while work runs
-//	POST /delete     "Stop and delete my data": asks for confirmation, then purges the person's data
+//	GET  /start      start page for a signed start link; sets the browser cookie
+//	POST /authorize  the start page's form only (browser cookie + CSRF token): spends the link, creates the
+//	                 single-use state bound to the browser and the PKCE verifier, redirects to consent
+//	GET  /callback   consent answer, accepted only in the browser that began it: exchange, record the
+//	                 grant, publish an InitiateRequest, open the status session (or go back to RETURN_URL)
+//	GET  /status     with a signed status link: spends it, opens a same-browser session, redirects to
+//	                 /status; without: the session's status page, refreshing while work runs
+//	POST /delete     "Stop and delete my data" (session + CSRF token): confirmation, then the purge
 package oauthcallback
 
 import (
@@ -31,6 +34,7 @@ import (
 	"github.com/portability-pipeline/pipeline/shared/logging"
 	"github.com/portability-pipeline/pipeline/shared/purge"
 	"github.com/portability-pipeline/pipeline/shared/setup"
+	"github.com/portability-pipeline/pipeline/shared/startlink"
 	"github.com/portability-pipeline/pipeline/shared/trace"
 )
 
@@ -72,7 +76,7 @@ func (l *lazy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		logging.Default().Error("oauthcallback cannot start", "error", err.Error())
 		securityHeaders(w.Header(), defaultCSP)
-		show(w, pageUnavailable)
+		render(w, pageUnavailable.Status, "message", messagePage{message: pageUnavailable})
 		return
 	}
 	h.ServeHTTP(w, r)
@@ -80,14 +84,16 @@ func (l *lazy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // Handler serves the routes of the function.
 type Handler struct {
-	env      *setup.Env
-	cfg      *config.Config
-	oauth    *oauth2.Config
-	linkKey  []byte
-	stateKey []byte
-	base     string // PUBLIC_URL without trailing slash
-	csp      string
-	mux      *http.ServeMux
+	env     *setup.Env
+	cfg     *config.Config
+	oauth   *oauth2.Config
+	links   *startlink.Keyset
+	cookies cookies
+	// Keys derived from the link keyset, one per use (browser.go).
+	stateKeys, csrfKeys, sessionKeys macKeys
+	base                             string // PUBLIC_URL without trailing slash
+	csp                              string
+	mux                              *http.ServeMux
 
 	// now is the clock (tests move it).
 	now func() time.Time
@@ -118,7 +124,15 @@ func NewHandler(env *setup.Env) (*Handler, error) {
 	if env.Log == nil {
 		env.Log = logging.Default()
 	}
-	stateKey, err := deriveStateKey(cfg.OAuth.StartLinkKey)
+	links, err := startlink.ParseKeyset(cfg.OAuth.StartLinkKey)
+	if err != nil {
+		return nil, err
+	}
+	pub, err := url.Parse(cfg.OAuth.PublicURL)
+	if err != nil {
+		return nil, fmt.Errorf("PUBLIC_URL: %w", err)
+	}
+	cks, err := newCookies(pub.Scheme)
 	if err != nil {
 		return nil, err
 	}
@@ -130,8 +144,8 @@ func NewHandler(env *setup.Env) (*Handler, error) {
 		env:             env,
 		cfg:             cfg,
 		oauth:           setup.OAuthConfig(cfg),
-		linkKey:         []byte(cfg.OAuth.StartLinkKey),
-		stateKey:        stateKey,
+		links:           links,
+		cookies:         cks,
 		base:            strings.TrimRight(cfg.OAuth.PublicURL, "/"),
 		csp:             contentSecurityPolicy(auth.Scheme + "://" + auth.Host),
 		now:             time.Now,
@@ -140,15 +154,27 @@ func NewHandler(env *setup.Env) (*Handler, error) {
 		callbackTimeout: 2 * time.Minute,
 		purge:           purge.Purge,
 	}
+	for _, k := range []struct {
+		dst  *macKeys
+		info string
+	}{{&h.stateKeys, "oauth-state"}, {&h.csrfKeys, "csrf"}, {&h.sessionKeys, "status-session"}} {
+		if *k.dst, err = deriveKeys(links, k.info); err != nil {
+			return nil, err
+		}
+	}
 	m := http.NewServeMux()
 	m.HandleFunc("GET /start", h.start)
-	m.HandleFunc("GET /authorize", h.authorize)
+	// A GET would let any page (or a forwarded link) start a consent without the start page's form.
+	m.HandleFunc("GET /authorize", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", http.MethodPost)
+		h.show(w, pageMethodNotAllowed)
+	})
 	m.HandleFunc("POST /authorize", h.authorize)
 	m.HandleFunc("GET /callback", h.callback)
 	m.HandleFunc("GET /status", h.status)
 	m.HandleFunc("POST /delete", h.deleteData)
-	m.HandleFunc("GET /delete", func(w http.ResponseWriter, r *http.Request) { show(w, pageNotFound) })
-	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { show(w, pageNotFound) })
+	m.HandleFunc("GET /delete", func(w http.ResponseWriter, r *http.Request) { h.show(w, pageNotFound) })
+	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { h.show(w, pageNotFound) })
 	h.mux = m
 	return h, nil
 }

@@ -66,10 +66,11 @@ const layoutHead = `{{define "head"}}<!doctype html>
 var pages = template.Must(template.New("pages").Funcs(template.FuncMap{"refreshOf": refreshOf}).Parse(layoutHead + `
 {{define "message"}}{{template "head" .}}
 {{range .Lines}}<p>{{.}}</p>
+{{end}}{{with .Back}}<p><a class="button" href="{{.}}">Back to the app</a></p>
 {{end}}{{template "foot" .}}{{end}}
 
 {{define "start"}}{{template "head" .}}
-<p class="lead">The app asks to copy this data from your Google Account into its own storage:</p>
+<p class="lead">The app asks to copy this data from your Google Account into its own storage, for the app account <strong>{{.Account}}</strong>:</p>
 <ul>
 {{range .Resources}}<li><code>{{.}}</code></li>
 {{end}}</ul>
@@ -79,9 +80,10 @@ var pages = template.Must(template.New("pages").Funcs(template.FuncMap{"refreshO
 <li>Google shows its own consent page. There you choose which of these to allow, and whether the app gets
 <strong>one-time access</strong> (one copy) or <strong>time-based access</strong> (a new copy about once a day, for 30 or 180 days).</li>
 <li>Google sends you back here and the export starts. Google prepares each archive, which can take from minutes to a few days; then it is copied into the app's storage and checked.</li>
-<li>You get a link to a status page that shows how far it is, and where you can stop the export and delete the copied data at any time.</li>
+<li>In this browser you can then see how far it is, and stop the export and delete the copied data at any time.</li>
 </ol>
-<p class="note">This link is personal and works for a short time only. You can withdraw access at any time in your Google Account.</p>
+<p>The copy goes to the app account <strong>{{.Account}}</strong>{{if .ShowID}} (<code>{{.User}}</code>){{end}}. If that is not your account, do not continue: close this page.</p>
+<p class="note">This link is personal, works once and for a short time only. You can withdraw access at any time in your Google Account.</p>
 <form method="post" action="{{.Action}}">
 {{range $k, $v := .Hidden}}<input type="hidden" name="{{$k}}" value="{{$v}}">
 {{end}}<button class="button" type="submit">Continue to Google</button>
@@ -101,14 +103,14 @@ var pages = template.Must(template.New("pages").Funcs(template.FuncMap{"refreshO
 <p>The export has started. It can take from minutes to a few days; the app will have the data when it is done. You can close this page.</p>
 {{if .TimeBased}}<p>With time-based access a new copy is made about once a day until the access ends.</p>{{end}}
 {{if .StatusURL}}<p><a class="button" href="{{.StatusURL}}">See how your export is going</a></p>
-<p class="note">The status page shows each part of the export as it goes, and lets you stop it and delete the copied data. Keep the link to come back: it is personal and works for 31 days.</p>{{end}}
+<p class="note">The status page shows each part of the export as it goes, and lets you stop it and delete the copied data. It opens in this browser only; to come back later, open it from the app.</p>{{end}}
 {{if .Remaining}}<h2>More to export</h2>
 <p>Google's consent page could not ask for everything at once. These {{len .Remaining}} more need a second consent, which you can give once this export has finished:</p>
 <ul>
 {{range .Remaining}}<li><code>{{.}}</code></li>
 {{end}}</ul>
 <p><a class="button" href="{{.RemainingURL}}">Continue with the remaining {{len .Remaining}} resources</a></p>
-<p class="note">This link works for one hour. Afterwards, ask the app for a new one.</p>{{end}}
+<p class="note">This link works once, for one hour. Afterwards, ask the app for a new one.</p>{{end}}
 {{template "foot" .}}{{end}}
 
 {{define "status"}}{{template "head" .}}
@@ -186,27 +188,42 @@ type message struct {
 	Lines  []string
 }
 
+// messagePage is a message with the way back to the app (RETURN_URL), when one is configured.
+type messagePage struct {
+	message
+	Back string
+}
+
 var (
-	pageNotFound        = message{http.StatusNotFound, "Page not found", []string{"There is nothing here. Start from the app."}}
-	pageUnavailable     = message{http.StatusServiceUnavailable, "Please try again", []string{"Something went wrong on our side. Please try again in a minute."}}
-	pageLinkExpired     = message{http.StatusForbidden, "This link has expired", []string{"Start links work for a short time only. Go back to the app for a new one. Nothing was stored."}}
-	pageSinceInvalid    = message{http.StatusBadRequest, "This link asks for an impossible start date", []string{"The link limits the export to activity since a date that is in the future or not a date at all, so it cannot be used. Go back to the app for a new one. Nothing was stored."}}
-	pageLinkInvalid     = message{http.StatusForbidden, "This link is not valid", []string{"The link was changed or is incomplete, so it cannot be used. Go back to the app for a new one. Nothing was stored."}}
-	pageRunning         = message{http.StatusConflict, "An export is already running", []string{"An export for your account has not finished yet. You can start another one when it is done. Nothing was changed."}}
-	pageStateInvalid    = message{http.StatusBadRequest, "This sign-in link is not valid", []string{"This sign-in link is not valid. Start again from the app. Nothing was stored."}}
-	pageStateUsed       = message{http.StatusBadRequest, "This sign-in link cannot be used", []string{"This sign-in link was already used or has expired. Start again from the app."}}
-	pageDenied          = message{http.StatusOK, "Nothing was exported", []string{"You did not allow access. Nothing was exported."}}
-	pageNoneGranted     = message{http.StatusOK, "Nothing was exported", []string{"You did not allow access to any of the requested data. Nothing was exported."}}
-	pageConsentError    = message{http.StatusBadRequest, "Google did not give access", []string{"Google ended the sign-in with an error. Nothing was exported. Start again from the app."}}
-	pageCodeRefused     = message{http.StatusBadRequest, "Google did not accept this sign-in", []string{"The sign-in could not be completed (it may have expired or been used already). Nothing was stored. Start again from the app."}}
-	pageWrongScopes     = message{http.StatusBadRequest, "This sign-in cannot be used", []string{"Google granted access that this app did not ask for, so the sign-in was refused. Nothing was stored. Start again from the app."}}
-	pageGoogleDown      = message{http.StatusBadGateway, "Google could not be reached", []string{"We could not complete the sign-in with Google. Nothing was exported. Please start again from the app in a few minutes."}}
-	pageFailedNothing   = message{http.StatusServiceUnavailable, "Please start again", []string{"Something went wrong on our side while recording your permission. Nothing was exported. Please start again from the app in a few minutes."}}
-	pageStatusExpired   = message{http.StatusForbidden, "This link has expired", []string{"Status links work for a limited time. Go back to the app for a new one."}}
-	pageNoExport        = message{http.StatusOK, "No export to show", []string{"There is no export for you here: none was started, or its data was deleted. To export your data, start from the app."}}
-	pageNothingToDelete = message{http.StatusOK, "Nothing to delete", []string{"There is nothing stored for you here: no export was started, or its data was deleted already. Nothing else needs doing."}}
-	pageDeleteFailed    = message{http.StatusServiceUnavailable, "Your data could not be deleted yet", []string{"Something went wrong while deleting your data; part of it may be deleted already. Please go back to the status page and try again in a few minutes. If it keeps failing, contact the app."}}
-	pageNotStarted      = message{http.StatusInternalServerError, "Your permission was recorded", []string{"Your permission was recorded, but the export could not be started right away. The operator has been alerted and will start it; you do not need to do anything. You can close this page."}}
+	pageNotFound         = message{http.StatusNotFound, "Page not found", []string{"There is nothing here. Start from the app."}}
+	pageUnavailable      = message{http.StatusServiceUnavailable, "Please try again", []string{"Something went wrong on our side. Please try again in a minute."}}
+	pageLinkExpired      = message{http.StatusForbidden, "This link has expired", []string{"Start links work for a short time only. Go back to the app for a new one. Nothing was stored."}}
+	pageSinceInvalid     = message{http.StatusBadRequest, "This link asks for an impossible start date", []string{"The link limits the export to activity since a date that is in the future or not a date at all, so it cannot be used. Go back to the app for a new one. Nothing was stored."}}
+	pageLinkInvalid      = message{http.StatusForbidden, "This link is not valid", []string{"The link was changed or is incomplete, so it cannot be used. Go back to the app for a new one. Nothing was stored."}}
+	pageRunning          = message{http.StatusConflict, "An export is already running", []string{"An export for your account has not finished yet. You can start another one when it is done. Nothing was changed."}}
+	pageStateInvalid     = message{http.StatusBadRequest, "This sign-in link is not valid", []string{"This sign-in link is not valid. Start again from the app. Nothing was stored."}}
+	pageStateUsed        = message{http.StatusBadRequest, "This sign-in link cannot be used", []string{"This sign-in link was already used or has expired. Start again from the app."}}
+	pageDenied           = message{http.StatusOK, "Nothing was exported", []string{"You did not allow access. Nothing was exported."}}
+	pageNoneGranted      = message{http.StatusOK, "Nothing was exported", []string{"You did not allow access to any of the requested data. Nothing was exported."}}
+	pageConsentError     = message{http.StatusBadRequest, "Google did not give access", []string{"Google ended the sign-in with an error. Nothing was exported. Start again from the app."}}
+	pageCodeRefused      = message{http.StatusBadRequest, "Google did not accept this sign-in", []string{"The sign-in could not be completed (it may have expired or been used already). Nothing was stored. Start again from the app."}}
+	pageWrongScopes      = message{http.StatusBadRequest, "This sign-in cannot be used", []string{"Google granted access that this app did not ask for, so the sign-in was refused. Nothing was stored. Start again from the app."}}
+	pageGoogleDown       = message{http.StatusBadGateway, "Google could not be reached", []string{"We could not complete the sign-in with Google. Nothing was exported. Please start again from the app in a few minutes."}}
+	pageFailedNothing    = message{http.StatusServiceUnavailable, "Please start again", []string{"Something went wrong on our side while recording your permission. Nothing was exported. Please start again from the app in a few minutes."}}
+	pageStatusExpired    = message{http.StatusForbidden, "This link has expired", []string{"Status links work for a limited time. Go back to the app for a new one."}}
+	pageNoExport         = message{http.StatusOK, "No export to show", []string{"There is no export for you here: none was started, or its data was deleted. To export your data, start from the app."}}
+	pageNothingToDelete  = message{http.StatusOK, "Nothing to delete", []string{"There is nothing stored for you here: no export was started, or its data was deleted already. Nothing else needs doing."}}
+	pageDeleteFailed     = message{http.StatusServiceUnavailable, "Your data could not be deleted yet", []string{"Something went wrong while deleting your data; part of it may be deleted already. Please go back to the status page and try again in a few minutes. If it keeps failing, contact the app."}}
+	pageMethodNotAllowed = message{http.StatusMethodNotAllowed, "Start from the app", []string{"This address is opened by the button of the start page. Go back to the app and open the link it gives you. Nothing was stored."}}
+	pageLinkUsed         = message{http.StatusForbidden, "This link was already used", []string{"Each link from the app works once. Go back to the app for a new one. Nothing was changed."}}
+	pageUserRefused      = message{http.StatusForbidden, "This link cannot be used", []string{"The app's link names an account ID that cannot be used here, so nothing can be exported for it. Nothing was stored. Please tell the app's support."}}
+	pageNoCookie         = message{http.StatusForbidden, "Please allow cookies for this page", []string{"Your browser did not send back the cookie this page set, so the export cannot go on. Allow cookies for this site, then open the link from the app again. Nothing was stored."}}
+	pageFormInvalid      = message{http.StatusForbidden, "This form cannot be used", []string{"The form was not sent by this page in this browser. Go back to the app and start again. Nothing was changed."}}
+	pageOtherBrowser     = message{http.StatusForbidden, "This sign-in was started in another browser", []string{
+		"For your safety, a sign-in can only be finished in the browser where it was started from the app. Nothing was stored and nobody got access to your data.",
+		"If you started it, go back to the app and start again in this browser. If someone sent you this link, do not use it."}}
+	pageNoSession  = message{http.StatusForbidden, "Open your status page from the app", []string{"The status of an export shows only in the browser where it was opened from the app, for a limited time. Go back to the app and open it from there."}}
+	pageNotStarted = message{http.StatusInternalServerError, "Your permission was recorded", []string{"Your permission was recorded, but the export could not be started right away. The operator has been alerted and will start it; you do not need to do anything. You can close this page."}}
 )
 
 func render(w http.ResponseWriter, status int, name string, data any) {
@@ -221,8 +238,10 @@ func render(w http.ResponseWriter, status int, name string, data any) {
 	w.Write(buf.Bytes())
 }
 
-// show writes a message page with its status code.
-func show(w http.ResponseWriter, m message) { render(w, m.Status, "message", m) }
+// show writes a message page with its status code, and the way back to the app when one is configured.
+func (h *Handler) show(w http.ResponseWriter, m message) {
+	render(w, m.Status, "message", messagePage{m, h.cfg.OAuth.ReturnURL})
+}
 
 type startPage struct {
 	Title     string
@@ -230,6 +249,10 @@ type startPage struct {
 	Action    string
 	Hidden    map[string]string
 	Since     *timeView // the link's since, nil without
+	// Account names the app account that receives the data: the link's display name, else its user ID.
+	Account string
+	User    string
+	ShowID  bool // the display name is shown, and the ID beside it
 }
 
 type donePage struct {

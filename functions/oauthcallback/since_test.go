@@ -19,7 +19,7 @@ func TestStartLinkSince(t *testing.T) {
 	user := "since-ann"
 	asked := []string{"myactivity.search", "youtube.subscriptions"}
 	since := time.Date(2026, 3, 4, 5, 6, 0, 0, time.UTC)
-	link := startlink.Sign([]byte(testLinkKey), startlink.Link{User: user, Resources: asked, Purpose: startlink.PurposeStart,
+	link := startlink.Sign(testKey, startlink.Link{User: user, Resources: asked, Purpose: startlink.PurposeStart,
 		Expires: time.Now().Add(time.Hour), Since: since})
 	body := f.do(http.MethodGet, "/start?"+link.Encode(), nil).Body.String()
 	for _, want := range []string{`Only activity from <time datetime="2026-03-04T05:06:00Z">Wednesday 4 March 2026, 05:06 UTC</time> on`,
@@ -49,9 +49,9 @@ func TestStartLinkSinceRefused(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	asked := []string{"myactivity.search"}
-	future := startlink.Sign([]byte(testLinkKey), startlink.Link{User: "since-eve", Resources: asked, Purpose: startlink.PurposeStart,
+	future := startlink.Sign(testKey, startlink.Link{User: "since-eve", Resources: asked, Purpose: startlink.PurposeStart,
 		Expires: time.Now().Add(time.Hour), Since: time.Now().Add(48 * time.Hour)})
-	tampered := startlink.Sign([]byte(testLinkKey), startlink.Link{User: "since-eve", Resources: asked, Purpose: startlink.PurposeStart,
+	tampered := startlink.Sign(testKey, startlink.Link{User: "since-eve", Resources: asked, Purpose: startlink.PurposeStart,
 		Expires: time.Now().Add(time.Hour), Since: time.Now().Add(-48 * time.Hour)})
 	tampered.Set(startlink.ParamSince, "2001-01-01T00:00:00Z")
 	for _, tc := range []struct {

@@ -1,38 +1,20 @@
 package oauthcallback
 
 import (
-	"crypto/hkdf"
-	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
-	"fmt"
 	"strings"
 )
 
 // The OAuth state sent to Google is "ID.MAC": ID is 32 random bytes (base64url, the Firestore document
-// ID of oauthStates/{ID}) and MAC is HMAC-SHA256(stateKey, ID), base64url. A state that does not carry a
-// valid MAC is refused before any Firestore read, so forged states cost nothing.
+// ID of oauthStates/{ID}) and MAC is HMAC-SHA256(stateKey, ID), base64url, with stateKey derived from the
+// current link key (HKDF-SHA256, info "oauth-state"); a state MACed with the previous key still passes
+// during a rotation. A state that does not carry a valid MAC is refused before any Firestore read, so
+// forged states cost nothing. The state binds the user; the browser cookie (browser.go) binds the browser.
 
 const stateIDLen = 43 // base64url of 32 bytes, unpadded
 
 var b64 = base64.RawURLEncoding
-
-// deriveStateKey derives the state MAC key from START_LINK_KEY (HKDF-SHA256, info "oauth-state"), so the
-// one secret the operator manages serves both purposes without the two MACs being interchangeable.
-func deriveStateKey(startLinkKey string) ([]byte, error) {
-	k, err := hkdf.Key(sha256.New, []byte(startLinkKey), nil, "oauth-state", 32)
-	if err != nil {
-		return nil, fmt.Errorf("derive state key: %w", err)
-	}
-	return k, nil
-}
-
-func (h *Handler) stateMAC(id string) []byte {
-	m := hmac.New(sha256.New, h.stateKey)
-	m.Write([]byte(id))
-	return m.Sum(nil)
-}
 
 // newState returns a fresh state ID and the value to send to Google.
 func (h *Handler) newState() (id, value string) {
@@ -45,7 +27,7 @@ func (h *Handler) newState() (id, value string) {
 			break
 		}
 	}
-	return id, id + "." + b64.EncodeToString(h.stateMAC(id))
+	return id, id + "." + b64.EncodeToString(h.stateKeys.sum(id))
 }
 
 // parseState checks a state value's form and MAC and returns its ID.
@@ -61,5 +43,5 @@ func (h *Handler) parseState(value string) (string, bool) {
 	if err != nil {
 		return "", false
 	}
-	return id, hmac.Equal(got, h.stateMAC(id))
+	return id, h.stateKeys.verify(id, got)
 }

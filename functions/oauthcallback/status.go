@@ -23,48 +23,35 @@ const refreshSeconds = 5
 // shownRounds is how many rounds the status page lists (newest first); older ones are counted.
 const shownRounds = 5
 
-// paramRefresh=off on a status link turns the reloading off; it is not signed, and only changes that.
+// paramRefresh=off on the status page turns the reloading off; it is not signed, and only changes that.
 const paramRefresh = "refresh"
 
-// statusLinkTTL is how long the status link of the return page works.
-const statusLinkTTL = startlink.MaxStatusTTL
-
-// verifyStatus checks a status link; on failure it writes the 403 page and returns false.
+// verifyStatus checks a status link; on failure it writes the refusal page and returns false.
 func (h *Handler) verifyStatus(w http.ResponseWriter, r *http.Request, v url.Values) (startlink.Link, bool) {
-	l, err := startlink.Verify(h.linkKey, startlink.PurposeStatus, v, h.now())
+	l, err := startlink.Verify(h.links, startlink.PurposeStatus, v, h.now(), h.cfg.OAuth.StatusLinkTTL)
 	if err != nil {
 		logger(r.Context()).Warn("status link refused", "path", r.URL.Path, "reason", err.Error())
-		if errors.Is(err, startlink.ErrExpired) {
-			show(w, pageStatusExpired)
-		} else {
-			show(w, pageLinkInvalid)
+		switch {
+		case errors.Is(err, startlink.ErrExpired):
+			h.show(w, pageStatusExpired)
+		case errors.Is(err, startlink.ErrUserID):
+			h.show(w, pageUserRefused)
+		default:
+			h.show(w, pageLinkInvalid)
 		}
 		return l, false
 	}
 	return l, true
 }
 
-// statusLink signs a status link for user.
-func (h *Handler) statusLink(user string) string {
-	v := startlink.Sign(h.linkKey, startlink.Link{User: user, Purpose: startlink.PurposeStatus, Expires: h.now().Add(statusLinkTTL)})
-	return h.base + "/status?" + v.Encode()
-}
-
-// signedParams are the parameters of a status link, for the hidden fields of a form.
-func signedParams(v url.Values) map[string]string {
-	out := map[string]string{}
-	for _, k := range []string{startlink.ParamUser, startlink.ParamExpires, startlink.ParamSig} {
-		out[k] = v.Get(k)
+// hasLink reports whether a query carries any parameter of a signed link.
+func hasLink(q url.Values) bool {
+	for _, p := range startlink.Params {
+		if q.Has(p) {
+			return true
+		}
 	}
-	return out
-}
-
-func statusQuery(v url.Values) string {
-	q := url.Values{}
-	for k, val := range signedParams(v) {
-		q.Set(k, val)
-	}
-	return q.Encode()
+	return false
 }
 
 type statusPage struct {
@@ -82,7 +69,7 @@ type statusPage struct {
 	SelfURL   string
 	PauseURL  string
 	Delete    string
-	Hidden    map[string]string
+	Hidden    map[string]string // the delete form's CSRF token
 }
 
 type timeView struct{ ISO, Text string }
@@ -118,32 +105,63 @@ type resourceView struct {
 	Percent   int
 }
 
-// status shows one person's rounds; the link must be a signed status link.
+// status shows one person's rounds to the browser holding their status session. A signed status link
+// (from the app) is spent on first use and exchanged for that session, then the browser is sent to
+// /status without the signature: a link copied from a request log is dead.
 func (h *Handler) status(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	l, ok := h.verifyStatus(w, r, q)
-	if !ok {
+	if hasLink(q) {
+		h.exchangeStatusLink(w, r, q)
 		return
 	}
-	ctx := logging.With(r.Context(), "user", l.User)
-	page, found, err := h.statusOf(ctx, l.User)
+	user, browser, ok := h.session(r)
+	if !ok {
+		h.show(w, pageNoSession)
+		return
+	}
+	ctx := logging.With(r.Context(), "user", user)
+	page, found, err := h.statusOf(ctx, user)
 	if err != nil {
 		logger(ctx).Error("read status", "error", err.Error())
-		show(w, pageUnavailable)
+		h.show(w, pageUnavailable)
 		return
 	}
 	if !found {
-		show(w, pageNoExport)
+		h.show(w, pageNoExport)
 		return
 	}
-	self := h.base + "/status?" + statusQuery(q)
-	page.SelfURL, page.PauseURL = self, self+"&"+paramRefresh+"=off"
-	page.Delete, page.Hidden = h.base+"/delete", signedParams(q)
+	self := h.base + "/status"
+	page.SelfURL, page.PauseURL = self, self+"?"+paramRefresh+"=off"
+	page.Delete, page.Hidden = h.base+"/delete", map[string]string{fieldCSRF: h.csrfToken("delete:"+user, browser)}
 	page.Paused = q.Get(paramRefresh) == "off"
 	if (page.Running || page.Finishing) && !page.Paused {
 		page.Refresh = refreshSeconds
 	}
 	render(w, http.StatusOK, "status", page)
+}
+
+// exchangeStatusLink spends a status link and opens the status session in this browser.
+func (h *Handler) exchangeStatusLink(w http.ResponseWriter, r *http.Request, q url.Values) {
+	l, ok := h.verifyStatus(w, r, q)
+	if !ok {
+		return
+	}
+	ctx := logging.With(r.Context(), "user", l.User)
+	err := h.env.Store.UseLink(ctx, startlink.ID(startlink.PurposeStatus, q), store.UsedLink{Purpose: startlink.PurposeStatus, ExpiresAt: l.Expires})
+	if errors.Is(err, store.ErrLinkUsed) {
+		logger(ctx).Warn("status link used again")
+		h.show(w, pageLinkUsed)
+		return
+	}
+	if err != nil {
+		logger(ctx).Error("record used status link", "error", err.Error())
+		h.show(w, pageUnavailable)
+		return
+	}
+	browser := h.ensureBrowser(w, r)
+	h.startSession(w, l.User, browser)
+	logger(ctx).Info("status session opened", "key", l.KeyID)
+	http.Redirect(w, r, h.base+"/status", http.StatusSeeOther)
 }
 
 // statusOf reads the user's grant and rounds into a page; found is false when nothing is stored.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"html"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strings"
@@ -22,7 +23,7 @@ import (
 
 // statusLink signs a status link valid for ttl.
 func (f *fixture) statusLink(user string, ttl time.Duration) url.Values {
-	return startlink.Sign([]byte(testLinkKey), startlink.Link{User: user, Purpose: startlink.PurposeStatus, Expires: time.Now().Add(ttl)})
+	return startlink.Sign(testKey, startlink.Link{User: user, Purpose: startlink.PurposeStatus, Expires: f.expiry(ttl)})
 }
 
 // startGrant records a grant and its first round directly in the store.
@@ -35,20 +36,38 @@ func (f *fixture) startGrant(user, access string, granted, notGranted []string) 
 	return r
 }
 
-// set moves a resource to a state, whatever its state was.
+// set moves a resource to a state, whatever its state was: it writes the document directly, past the
+// lifecycle the store enforces, since a page test needs each state without walking the steps to it.
 func (f *fixture) set(rid, name string, apply func(r *store.Resource)) {
 	f.t.Helper()
-	all := []string{store.ResPending, store.ResInitiating, store.ResCooldown, store.ResExporting, store.ResRetrying, store.ResTransferring}
-	if ok, err := f.env.Store.Transition(f.ctx, rid, name, all, "", apply); err != nil || !ok {
-		f.t.Fatalf("set %s/%s: changed %v, %v", rid, name, ok, err)
+	r, err := f.env.Store.GetResource(f.ctx, rid, name)
+	if err != nil {
+		f.t.Fatalf("set %s/%s: %v", rid, name, err)
 	}
+	apply(r)
+	r.UpdatedAt = time.Now().UTC()
+	if _, err := f.env.Store.Client().Collection("rounds").Doc(rid).Collection("resources").Doc(name).Set(f.ctx, r); err != nil {
+		f.t.Fatalf("set %s/%s: %v", rid, name, err)
+	}
+}
+
+// openStatus opens a status link the app signed in a new browser and returns that browser, now holding
+// the status session.
+func (f *fixture) openStatus(user string) *browser {
+	f.t.Helper()
+	b := f.newBrowser()
+	rec := b.do(http.MethodGet, "/status?"+f.statusLink(user, 5*time.Minute).Encode(), nil)
+	if rec.Code != http.StatusSeeOther || rec.Header().Get("Location") != f.publicURL()+"/status" {
+		f.t.Fatalf("status link: %d to %q", rec.Code, rec.Header().Get("Location"))
+	}
+	return b
 }
 
 func TestStatusLink(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	f.startGrant("stl-ana", store.AccessOneTime, []string{"myactivity.search"}, nil)
-	good := f.statusLink("stl-ana", 31*24*time.Hour)
+	good := f.statusLink("stl-ana", 5*time.Minute)
 	edit := func(k, val string) url.Values {
 		c, _ := url.ParseQuery(good.Encode())
 		c.Set(k, val)
@@ -63,31 +82,62 @@ func TestStatusLink(t *testing.T) {
 		code int
 		text string
 	}{
-		{"valid", good, http.StatusOK, "Your export is running"},
 		{"forged user", edit("user", "stl-ben"), http.StatusForbidden, "This link is not valid"},
 		{"forged signature", edit("sig", strings.Repeat("ab", 32)), http.StatusForbidden, "This link is not valid"},
+		{"unknown key ID", edit("kid", "k9"), http.StatusForbidden, "This link is not valid"},
 		{"expired", f.statusLink("stl-ana", -time.Minute), http.StatusForbidden, "This link has expired"},
-		{"too far ahead", f.statusLink("stl-ana", 40*24*time.Hour), http.StatusForbidden, "This link is not valid"},
+		{"beyond STATUS_LINK_TTL", f.statusLink("stl-ana", 20*time.Minute), http.StatusForbidden, "This link is not valid"},
 		{"start link used as status link", start, http.StatusForbidden, "This link is not valid"},
 		{"start link without its resources", startNoResources, http.StatusForbidden, "This link is not valid"},
-		{"valid, nothing stored", f.statusLink("stl-nobody", time.Hour), http.StatusOK, "No export to show"},
+		{"reserved user ID", f.statusLink("__stl__", time.Minute), http.StatusForbidden, "account ID that cannot be used"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			assertPage(t, f.do(http.MethodGet, "/status?"+tc.v.Encode(), nil), tc.code, tc.text)
-			if tc.code == http.StatusForbidden { // the delete action refuses the same links
-				assertPage(t, f.do(http.MethodPost, "/delete", tc.v), tc.code, tc.text)
-				c, _ := url.ParseQuery(tc.v.Encode())
-				c.Set("confirm", "yes")
-				assertPage(t, f.do(http.MethodPost, "/delete", c), tc.code, tc.text)
+			b := f.newBrowser()
+			assertPage(t, b.do(http.MethodGet, "/status?"+tc.v.Encode(), nil), tc.code, tc.text)
+			if len(b.cookies()) != 0 {
+				t.Errorf("a refused link set cookies: %v", b.cookies())
 			}
+			assertPage(t, b.do(http.MethodGet, "/status", nil), http.StatusForbidden, "Open your status page from the app")
 		})
 	}
+	// The valid link: a session in this browser, shown at /status; nothing stored: a polite page.
+	assertPage(t, f.openStatus("stl-ana").do(http.MethodGet, "/status", nil), http.StatusOK, "Your export is running")
+	assertPage(t, f.openStatus("stl-nobody").do(http.MethodGet, "/status", nil), http.StatusOK, "No export to show")
 	// A status link cannot open a consent.
 	assertPage(t, f.do(http.MethodGet, "/start?"+good.Encode(), nil), http.StatusForbidden, "This link is not valid")
 	assertPage(t, f.do(http.MethodPost, "/authorize", good), http.StatusForbidden, "This link is not valid")
-	if _, err := f.env.Store.GetUser(f.ctx, "stl-ana"); err != nil {
-		t.Errorf("refused delete links touched the user: %v", err)
+}
+
+// TestStatusSessionExpires: the session ends after STATUS_SESSION_TTL, and works only beside the browser
+// cookie it was issued with.
+func TestStatusSessionExpires(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.startGrant("sse-ana", store.AccessOneTime, []string{"myactivity.search"}, nil)
+	b := f.openStatus("sse-ana")
+	assertPage(t, b.do(http.MethodGet, "/status", nil), http.StatusOK, "myactivity.search")
+
+	// The session cookie copied into another browser, without its browser cookie.
+	other := f.newBrowser()
+	other.do(http.MethodGet, "/start?"+f.link("sse-other", time.Hour, "myactivity.search").Encode(), nil) // its own browser cookie
+	u, _ := url.Parse(f.publicURL() + "/")
+	for _, c := range b.cookies() {
+		if strings.HasSuffix(c.Name, sessionCookie) {
+			other.jar.SetCookies(u, []*http.Cookie{{Name: c.Name, Value: c.Value, Path: "/", Secure: true}})
+		}
+	}
+	assertPage(t, other.do(http.MethodGet, "/status", nil), http.StatusForbidden, "Open your status page from the app")
+
+	later := time.Now().Add(f.env.Config.OAuth.SessionTTL + time.Second)
+	f.h.now = func() time.Time { return later }
+	// The browser would have dropped the cookie (Max-Age); the server refuses it anyway.
+	req := httptest.NewRequest(http.MethodGet, "/status", nil)
+	for _, c := range b.cookies() {
+		req.AddCookie(c)
+	}
+	if _, _, ok := f.h.session(req); ok {
+		t.Error("a session past STATUS_SESSION_TTL is accepted")
 	}
 }
 
@@ -125,8 +175,8 @@ func TestStatusStates(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	link := f.statusLink("sts-ana", time.Hour)
-	rec := f.do(http.MethodGet, "/status?"+link.Encode(), nil)
+	b := f.openStatus("sts-ana")
+	rec := b.do(http.MethodGet, "/status", nil)
 	body := rec.Body.String()
 	want := map[string][]string{
 		"chrome.bookmarks":      {"Waiting", "Waiting for its turn"},
@@ -151,13 +201,13 @@ func TestStatusStates(t *testing.T) {
 		}
 	}
 	for _, w := range []string{`<meta http-equiv="refresh" content="5">`, "Your export is running", "Stop updating this page",
-		`action="` + testPublicURL + `/delete"`, `name="sig" value="` + link.Get("sig") + `"`, "Stop and delete my data", "one-time access"} {
+		`action="` + testPublicURL + `/delete"`, `name="csrf" value="`, "Stop and delete my data", "one-time access"} {
 		if !strings.Contains(body, w) {
 			t.Errorf("status page lacks %q", w)
 		}
 	}
 	// The person can stop the reloading (WCAG 2.2.1).
-	off := f.do(http.MethodGet, "/status?"+link.Encode()+"&refresh=off", nil).Body.String()
+	off := b.do(http.MethodGet, "/status?refresh=off", nil).Body.String()
 	if strings.Contains(off, `http-equiv="refresh"`) || !strings.Contains(off, "Turn them on again") {
 		t.Error("refresh=off still reloads")
 	}
@@ -170,14 +220,14 @@ func TestStatusStates(t *testing.T) {
 	if _, complete, err := f.env.Store.SettleRound(f.ctx, rid); err != nil || !complete {
 		t.Fatalf("settle: complete %v, %v", complete, err)
 	}
-	body = f.do(http.MethodGet, "/status?"+link.Encode(), nil).Body.String()
+	body = b.do(http.MethodGet, "/status", nil).Body.String()
 	if !strings.Contains(body, `http-equiv="refresh"`) || !strings.Contains(body, "being wrapped up") {
 		t.Errorf("complete round, reset pending:\n%s", body)
 	}
 	if err := f.env.Store.CloseRound(f.ctx, rid, "reset", time.Time{}, true); err != nil {
 		t.Fatal(err)
 	}
-	body = f.do(http.MethodGet, "/status?"+link.Encode(), nil).Body.String()
+	body = b.do(http.MethodGet, "/status", nil).Body.String()
 	for _, w := range []string{"Your export is finished", "access to your Google data has ended", "Finished, with problems"} {
 		if !strings.Contains(body, w) {
 			t.Errorf("closed round lacks %q", w)
@@ -197,7 +247,7 @@ func TestStatusTimeBasedNextRound(t *testing.T) {
 	if _, err := f.env.Store.ScheduleNextRound(f.ctx, r, at); err != nil {
 		t.Fatal(err)
 	}
-	body := f.do(http.MethodGet, "/status?"+f.statusLink("stt-ana", time.Hour).Encode(), nil).Body.String()
+	body := f.openStatus("stt-ana").do(http.MethodGet, "/status", nil).Body.String()
 	for _, w := range []string{"time-based access", "The next copy is made after", `datetime="2031-01-02T03:04:00Z"`, "Thursday 2 January 2031, 03:04 UTC",
 		"One file, 2.0 kB, copied and checked.", "Finished: everything you allowed was copied."} {
 		if !strings.Contains(body, w) {
@@ -209,7 +259,7 @@ func TestStatusTimeBasedNextRound(t *testing.T) {
 	}
 }
 
-var statusHref = regexp.MustCompile(`href="(` + regexp.QuoteMeta(testPublicURL) + `/status\?[^"]+)"`)
+var statusHref = regexp.MustCompile(`href="(` + regexp.QuoteMeta(testPublicURL) + `/status[^"]*)"`)
 
 func TestDeleteFlow(t *testing.T) {
 	t.Parallel()
@@ -218,19 +268,15 @@ func TestDeleteFlow(t *testing.T) {
 	done := f.do(http.MethodGet, f.flow(user, "one-time", []string{"myactivity.search", "youtube.subscriptions"}, []string{"myactivity.search"}), nil)
 	assertPage(t, done, http.StatusOK, "See how your export is going")
 	m := statusHref.FindStringSubmatch(done.Body.String())
-	if m == nil {
-		t.Fatalf("no status link on the return page:\n%s", done.Body)
+	if m == nil || html.UnescapeString(m[1]) != testPublicURL+"/status" {
+		t.Fatalf("the return page links %q, want the bare status page:\n%s", m, done.Body)
 	}
-	status, err := url.Parse(html.UnescapeString(m[1]))
-	if err != nil {
-		t.Fatal(err)
+	if strings.Contains(done.Body.String(), "sig=") {
+		t.Error("the return page holds a signed link")
 	}
-	v := status.Query()
-	if l, err := startlink.Verify([]byte(testLinkKey), startlink.PurposeStatus, v, time.Now()); err != nil || l.User != user ||
-		time.Until(l.Expires) < 30*24*time.Hour {
-		t.Fatalf("status link %v: %+v, %v", v, l, err)
-	}
-	assertPage(t, f.do(http.MethodGet, "/status?"+v.Encode(), nil), http.StatusOK, "Not granted")
+	// The consent opened the status session in this browser.
+	status := f.do(http.MethodGet, "/status", nil)
+	assertPage(t, status, http.StatusOK, "Not granted")
 
 	// Archives in the bucket: a final object and a temporary part.
 	bkt := f.env.Storage.Bucket(testBucket)
@@ -244,9 +290,13 @@ func TestDeleteFlow(t *testing.T) {
 	}
 
 	// Step 1: the button asks for confirmation and deletes nothing.
-	rec := f.do(http.MethodPost, "/delete", v)
+	action, v := f.b.form(status.Body.String())
+	if action != "/delete" || v.Get("csrf") == "" || len(v) != 1 {
+		t.Fatalf("delete form %s %v", action, v)
+	}
+	rec := f.do(http.MethodPost, action, v)
 	assertPage(t, rec, http.StatusOK, "Stop and delete your data?")
-	for _, w := range []string{`name="confirm" value="yes"`, "Yes, stop and delete my data", "No, keep my data", `name="sig" value="` + v.Get("sig") + `"`} {
+	for _, w := range []string{`name="confirm" value="yes"`, "Yes, stop and delete my data", "No, keep my data", `name="csrf" value="` + v.Get("csrf") + `"`} {
 		if !strings.Contains(rec.Body.String(), w) {
 			t.Errorf("confirmation page lacks %q", w)
 		}
@@ -295,7 +345,7 @@ func TestDeleteFlow(t *testing.T) {
 	// Afterwards: polite pages.
 	assertPage(t, f.do(http.MethodPost, "/delete", confirmed), http.StatusOK, "Nothing to delete")
 	assertPage(t, f.do(http.MethodPost, "/delete", v), http.StatusOK, "Nothing to delete")
-	assertPage(t, f.do(http.MethodGet, "/status?"+v.Encode(), nil), http.StatusOK, "No export to show")
+	assertPage(t, f.do(http.MethodGet, "/status", nil), http.StatusOK, "No export to show")
 }
 
 func TestDeleteFailure(t *testing.T) {
@@ -305,7 +355,8 @@ func TestDeleteFailure(t *testing.T) {
 	f.h.purge = func(ctx context.Context, env *setup.Env, user string) (purge.Report, error) {
 		return purge.Report{}, errors.New("storage unavailable (injected)")
 	}
-	v := f.statusLink("delf-ana", time.Hour)
+	b := f.openStatus("delf-ana")
+	_, v := b.form(b.do(http.MethodGet, "/status", nil).Body.String())
 	v.Set("confirm", "yes")
-	assertPage(t, f.do(http.MethodPost, "/delete", v), http.StatusServiceUnavailable, "could not be deleted yet")
+	assertPage(t, b.do(http.MethodPost, "/delete", v), http.StatusServiceUnavailable, "could not be deleted yet")
 }

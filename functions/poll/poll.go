@@ -43,6 +43,11 @@ func init() {
 
 // Start schedules the first state check of a job.
 func Start(ctx context.Context, env *setup.Env, m *messages.JobStarted) error {
+	// The check's task is named after the job: one scheduled for the wrong user would also take the name
+	// of the right one's.
+	if _, err := rounds.Owned(ctx, env, m.Round, m.User); err != nil {
+		return err
+	}
 	return schedule(ctx, env, messages.PollCheck{V: messages.Version, User: m.User, Round: m.Round, Resource: m.Resource, Job: m.Job})
 }
 
@@ -65,6 +70,9 @@ func schedule(ctx context.Context, env *setup.Env, c messages.PollCheck) error {
 
 // Check makes one state check of a job and acts on its state.
 func Check(ctx context.Context, env *setup.Env, m *messages.PollCheck) error {
+	if _, err := rounds.Owned(ctx, env, m.Round, m.User); err != nil {
+		return err
+	}
 	res, err := env.Store.GetResource(ctx, m.Round, m.Resource)
 	if errors.Is(err, store.ErrNotFound) {
 		return handler.Drop("resource %s of round %s does not exist", m.Resource, m.Round)

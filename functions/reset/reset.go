@@ -18,6 +18,7 @@ import (
 	"github.com/portability-pipeline/pipeline/shared/logging"
 	"github.com/portability-pipeline/pipeline/shared/messages"
 	"github.com/portability-pipeline/pipeline/shared/portability"
+	"github.com/portability-pipeline/pipeline/shared/rounds"
 	"github.com/portability-pipeline/pipeline/shared/setup"
 	"github.com/portability-pipeline/pipeline/shared/store"
 	"github.com/portability-pipeline/pipeline/shared/tasks"
@@ -33,6 +34,10 @@ func init() {
 
 // Round ends a complete round.
 func Round(ctx context.Context, env *setup.Env, m *messages.ResetRequest) error {
+	// Before anything else, not even the user's events: the claim below would hold another user's round.
+	if _, err := rounds.Owned(ctx, env, m.Round, m.User); err != nil {
+		return err
+	}
 	// Events an earlier delivery recorded but could not publish go out first (a redelivery of a closed
 	// round is dropped below).
 	if err := events.Flush(ctx, env, m.User); err != nil {
@@ -44,8 +49,6 @@ func Round(ctx context.Context, env *setup.Env, m *messages.ResetRequest) error 
 		return handler.Drop("round %s does not exist", m.Round)
 	case err != nil:
 		return err
-	case r.User != m.User:
-		return handler.Drop("round %s belongs to another user", m.Round)
 	case r.State == store.RoundClosed:
 		return handler.Drop("round %s is closed already", m.Round)
 	case r.State != store.RoundComplete:

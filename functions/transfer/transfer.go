@@ -47,6 +47,10 @@ func init() {
 // Part copies one part (unless a delivery already did) and then finishes what it can; a Finish message
 // finishes a done resource (see finish).
 func Part(ctx context.Context, env *setup.Env, m *messages.TransferPart) error {
+	// The part is filed under the message's user: it must be the round's.
+	if _, err := rounds.Owned(ctx, env, m.Round, m.User); err != nil {
+		return err
+	}
 	if m.Finish {
 		return finish(ctx, env, m)
 	}

@@ -69,7 +69,7 @@ func Deliver(ctx context.Context, url string, secret, body []byte, ev events.Eve
 		return fmt.Errorf("post event %s: %w", ev.ID, err)
 	}
 	defer resp.Body.Close()
-	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // drained for the connection's reuse only
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		log.Warn("webhook refused the event; Pub/Sub will deliver again", "status", resp.StatusCode)
 		return fmt.Errorf("post event %s: status %d", ev.ID, resp.StatusCode)

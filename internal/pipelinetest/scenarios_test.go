@@ -21,8 +21,7 @@ type want struct {
 	calls     map[string]int // exact fake call counts of the user; absent methods unchecked
 	// initiates: exact initiate calls per resource (defaults to 1 for every done resource).
 	initiates map[string]int
-	rounds    int // closed rounds expected (default 1)
-	outcome   string
+	rounds    int  // closed rounds expected (default 1)
 	verify    bool // every COMPLETE job's files are in the bucket, intact
 }
 

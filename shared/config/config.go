@@ -8,6 +8,7 @@ package config
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"strings"
 	"time"
 
@@ -94,10 +95,22 @@ type OAuth struct {
 	RevokeURL    string `env:"OAUTH_REVOKE_URL, default=https://oauth2.googleapis.com/revoke"`
 	// PublicURL is where the oauthcallback function is reached; the redirect URI is PublicURL + "/callback".
 	PublicURL string `env:"PUBLIC_URL"`
-	// StartLinkKey signs the start and status links the operator's app gives its users (a secret).
+	// StartLinkKey is the keyset that signs the start and status links the operator's app gives its
+	// users (a secret): "ID:SECRET", or "ID:SECRET,ID:SECRET" (current, previous) during a rotation
+	// (shared/startlink.ParseKeyset).
 	StartLinkKey string `env:"START_LINK_KEY"`
 	// StateTTL bounds the time between the redirect to consent and the callback.
 	StateTTL time.Duration `env:"OAUTH_STATE_TTL, default=15m"`
+	// ReturnURL is the app's page the person is sent back to after consent (and linked from every page
+	// that says "go back to the app"). Empty: the return page shows the export's status in the same
+	// browser.
+	ReturnURL string `env:"RETURN_URL"`
+	// StatusLinkTTL is the longest lifetime of a status link the app signs: it is exchanged for a
+	// same-browser session on first use, so it only has to outlive the redirect.
+	StatusLinkTTL time.Duration `env:"STATUS_LINK_TTL, default=10m"`
+	// SessionTTL is how long the status page stays open in the browser that used a status link (or
+	// consented) before the person comes back through the app.
+	SessionTTL time.Duration `env:"STATUS_SESSION_TTL, default=1h"`
 }
 
 // Tokens configures the envelope encryption of stored tokens: exactly one of KeyURI and Keyset.
@@ -220,6 +233,12 @@ func (c *Config) validate() error {
 	if c.Export.MaxRetries < 0 || c.Export.MaxRetries > 3 {
 		return fmt.Errorf("MAX_JOB_RETRIES must be 0..3 (the API allows 3), got %d", c.Export.MaxRetries)
 	}
+	if c.OAuth.StatusLinkTTL < time.Minute || c.OAuth.StatusLinkTTL > time.Hour {
+		return fmt.Errorf("STATUS_LINK_TTL must be between 1m and 1h (a status link only has to outlive the redirect from the app), got %s", c.OAuth.StatusLinkTTL)
+	}
+	if c.OAuth.SessionTTL < 5*time.Minute || c.OAuth.SessionTTL > 24*time.Hour {
+		return fmt.Errorf("STATUS_SESSION_TTL must be between 5m and 24h, got %s", c.OAuth.SessionTTL)
+	}
 	if c.Export.MaxVerifyAttempts < 1 {
 		return fmt.Errorf("MAX_VERIFY_ATTEMPTS must be at least 1")
 	}
@@ -286,6 +305,16 @@ func (c *Config) RequireCallback() error {
 	}
 	if len(c.OAuth.StartLinkKey) < 32 {
 		return fmt.Errorf("START_LINK_KEY must be at least 32 characters")
+	}
+	pub, err := url.Parse(c.OAuth.PublicURL)
+	if err != nil || pub.Host == "" || pub.Scheme != "https" && pub.Scheme != "http" {
+		return fmt.Errorf("PUBLIC_URL %q must be an absolute https URL (http only for a local stack)", c.OAuth.PublicURL)
+	}
+	if c.OAuth.ReturnURL != "" {
+		ret, err := url.Parse(c.OAuth.ReturnURL)
+		if err != nil || ret.Host == "" || ret.Scheme != "https" && !(ret.Scheme == "http" && pub.Scheme == "http") {
+			return fmt.Errorf("RETURN_URL %q must be an absolute https URL (http only when PUBLIC_URL is http)", c.OAuth.ReturnURL)
+		}
 	}
 	return nil
 }

@@ -125,6 +125,23 @@ func TestRequired(t *testing.T) {
 			[]string{"PUBLIC_URL"}, []string{"START_LINK_KEY"}},
 		{"callback: start link key missing", without(callback, "START_LINK_KEY"), (*config.Config).RequireCallback,
 			[]string{"START_LINK_KEY"}, []string{"PUBLIC_URL"}},
+		{"callback: return URL over http", func() map[string]string { m := without(callback); m["RETURN_URL"] = "http://app.example/"; return m }(),
+			(*config.Config).RequireCallback, []string{"RETURN_URL", "https"}, nil},
+		{"callback: return URL relative", func() map[string]string { m := without(callback); m["RETURN_URL"] = "/imports"; return m }(),
+			(*config.Config).RequireCallback, []string{"RETURN_URL"}, nil},
+		{"callback: return URL", func() map[string]string {
+			m := without(callback)
+			m["RETURN_URL"] = "https://app.example/imports"
+			return m
+		}(),
+			(*config.Config).RequireCallback, nil, nil},
+		{"callback: local stack over http", func() map[string]string {
+			m := without(callback)
+			m["PUBLIC_URL"], m["RETURN_URL"] = "http://127.0.0.1:8080", "http://127.0.0.1:3000/"
+			return m
+		}(), (*config.Config).RequireCallback, nil, nil},
+		{"callback: public URL without scheme", func() map[string]string { m := without(callback); m["PUBLIC_URL"] = "fn.example/x"; return m }(),
+			(*config.Config).RequireCallback, []string{"PUBLIC_URL"}, nil},
 		{"callback: start link key too short", func() map[string]string { m := without(callback); m["START_LINK_KEY"] = "short"; return m }(),
 			(*config.Config).RequireCallback, []string{"START_LINK_KEY", "32"}, nil},
 		{"tokens: key URI", map[string]string{"TOKEN_KEY_URI": "gcp-kms://projects/p/locations/l/keyRings/r/cryptoKeys/k"}, (*config.Config).RequireTokens, nil, nil},
@@ -236,6 +253,11 @@ func TestInvalidValues(t *testing.T) {
 		{"finish time budget zero", "FINISH_TIME_BUDGET", "0s", false},
 		{"finish time budget past the delivery limit", "FINISH_TIME_BUDGET", "9m", false},
 		{"finish time budget 6m", "FINISH_TIME_BUDGET", "6m", true},
+		{"status link TTL of days", "STATUS_LINK_TTL", "744h", false},
+		{"status link TTL of seconds", "STATUS_LINK_TTL", "30s", false},
+		{"status link TTL 5m", "STATUS_LINK_TTL", "5m", true},
+		{"session TTL too long", "STATUS_SESSION_TTL", "48h", false},
+		{"session TTL 2h", "STATUS_SESSION_TTL", "2h", true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -37,7 +37,7 @@ func NewKMSEnvelope(ctx context.Context, keyURI string) (Encrypter, error) {
 	if !strings.HasPrefix(keyURI, "gcp-kms://") {
 		return nil, fmt.Errorf("TOKEN_KEY_URI must start with gcp-kms://")
 	}
-	kms, err := gcpkms.NewClientWithOptions(ctx, keyURI)
+	kms, err := gcpkms.NewClient(ctx, keyURI, gcpkms.WithTransport(gcpkms.TransportREST))
 	if err != nil {
 		return nil, fmt.Errorf("cloud KMS client: %w", err)
 	}

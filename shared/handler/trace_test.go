@@ -133,7 +133,7 @@ func TestOneSpanPerDelivery(t *testing.T) {
 		}
 		attrs := map[string]string{}
 		for _, a := range s.Attributes {
-			attrs[string(a.Key)] = a.Value.Emit()
+			attrs[string(a.Key)] = a.Value.String()
 		}
 		if attrs["user"] != "u1" || attrs["round"] != "u1~1" || attrs["job"] != "j1" {
 			t.Errorf("%s: attributes %v", s.Name, attrs)

@@ -166,7 +166,7 @@ func Write(ctx context.Context, obj *storage.ObjectHandle, m *Manifest) error {
 	w.ContentType = "application/json"
 	w.Metadata = map[string]string{"user": m.User, "round": m.Round, "resource": m.Resource, "job": m.Job, "kind": "manifest"}
 	if _, err := w.Write(data); err != nil {
-		w.Close()
+		_ = w.Close() // the write's error is the one to report
 		return fmt.Errorf("write %s: %w", obj.ObjectName(), err)
 	}
 	if err := w.Close(); err != nil {

@@ -91,15 +91,18 @@ func version(kind string, v int) error {
 	return nil
 }
 
+// Validate reports what makes the message malformed (wrapping ErrMalformed), or nil.
 func (m *InitiateRequest) Validate() error {
 	return errors.Join(version("initiate request", m.V), need("initiate request", "user", m.User, "round", m.Round))
 }
 
+// Validate reports what makes the message malformed (wrapping ErrMalformed), or nil.
 func (m *JobStarted) Validate() error {
 	return errors.Join(version("job started", m.V),
 		need("job started", "user", m.User, "round", m.Round, "resource", m.Resource, "job", m.Job))
 }
 
+// Validate reports what makes the message malformed (wrapping ErrMalformed), or nil.
 func (m *PollCheck) Validate() error {
 	err := errors.Join(version("poll check", m.V),
 		need("poll check", "user", m.User, "round", m.Round, "resource", m.Resource, "job", m.Job))
@@ -109,6 +112,7 @@ func (m *PollCheck) Validate() error {
 	return err
 }
 
+// Validate reports what makes the message malformed (wrapping ErrMalformed), or nil.
 func (m *TransferPart) Validate() error {
 	err := errors.Join(version("transfer part", m.V),
 		need("transfer part", "user", m.User, "round", m.Round, "resource", m.Resource, "job", m.Job))
@@ -118,6 +122,7 @@ func (m *TransferPart) Validate() error {
 	return err
 }
 
+// Validate reports what makes the message malformed (wrapping ErrMalformed), or nil.
 func (m *ResetRequest) Validate() error {
 	return errors.Join(version("reset request", m.V), need("reset request", "user", m.User, "round", m.Round))
 }

@@ -29,10 +29,14 @@ type Verifier struct {
 	audience string
 	email    string
 
-	// mu guards verifier. A failed discovery leaves it nil, so the next call tries again: the issuer may
+	// mu guards the fields below. A failed discovery leaves verifier nil, so the next call tries again: the issuer may
 	// have been unreachable for a moment, and the instance must not refuse every task until it is recycled.
 	mu       sync.Mutex
 	verifier *oidc.IDTokenVerifier
+	// lastErr and failedAt are the last failed discovery: calls that were waiting for it share its
+	// answer, so an issuer that hangs costs one timeout, not one per queued task.
+	lastErr  error
+	failedAt time.Time
 }
 
 // New returns a verifier; the issuer's keys are fetched on first use.
@@ -41,11 +45,26 @@ func New(issuer, audience, email string) *Verifier {
 }
 
 func (v *Verifier) idTokenVerifier(ctx context.Context) (*oidc.IDTokenVerifier, error) {
+	arrived := time.Now()
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if v.verifier != nil {
 		return v.verifier, nil
 	}
+	if v.lastErr != nil && v.failedAt.After(arrived) {
+		return nil, v.lastErr // a discovery that ended while this call waited failed
+	}
+	verifier, err := v.discover(ctx)
+	if err != nil {
+		v.lastErr, v.failedAt = err, time.Now()
+		return nil, err
+	}
+	v.verifier, v.lastErr = verifier, nil
+	return verifier, nil
+}
+
+// discover fetches the issuer's discovery document and builds the token verifier.
+func (v *Verifier) discover(ctx context.Context) (*oidc.IDTokenVerifier, error) {
 	dctx, cancel := context.WithTimeout(ctx, discoveryTimeout)
 	defer cancel()
 	p, err := oidc.NewProvider(dctx, v.issuer)
@@ -62,8 +81,7 @@ func (v *Verifier) idTokenVerifier(ctx context.Context) (*oidc.IDTokenVerifier, 
 	// Our own key set around go-oidc's, so that a failure to fetch the keys can be told apart from a bad
 	// signature (go-oidc flattens both into one error string). The key set outlives this call.
 	keys := &keySet{remote: oidc.NewRemoteKeySet(context.WithoutCancel(ctx), meta.JWKS)}
-	v.verifier = oidc.NewVerifier(v.issuer, keys, &oidc.Config{ClientID: v.audience, SupportedSigningAlgs: supported(meta.Algs)})
-	return v.verifier, nil
+	return oidc.NewVerifier(v.issuer, keys, &oidc.Config{ClientID: v.audience, SupportedSigningAlgs: supported(meta.Algs)}), nil
 }
 
 // supported keeps the signing algorithms go-oidc can check, as Provider.Verifier does; none means RS256.

@@ -121,13 +121,12 @@ func TestKeysDown(t *testing.T) {
 	}
 }
 
-// TestConcurrentFirstCalls: many calls arrive on a cold instance while the issuer fails for its first three
-// fetches;
+// TestConcurrentFirstCalls: many calls arrive on a cold instance while the issuer fails for its first fetch;
 // run with -race. Every call gets 503 or 204, and once the issuer is up every call is admitted.
 func TestConcurrentFirstCalls(t *testing.T) {
 	t.Parallel()
 	is := newFlakyIssuer(t)
-	is.failFirst.Store(3)
+	is.failFirst.Store(1)
 	v := oidcauth.New(is.url, audience, email)
 	tok := is.token(t)
 
@@ -147,6 +146,34 @@ func TestConcurrentFirstCalls(t *testing.T) {
 	wg.Wait()
 	if got := call(v, tok); got != http.StatusNoContent {
 		t.Errorf("after the outage: status %d, want 204", got)
+	}
+}
+
+// TestOutageSharesOneFetch: calls that queue behind a failing discovery share its answer instead of each
+// fetching again in turn (an issuer that hangs would otherwise cost one timeout per queued task).
+func TestOutageSharesOneFetch(t *testing.T) {
+	t.Parallel()
+	is := newFlakyIssuer(t)
+	v := oidcauth.New(is.url, audience, email)
+	tok := is.token(t)
+	is.discovery.Store(true)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			if got := call(v, tok); got != http.StatusServiceUnavailable {
+				t.Errorf("issuer down: status %d, want 503", got)
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	// Each failing fetch takes 20 ms; the 16 calls arrive within a few of them.
+	if n := is.discovered.Load(); n > 4 {
+		t.Errorf("%d discovery fetches for 16 concurrent calls during an outage, want at most 4", n)
 	}
 }
 

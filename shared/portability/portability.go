@@ -79,6 +79,7 @@ func New(ctx context.Context, endpoint string, httpClient *http.Client) (*Client
 	return &Client{svc: svc}, nil
 }
 
+// Initiate starts one archive job for the resources.
 func (c *Client) Initiate(ctx context.Context, resources []string) (Started, error) {
 	return c.InitiateSince(ctx, resources, time.Time{})
 }
@@ -98,6 +99,7 @@ func (c *Client) InitiateSince(ctx context.Context, resources []string, start ti
 	return Started{Job: r.ArchiveJobId, AccessType: r.AccessType}, nil
 }
 
+// State reports a job's state, with the signed URLs once it is complete.
 func (c *Client) State(ctx context.Context, job string) (State, error) {
 	r, err := c.svc.ArchiveJobs.GetPortabilityArchiveState("archiveJobs/" + job + "/portabilityArchiveState").Context(ctx).Do()
 	if err != nil {
@@ -118,6 +120,7 @@ func (c *Client) State(ctx context.Context, job string) (State, error) {
 	return s, nil
 }
 
+// Retry runs a FAILED job again and returns the new job's ID.
 func (c *Client) Retry(ctx context.Context, job string) (string, error) {
 	r, err := c.svc.ArchiveJobs.Retry("archiveJobs/"+job, &dp.RetryPortabilityArchiveRequest{}).Context(ctx).Do()
 	if err != nil {
@@ -129,16 +132,19 @@ func (c *Client) Retry(ctx context.Context, job string) (string, error) {
 	return r.ArchiveJobId, nil
 }
 
+// Cancel cancels a running job.
 func (c *Client) Cancel(ctx context.Context, job string) error {
 	_, err := c.svc.ArchiveJobs.Cancel("archiveJobs/"+job, &dp.CancelPortabilityArchiveRequest{}).Context(ctx).Do()
 	return Classify("cancel", err)
 }
 
+// Reset ends the grant (authorization:reset), which revokes the user's tokens.
 func (c *Client) Reset(ctx context.Context) error {
 	_, err := c.svc.Authorization.Reset(&dp.ResetAuthorizationRequest{}).Context(ctx).Do()
 	return Classify("reset", err)
 }
 
+// CheckAccess reports which granted resources are one-time and which time-based.
 func (c *Client) CheckAccess(ctx context.Context) (Access, error) {
 	r, err := c.svc.AccessType.Check(&dp.CheckAccessTypeRequest{}).Context(ctx).Do()
 	if err != nil {

@@ -191,6 +191,9 @@ type OAuthState struct {
 	Remaining []string `firestore:"remaining,omitempty"`
 	// Since is the start link's signed since (zero when it had none): round 1's startTime.
 	Since time.Time `firestore:"since,omitempty"`
+	// Browser is the SHA-256 of the browser cookie of the start page that began the consent: the callback
+	// is accepted only from that browser (an additive field).
+	Browser []byte `firestore:"browser,omitempty"`
 }
 
 // RoundID names the n-th round of a user.

@@ -67,6 +67,9 @@ func (s *Store) Transition(ctx context.Context, rid, name string, from []string,
 		}
 		was, after = r.State, r
 		apply(r)
+		if err := ResourceLifecycle.check(was, r.State); err != nil {
+			return err
+		}
 		r.UpdatedAt = s.now()
 		changed = true
 		if !Terminal(was) && Terminal(r.State) {

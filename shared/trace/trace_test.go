@@ -279,7 +279,7 @@ func TestEndRecordsOutcome(t *testing.T) {
 	}
 	got := map[string]string{}
 	for _, a := range failed.Attributes {
-		got[string(a.Key)] = a.Value.Emit()
+		got[string(a.Key)] = a.Value.String()
 	}
 	if got["user"] != "u1" || got["round"] != "u1~1" || got["part"] != "3" || got["finish"] != "true" {
 		t.Errorf("attributes %v", got)

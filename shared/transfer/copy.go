@@ -11,8 +11,13 @@ import (
 	"time"
 )
 
-// DefaultBufferSize is CopyPart's read buffer.
-const DefaultBufferSize = 256 << 10
+// DefaultBufferSize is CopyPart's read buffer. Each Write hands the bytes to
+// the storage library's upload goroutine through an io.Pipe (a goroutine
+// switch and a copy), and each Read takes what the socket holds: 1 MiB
+// costs about 10-15% less CPU per GiB than 256 KiB and about 30% less than
+// io.Copy's 32 KiB (benchtransfer, 1 GiB, 1 in flight), for 1 MiB more per
+// part in flight.
+const DefaultBufferSize = 1 << 20
 
 // CopyOptions tune CopyPart and CopyAll.
 type CopyOptions struct {

@@ -280,11 +280,13 @@ func printSummary(sum Summary) {
 // keepRunning prints what to try by hand and waits for Ctrl-C.
 func keepRunning(ctx context.Context, s *stack.Stack, groups, users []string) {
 	fmt.Println("\nThe stack stays up. Try it by hand (Ctrl-C stops everything):")
+	// Links work once, in the browser that opens them first; status links for 10 minutes (STATUS_LINK_TTL).
 	fmt.Printf("  start link of a new demo user: %s\n", s.StartLink("hand-user", groups))
-	fmt.Printf("  its status link (after consent): %s\n", s.StatusLink("hand-user", 24*time.Hour))
+	fmt.Printf("  its status link (after consent): %s\n", s.StatusLink("hand-user", 10*time.Minute))
 	for _, u := range users {
-		fmt.Printf("  status link of %-16s %s\n", u+":", s.StatusLink(u, 24*time.Hour))
+		fmt.Printf("  status link of %-16s %s\n", u+":", s.StatusLink(u, 10*time.Minute))
 	}
+	fmt.Printf("  (each link works once, status links for 10 minutes; more: START_LINK_KEY=%s:... go run ./cmd/startlink, key in FunctionEnv)\n", stack.LinkKeyID)
 	fmt.Printf("  Data Portability fake:         %s/fake/v1/calls  (control endpoints: see emulator-test/fakeportability/README.md)\n", s.FakeURL)
 	fmt.Printf("  Firestore emulator:            %s\n", s.Firestore.Host())
 	fmt.Printf("  Pub/Sub emulator:              %s\n", s.PubSub.Host())

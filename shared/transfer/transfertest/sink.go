@@ -58,8 +58,10 @@ func (m *MemSink) Data(name string) ([]byte, bool) {
 	return o.data, true
 }
 
-// Aborts counts aborted part writers; Composes counts compose calls.
-func (m *MemSink) Aborts() int   { m.mu.Lock(); defer m.mu.Unlock(); return m.aborts }
+// Aborts counts aborted part writers.
+func (m *MemSink) Aborts() int { m.mu.Lock(); defer m.mu.Unlock(); return m.aborts }
+
+// Composes counts compose calls.
 func (m *MemSink) Composes() int { m.mu.Lock(); defer m.mu.Unlock(); return m.composes }
 
 // NewPartWriter implements transfer.Sink.

@@ -1,0 +1,191 @@
+package pipelinetest_test
+
+import (
+	"context"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/oauth2"
+
+	"github.com/portability-pipeline/pipeline/emulator-test/fakeportability"
+	"github.com/portability-pipeline/pipeline/functions/initiate"
+	"github.com/portability-pipeline/pipeline/functions/poll"
+	"github.com/portability-pipeline/pipeline/functions/reset"
+	"github.com/portability-pipeline/pipeline/functions/transfer"
+	"github.com/portability-pipeline/pipeline/internal/pipelinetest"
+	"github.com/portability-pipeline/pipeline/shared/handler"
+	"github.com/portability-pipeline/pipeline/shared/logging"
+	"github.com/portability-pipeline/pipeline/shared/messages"
+	"github.com/portability-pipeline/pipeline/shared/store"
+)
+
+// TestStepsRefuseAnotherUsersRound sends each step, at the moment it first acts on Alice's round, a copy of
+// its message that names Mallory as the user (a crossed or forged message). Mallory has a stored token of
+// her own. The step must acknowledge it with a reason and do nothing: no call to the API with Mallory's
+// token, no file of Alice's under Mallory's prefix, no change to Alice's round (not even a claim) — and
+// Alice's own round must still finish as if the message had never come.
+func TestStepsRefuseAnotherUsersRound(t *testing.T) {
+	t.Parallel()
+	type forgery func(ctx context.Context, h *pipelinetest.Harness, d *pipelinetest.Delivery, user string) (bool, error)
+	for _, step := range []struct {
+		name  string
+		forge forgery
+	}{
+		{"initiate", func(ctx context.Context, h *pipelinetest.Harness, d *pipelinetest.Delivery, user string) (bool, error) {
+			var m messages.InitiateRequest
+			if !decoded(d, h.Env.Config.Topics.Initiate, &m) {
+				return false, nil
+			}
+			m.User = user
+			return true, initiate.Round(ctx, h.Env, &m)
+		}},
+		{"poll", func(ctx context.Context, h *pipelinetest.Harness, d *pipelinetest.Delivery, user string) (bool, error) {
+			if d.Task == nil || d.Task.URL != pipelinetest.PollURL {
+				return false, nil
+			}
+			m := d.Task.Body.(messages.PollCheck)
+			m.User = user
+			return true, poll.Check(ctx, h.Env, &m)
+		}},
+		{"poll start", func(ctx context.Context, h *pipelinetest.Harness, d *pipelinetest.Delivery, user string) (bool, error) {
+			var m messages.JobStarted
+			if !decoded(d, h.Env.Config.Topics.Jobs, &m) {
+				return false, nil
+			}
+			m.User = user
+			return true, poll.Start(ctx, h.Env, &m)
+		}},
+		{"transfer", func(ctx context.Context, h *pipelinetest.Harness, d *pipelinetest.Delivery, user string) (bool, error) {
+			var m messages.TransferPart
+			if !decoded(d, h.Env.Config.Topics.Transfer, &m) {
+				return false, nil
+			}
+			m.User = user
+			return true, transfer.Part(ctx, h.Env, &m)
+		}},
+		{"reset", func(ctx context.Context, h *pipelinetest.Harness, d *pipelinetest.Delivery, user string) (bool, error) {
+			var m messages.ResetRequest
+			if !decoded(d, h.Env.Config.Topics.Reset, &m) {
+				return false, nil
+			}
+			m.User = user
+			return true, reset.Round(ctx, h.Env, &m)
+		}},
+	} {
+		t.Run(step.name, func(t *testing.T) {
+			t.Parallel()
+			h := pipelinetest.New(t, pipelinetest.Options{Fake: fakeportability.Options{URLsPerJob: 1, ArchiveSize: 1<<20 + 99}})
+			ctx := logging.WithLogger(h.Ctx, h.Env.Log)
+			giveToken(t, h, "mallory")
+			round := h.Consent("alice", three, "one-time")
+			forged := false
+			h.BeforeDeliver = func(d *pipelinetest.Delivery) {
+				if forged || userOf(d) != "alice" {
+					return
+				}
+				before := snapshot(t, h, round)
+				ok, err := step.forge(ctx, h, d, "mallory")
+				if !ok {
+					return
+				}
+				forged = true
+				if !errors.Is(err, handler.ErrDrop) || !strings.Contains(err.Error(), "another user") {
+					t.Errorf("message naming mallory for alice's round: %v, want it dropped as another user's", err)
+				}
+				if after := snapshot(t, h, round); !reflect.DeepEqual(before, after) {
+					t.Errorf("the forged message changed something:\nbefore %+v\nafter  %+v", before, after)
+				}
+			}
+			h.Run(500)
+			if !forged {
+				t.Fatal("the step never ran for alice")
+			}
+			if n := h.VerifyExports("alice"); n != len(three) {
+				t.Errorf("alice: %d files verified, want %d", n, len(three))
+			}
+			r, err := h.Env.Store.GetRound(h.Ctx, round)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.State != store.RoundClosed {
+				t.Errorf("alice's round is %s, want closed", r.State)
+			}
+			for call, n := range h.UserCalls("mallory") {
+				if n != 0 {
+					t.Errorf("the API was called with mallory's token: %s %d times", call, n)
+				}
+			}
+			if objs := h.Objects(""); len(objs) > 0 {
+				for _, o := range objs {
+					if strings.Contains(o.Name, "mallory") || o.Metadata["user"] == "mallory" {
+						t.Errorf("object %s is filed under mallory", o.Name)
+					}
+				}
+			}
+		})
+	}
+}
+
+// decoded decodes a delivery on topic into m.
+func decoded(d *pipelinetest.Delivery, topic string, m messages.Validator) bool {
+	return d.Topic == topic && messages.Decode(d.Data, m) == nil
+}
+
+// giveToken stores a valid token for user at the fake and in the token store, without any round.
+func giveToken(t *testing.T, h *pipelinetest.Harness, user string) {
+	t.Helper()
+	tok, err := h.Fake.Grant(fakeportability.GrantRequest{User: user, Resources: three, Access: "one-time"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Env.Tokens.Save(h.Ctx, user, &oauth2.Token{AccessToken: tok.AccessToken, RefreshToken: tok.RefreshToken,
+		TokenType: "Bearer", Expiry: time.Now().Add(time.Duration(tok.ExpiresIn) * time.Second)}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// state is what a forged message must not change: the round, its resources, their objects and parts,
+// mallory's calls at the fake, and the bucket's object names.
+type state struct {
+	Round     store.Round
+	Resources []store.Resource
+	Objects   map[string][]store.Object
+	Parts     []store.Part
+	Calls     map[string]int
+	Names     []string
+	Pending   int
+}
+
+func snapshot(t *testing.T, h *pipelinetest.Harness, round string) state {
+	t.Helper()
+	r, err := h.Env.Store.GetRound(h.Ctx, round)
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, err := h.Env.Store.ListResources(h.Ctx, round)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := state{Round: *r, Resources: list, Objects: map[string][]store.Object{}, Calls: h.UserCalls("mallory"), Pending: h.Bus.Pending()}
+	for _, res := range list {
+		for i := range res.Objects {
+			o, err := h.Env.Store.GetObject(h.Ctx, round, res.Name, i)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.Objects[res.Name] = append(s.Objects[res.Name], *o)
+			parts, err := h.Env.Store.DoneParts(h.Ctx, round, res.Name, i, o.Attempt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.Parts = append(s.Parts, parts...)
+		}
+	}
+	for _, o := range h.Objects("") {
+		s.Names = append(s.Names, o.Name)
+	}
+	return s
+}
