@@ -55,15 +55,11 @@ func newCookies(scheme string) (cookies, error) {
 func (c cookies) name(base string) string { return c.prefix + base }
 
 func (c cookies) set(w http.ResponseWriter, base, value string, age time.Duration) {
-	http.SetCookie(w, &http.Cookie{
+	// Secure follows PUBLIC_URL: false only on the plain-http local stack, where a browser drops Secure cookies.
+	http.SetCookie(w, &http.Cookie{ //nolint:gosec // G124: see above
 		Name: c.name(base), Value: value, Path: "/", MaxAge: int(age / time.Second),
 		Secure: c.secure, HttpOnly: true, SameSite: http.SameSiteLaxMode,
 	})
-}
-
-func (c cookies) clear(w http.ResponseWriter, base string) {
-	http.SetCookie(w, &http.Cookie{Name: c.name(base), Value: "", Path: "/", MaxAge: -1,
-		Secure: c.secure, HttpOnly: true, SameSite: http.SameSiteLaxMode})
 }
 
 // get returns the value of a cookie, "" when absent; a cookie given twice (one planted beside ours) is

@@ -80,7 +80,9 @@ func Handler(lazy *setup.Lazy) http.HandlerFunc {
 				return
 			}
 			w.Header().Set("Content-Type", "application/json")
-			json.NewEncoder(w).Encode(rep.Counts())
+			if err := json.NewEncoder(w).Encode(rep.Counts()); err != nil {
+				logging.FromContext(ctx).Warn("reconcile answer not written", "error", err.Error())
+			}
 		}))).ServeHTTP(w, r.WithContext(ctx))
 	}
 }

@@ -240,7 +240,7 @@ func writeJSON(ctx context.Context, obj *storage.ObjectHandle, v any) error {
 	w := obj.NewWriter(ctx)
 	w.ContentType = "application/json"
 	if _, err := w.Write(data); err != nil {
-		w.Close()
+		_ = w.Close() // the write failed already; Close only ends the upload
 		return fmt.Errorf("write %s: %w", obj.ObjectName(), err)
 	}
 	if err := w.Close(); err != nil {

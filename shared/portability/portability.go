@@ -84,6 +84,8 @@ func (c *Client) Initiate(ctx context.Context, resources []string) (Started, err
 	return c.InitiateSince(ctx, resources, time.Time{})
 }
 
+// InitiateSince starts one archive job for the resources, limited to activity from start on (zero: the
+// whole history); the API takes startTime only for groups with time filters.
 func (c *Client) InitiateSince(ctx context.Context, resources []string, start time.Time) (Started, error) {
 	req := &dp.InitiatePortabilityArchiveRequest{Resources: resources}
 	if !start.IsZero() {

@@ -65,7 +65,7 @@ func Fresh(ctx context.Context, enc crypto.Encrypter, api portability.API, polic
 // Match orders fresh by the planned paths (see Fresh). Errors never quote a URL's query.
 func Match(fresh, paths []string, policy *transfer.URLPolicy) ([]string, error) {
 	if len(fresh) != len(paths) {
-		return nil, fmt.Errorf("Google now lists %d files, %d were planned: %w", len(fresh), len(paths), ErrMismatch)
+		return nil, fmt.Errorf("the job now lists %d files at Google, %d were planned: %w", len(fresh), len(paths), ErrMismatch)
 	}
 	byPath := make(map[string]string, len(fresh))
 	for _, u := range fresh {
@@ -77,7 +77,7 @@ func Match(fresh, paths []string, policy *transfer.URLPolicy) ([]string, error) 
 			return nil, err
 		}
 		if _, dup := byPath[p]; dup {
-			return nil, fmt.Errorf("Google lists the file %s twice: %w", p, ErrMismatch)
+			return nil, fmt.Errorf("the job lists the file %s twice: %w", p, ErrMismatch)
 		}
 		byPath[p] = u
 	}
@@ -89,7 +89,7 @@ func Match(fresh, paths []string, policy *transfer.URLPolicy) ([]string, error) 
 		}
 		u, ok := byPath[p]
 		if !ok {
-			return nil, fmt.Errorf("Google no longer lists the planned file %s: %w", p, ErrMismatch)
+			return nil, fmt.Errorf("the job no longer lists the planned file %s: %w", p, ErrMismatch)
 		}
 		out[i] = u
 	}

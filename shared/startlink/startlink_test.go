@@ -147,13 +147,12 @@ func TestVerify(t *testing.T) {
 func TestVerifyTrimsOnce(t *testing.T) {
 	t.Parallel()
 	now := time.Unix(1_800_000_000, 0)
-	v := url.Values{ParamKeyID: {cur.ID}, ParamUser: {"alice"}, ParamResources: {"myactivity.search, youtube.subscriptions"}, ParamExpires: {"1800000600"}}
 	sign := func(list string) url.Values {
 		v := url.Values{ParamKeyID: {cur.ID}, ParamUser: {"alice"}, ParamResources: {list}, ParamExpires: {"1800000600"}}
 		v.Set(ParamSig, hexMAC(cur.Secret, Message(PurposeStart, cur.ID, "alice", list, 1800000600, "")))
 		return v
 	}
-	v = sign("youtube.subscriptions, myactivity.search")
+	v := sign("youtube.subscriptions, myactivity.search")
 	l, err := Verify(keys, PurposeStart, v, now, MaxStartTTL)
 	if err != nil || !slices.Equal(l.Resources, []string{"myactivity.search", "youtube.subscriptions"}) {
 		t.Fatalf("Verify: %q, %v", l.Resources, err)
