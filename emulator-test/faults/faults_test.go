@@ -74,6 +74,16 @@ func TestPubSubRestarted(t *testing.T) {
 	want(t, tally, store.ResDone, 2)
 }
 
+// The Firestore emulator goes down and comes back with its data while jobs are polled or transferred.
+func TestFirestoreRestarted(t *testing.T) {
+	s := begin(t)
+	tally := s.run(Scenario{Name: "firestore restart", Users: users("fran"), Exclusive: true, After: []Step{RestartFirestore()}})
+	want(t, tally, store.ResDone, 2)
+	if tally.Faults[KindFirestore] != 1 {
+		t.Error("the Firestore emulator was not restarted mid-round")
+	}
+}
+
 // Bursts of 429, 500 and 503 and slow answers on every method the pipeline calls, a failing retry, a
 // refused reset, and a token refresh that fails once.
 func TestAPIBurstsOnEveryMethod(t *testing.T) {

@@ -58,6 +58,7 @@ const (
 	KindGCSCompose503  = "Cloud Storage 503 on a compose"
 	KindComposeHalfway = "compose done but answered 503 (fails halfway)"
 	KindPrecondition   = "412 precondition failure on a repeated upload"
+	KindFirestore      = "Firestore emulator restarted mid-round, data kept (export, import)"
 )
 
 // Kinds lists the fault kinds in table order.
@@ -65,7 +66,7 @@ var Kinds = []string{KindDup2, KindDup3, KindKillTransfer, KindKillOther, KindPu
 	KindToken, KindURLExpiry, KindCut, KindCorrupt, KindFail1, KindFail3, KindFail4, KindCancelled, Kind409, KindCooldown,
 	KindRevoke, KindPoison, KindAccessDenied, KindNoSuchKey, KindShuffle, KindNoURLs, KindNoHash, KindNoCRC, KindNoLength,
 	KindRangeIgnored, KindShort206, KindRedirect, KindJobGone, KindReset503, KindInvalidGrant, KindGCSUpload429,
-	KindGCSUpload503, KindGCSCompose429, KindGCSCompose503, KindComposeHalfway, KindPrecondition}
+	KindGCSUpload503, KindGCSCompose429, KindGCSCompose503, KindComposeHalfway, KindPrecondition, KindFirestore}
 
 // oddKinds are the answers of issue 14 that Random mixes in: each is survived or ends with a reason.
 var oddKinds = []string{KindAccessDenied, KindNoSuchKey, KindShuffle, KindNoURLs, KindNoHash, KindNoCRC, KindNoLength,
@@ -436,6 +437,24 @@ func RestartPubSub() Step {
 	}
 }
 
+// RestartFirestore takes the Firestore emulator down and up, its data kept, once a resource of the users
+// exports or transfers: steps meet Unavailable meanwhile and must answer "retry" (redelivery, task retry).
+func RestartFirestore() Step {
+	return func(ctx context.Context, e *Env, users []User) error {
+		if !waitStage(ctx, e, users, store.ResExporting, store.ResTransferring) {
+			e.logf("skipped the Firestore restart: nothing in flight")
+			return nil
+		}
+		start := time.Now()
+		if err := e.St.RestartFirestore(ctx); err != nil {
+			return err
+		}
+		e.T.Fault(KindFirestore, 1)
+		e.logf("firestore restarted in %s", time.Since(start).Round(time.Millisecond))
+		return nil
+	}
+}
+
 // ExpireURLsMidPart slows downloads, waits until parts are being copied and jumps the clock past the
 // signed URLs' six hours.
 func ExpireURLsMidPart(slowCount int) Step {
@@ -536,6 +555,8 @@ func Random(r *rand.Rand, n int, allowExclusive bool) Scenario {
 		var kind string
 		if allowExclusive && r.IntN(12) == 0 {
 			kind = KindPubSub
+		} else if allowExclusive && r.IntN(12) == 0 {
+			kind = KindFirestore
 		} else if r.IntN(2) == 0 {
 			kind = oddKinds[r.IntN(len(oddKinds))]
 		} else {
@@ -554,10 +575,16 @@ func Random(r *rand.Rand, n int, allowExclusive bool) Scenario {
 		if kind == KindCancelled && (used[Kind409] || used[KindCooldown]) {
 			continue
 		}
-		if kind == KindPubSub && (used[KindRevoke] || used[KindKillTransfer] || used[KindURLExpiry]) {
+		// The Pub/Sub restart waits for a moment when every job is polled; a consent that ends (revoked,
+		// or the app removed: invalid_grant) or a transfer-stage fault may never leave it one. Seed 1414's
+		// round random-54 (invalid_grant with a Pub/Sub restart, time-based) did not settle.
+		if (kind == KindPubSub || kind == KindFirestore) && (used[KindRevoke] || used[KindInvalidGrant] || used[KindKillTransfer] || used[KindURLExpiry]) {
 			continue
 		}
-		if (kind == KindRevoke || kind == KindKillTransfer || kind == KindURLExpiry) && used[KindPubSub] {
+		if (kind == KindRevoke || kind == KindInvalidGrant || kind == KindKillTransfer || kind == KindURLExpiry) && (used[KindPubSub] || used[KindFirestore]) {
+			continue
+		}
+		if kind == KindFirestore && used[KindPubSub] || kind == KindPubSub && used[KindFirestore] {
 			continue
 		}
 		// Faults that end the user's consent or its files leave other faults of the user nothing to bite.
@@ -602,6 +629,11 @@ func Random(r *rand.Rand, n int, allowExclusive bool) Scenario {
 		case KindPubSub:
 			exclusive = true
 			sc.After = append(sc.After, RestartPubSub())
+		case KindFirestore:
+			// Alone: the writes of a few milliseconds between the export and the stop are lost, which
+			// would be another round's loss, not this one's fault.
+			exclusive = true
+			sc.After = append(sc.After, RestartFirestore())
 		case Kind429:
 			sc.Before = append(sc.Before, MethodFault(method, 429, 0, 1+r.IntN(3)))
 		case Kind500:

@@ -160,7 +160,7 @@ func Start(ctx context.Context, opts Options) (s *Stack, err error) {
 	errc := make(chan error, 3)
 	go func() {
 		var e error
-		s.Firestore, e = emulators.StartFirestore(ctx, emulators.Options{})
+		s.Firestore, e = emulators.StartFirestore(ctx, emulators.Options{KeepData: true}) // RestartFirestore
 		errc <- wrap("firestore emulator", e)
 	}()
 	go func() {
@@ -179,7 +179,7 @@ func Start(ctx context.Context, opts Options) (s *Stack, err error) {
 	}
 	for _, e := range []*emulators.Emulator{s.Firestore, s.PubSub, s.GCS} {
 		if e != nil {
-			s.stops = append(s.stops, func() { e.Stop() })
+			s.stops = append(s.stops, func() { e.Close() })
 		}
 	}
 	if err = errors.Join(errs...); err != nil {
