@@ -43,6 +43,9 @@ type Options struct {
 	DataDir string
 	// FakeGCSBinary is a prebuilt emulator-test/cmd/fakegcs (default: built once per process with go build).
 	FakeGCSBinary string
+	// KeepData (Firestore): RestartKeepingData exports the emulator's data, restarts it and imports the
+	// data (--import-data), as a restart of the real service keeps it.
+	KeepData bool
 }
 
 func (o *Options) setDefaults() {
@@ -63,6 +66,8 @@ type Emulator struct {
 	ready   func(ctx context.Context, host string) error
 	port    int
 	tmpDir  string // removed by Stop
+	// importData is the export metadata file the next start imports (RestartKeepingData).
+	importData string
 
 	mu      sync.Mutex
 	cmd     *exec.Cmd

@@ -19,7 +19,9 @@ import (
 	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
 	"cloud.google.com/go/storage"
 	"google.golang.org/api/option"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	"github.com/portability-pipeline/pipeline/emulator-test/emulators"
@@ -292,5 +294,53 @@ func TestStartTimeoutKillsGroup(t *testing.T) {
 	fmt.Sscan(string(data), &pid)
 	if alive(pid) {
 		t.Errorf("child %d of the emulator survived", pid)
+	}
+}
+
+// A Firestore emulator started with KeepData keeps its documents across RestartKeepingData (exported as
+// it stops, imported as it starts), on the same port.
+func TestFirestoreRestartKeepingData(t *testing.T) {
+	need(t)
+	ctx := t.Context()
+	e, err := emulators.StartFirestore(ctx, emulators.Options{KeepData: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	c, err := firestore.NewClient(ctx, "keep-data", option.WithEndpoint(e.Host()), option.WithoutAuthentication(),
+		option.WithGRPCDialOption(grpc.WithTransportCredentials(insecure.NewCredentials())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	doc := c.Collection("rounds").Doc("r1")
+	if _, err := doc.Create(ctx, map[string]any{"state": "transferring"}); err != nil {
+		t.Fatal(err)
+	}
+	host := e.Host()
+	if err := e.RestartKeepingData(ctx, "keep-data"); err != nil {
+		t.Fatal(err)
+	}
+	if e.Host() != host {
+		t.Errorf("restarted on %s, was %s", e.Host(), host)
+	}
+	snap, err := doc.Get(ctx)
+	if err != nil {
+		t.Fatalf("document after the restart: %v", err)
+	}
+	if snap.Data()["state"] != "transferring" {
+		t.Errorf("document after the restart: %v", snap.Data())
+	}
+	// Twice: the second export must not be the first one's import.
+	if _, err := c.Collection("rounds").Doc("r2").Create(ctx, map[string]any{"state": "done"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.RestartKeepingData(ctx, "keep-data"); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"r1", "r2"} {
+		if _, err := c.Collection("rounds").Doc(id).Get(ctx); err != nil {
+			t.Errorf("%s after the second restart: %v", id, err)
+		}
 	}
 }

@@ -74,6 +74,16 @@ func TestPubSubRestarted(t *testing.T) {
 	want(t, tally, store.ResDone, 2)
 }
 
+// The Firestore emulator goes down and comes back with its data while jobs are polled or transferred.
+func TestFirestoreRestarted(t *testing.T) {
+	s := begin(t)
+	tally := s.run(Scenario{Name: "firestore restart", Users: users("fran"), Exclusive: true, After: []Step{RestartFirestore()}})
+	want(t, tally, store.ResDone, 2)
+	if tally.Faults[KindFirestore] != 1 {
+		t.Error("the Firestore emulator was not restarted mid-round")
+	}
+}
+
 // Bursts of 429, 500 and 503 and slow answers on every method the pipeline calls, a failing retry, a
 // refused reset, and a token refresh that fails once.
 func TestAPIBurstsOnEveryMethod(t *testing.T) {
@@ -191,3 +201,65 @@ func TestMixed(t *testing.T) {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+// Cloud Storage refuses the pipeline's own writes: 429 and 503 on uploads and composes, a compose that
+// is done but answered 503, a 412 on an upload. Every file still lands once, verified.
+func TestCloudStorageFaults(t *testing.T) {
+	s := begin(t)
+	tally := s.run(Scenario{Name: "storage faults", Users: users("gina"), Before: []Step{
+		StorageFault(KindGCSUpload429, stack.GCSFault{Op: stack.GCSUpload, Status: 429, Count: 2}),
+		StorageFault(KindGCSUpload503, stack.GCSFault{Op: stack.GCSUpload, Status: 503, Count: 2}),
+		StorageFault(KindPrecondition, stack.GCSFault{Op: stack.GCSUpload, Status: 412}),
+		StorageFault(KindGCSCompose429, stack.GCSFault{Op: stack.GCSCompose, Status: 429}),
+		StorageFault(KindGCSCompose503, stack.GCSFault{Op: stack.GCSCompose, Status: 503}),
+		StorageFault(KindComposeHalfway, stack.GCSFault{Op: stack.GCSCompose, Status: 503, Halfway: true}),
+	}})
+	want(t, tally, store.ResDone, 2)
+	taken := st.GCSFaultsTaken()
+	for _, k := range []string{"upload 429", "upload 503", "upload 412", "compose 429", "compose 503"} {
+		if taken[k] == 0 {
+			t.Errorf("storage fault %q never answered (taken: %v)", k, taken)
+		}
+	}
+}
+
+// Odd answers of Cloud Storage and the API that the pipeline survives: URLs shuffled on every state
+// call, COMPLETE without URLs once, no x-goog-hash, no Content-Length, then mid-transfer a 403
+// AccessDenied, a short 206 and a server ignoring Range.
+func TestOddAnswersSurvived(t *testing.T) {
+	s := begin(t)
+	tally := s.run(Scenario{Name: "odd answers", Users: users("otto"), Before: []Step{
+		StateFault(KindShuffle, fakeportability.StateFault{ShuffleURLs: true, Count: 1000}),
+		StateFault(KindNoURLs, fakeportability.StateFault{NoURLs: true}),
+		DownloadFault(KindNoHash, fakeportability.DownloadFault{NoHash: true, Count: 3}),
+		DownloadFault(KindNoLength, fakeportability.DownloadFault{NoContentLength: true, Count: 3}),
+	}, After: []Step{
+		DuringTransfer(DownloadFault(KindAccessDenied, fakeportability.DownloadFault{Status: 403, Code: "AccessDenied"})),
+		DuringTransfer(DownloadFault(KindShort206, fakeportability.DownloadFault{ShortBy: 777})),
+		DuringTransfer(DownloadFault(KindRangeIgnored, fakeportability.DownloadFault{IgnoreRange: true, Count: 2})),
+	}})
+	want(t, tally, store.ResDone, 2)
+}
+
+// Answers no retry can change end the resources visibly, with a reason, and the round and the reset
+// still end: a 302 to another host, a job gone at Google, the app removed (invalid_grant).
+func TestOddAnswersEndResources(t *testing.T) {
+	s := begin(t)
+	tally := s.run(Scenario{Name: "redirect", Users: users("rex"), Before: []Step{
+		DownloadFault(KindRedirect, fakeportability.DownloadFault{RedirectTo: "http://elsewhere.invalid/a.zip", Count: 1000})}})
+	want(t, tally, store.ResFailed, 2)
+	tally = s.run(Scenario{Name: "job gone", Users: users("gil"), Before: []Step{
+		MethodFaultKind(KindJobGone, fakeportability.MethodGetState, 404, 1000)}})
+	want(t, tally, store.ResFailed, 4) // the tally adds up the test's scenarios
+	u := users("ivy")
+	u[0].Revoked = true
+	tally = s.run(Scenario{Name: "invalid grant", Users: u, After: []Step{DuringTransfer(InvalidGrant())}})
+	// A resource whose files were all copied before the fault bit may end done.
+	if tally.Resources[store.ResFailed] < 5 {
+		t.Errorf("no resource failed after invalid_grant (all: %v)", tally.Resources)
+	}
+	logs, _ := st.Logs()
+	if !contains(logs, `"message":"token.refresh_failed"`) || !contains(logs, `"reason":"invalid_grant"`) {
+		t.Error("no token.refresh_failed line with reason invalid_grant in the functions' logs")
+	}
+}

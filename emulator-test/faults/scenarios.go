@@ -27,7 +27,7 @@ const (
 	Kind503          = "API burst of 503"
 	KindSlow         = "API slow answer (1-3 s)"
 	KindToken        = "token refresh fails once"
-	KindURLExpiry    = "signed URLs expire mid-part (slow download + clock +7 h)"
+	KindURLExpiry    = "signed URLs expire mid-part: 400 ExpiredToken (slow download + clock +7 h)"
 	KindCut          = "connection cut mid-body"
 	KindCorrupt      = "corrupted byte in a download"
 	KindFail1        = "job FAILED once"
@@ -38,12 +38,40 @@ const (
 	KindCooldown     = "time-based cooldown (429 with timestamp_after_24hrs)"
 	KindRevoke       = "consent revoked mid-round"
 	KindPoison       = "malformed message (must be dead-lettered)"
+
+	KindAccessDenied   = "download answers 403 AccessDenied once"
+	KindNoSuchKey      = "download answers 404 NoSuchKey inside the retention once"
+	KindShuffle        = "state calls list the URLs in another order each time"
+	KindNoURLs         = "state call answers COMPLETE without URLs once"
+	KindNoHash         = "downloads without x-goog-hash"
+	KindNoCRC          = "x-goog-hash without crc32c"
+	KindNoLength       = "downloads without Content-Length"
+	KindRangeIgnored   = "server ignores Range (200, whole body) a few times"
+	KindShort206       = "206 with a short body"
+	KindRedirect       = "download answers 302 to another host (file fails with a reason)"
+	KindJobGone        = "state call answers 404: job gone (resource fails with a reason)"
+	KindReset503       = "authorization:reset answers 503 several times"
+	KindInvalidGrant   = "token refresh answers invalid_grant: app removed (resources fail)"
+	KindGCSUpload429   = "Cloud Storage 429 on an upload"
+	KindGCSUpload503   = "Cloud Storage 503 on an upload"
+	KindGCSCompose429  = "Cloud Storage 429 on a compose"
+	KindGCSCompose503  = "Cloud Storage 503 on a compose"
+	KindComposeHalfway = "compose done but answered 503 (fails halfway)"
+	KindPrecondition   = "412 precondition failure on a repeated upload"
+	KindFirestore      = "Firestore emulator restarted mid-round, data kept (export, import)"
 )
 
 // Kinds lists the fault kinds in table order.
 var Kinds = append([]string{KindDup2, KindDup3, KindKillTransfer, KindKillOther, KindPubSub, Kind429, Kind500, Kind503, KindSlow,
 	KindToken, KindURLExpiry, KindCut, KindCorrupt, KindFail1, KindFail3, KindFail4, KindCancelled, Kind409, KindCooldown,
-	KindRevoke, KindPoison}, LostKinds...)
+	KindRevoke, KindPoison, KindAccessDenied, KindNoSuchKey, KindShuffle, KindNoURLs, KindNoHash, KindNoCRC, KindNoLength,
+	KindRangeIgnored, KindShort206, KindRedirect, KindJobGone, KindReset503, KindInvalidGrant, KindGCSUpload429,
+	KindGCSUpload503, KindGCSCompose429, KindGCSCompose503, KindComposeHalfway, KindPrecondition, KindFirestore}, LostKinds...)
+
+// oddKinds are the answers of issue 14 that Random mixes in: each is survived or ends with a reason.
+var oddKinds = []string{KindAccessDenied, KindNoSuchKey, KindShuffle, KindNoURLs, KindNoHash, KindNoCRC, KindNoLength,
+	KindRangeIgnored, KindShort206, KindRedirect, KindJobGone, KindReset503, KindInvalidGrant, KindGCSUpload429,
+	KindGCSUpload503, KindGCSCompose429, KindGCSCompose503, KindComposeHalfway, KindPrecondition}
 
 // Methods are the API methods faults can hit (cancel is called only by the purge command).
 var Methods = []string{fakeportability.MethodInitiate, fakeportability.MethodGetState, fakeportability.MethodRetry,
@@ -186,6 +214,102 @@ func DownloadFault(kind string, d fakeportability.DownloadFault) Step {
 	}
 }
 
+// StateFault changes the next state answers of the first user's complete jobs.
+func StateFault(kind string, f fakeportability.StateFault) Step {
+	return func(ctx context.Context, e *Env, users []User) error {
+		return Inject(e.St, e.T, kind, fakeportability.Fault{User: users[0].Account(), State: &f})
+	}
+}
+
+// StorageFault makes Cloud Storage (the proxy in front of fake-gcs-server) refuse the first user's next
+// uploads or composes.
+func StorageFault(kind string, f stack.GCSFault) Step {
+	return func(ctx context.Context, e *Env, users []User) error {
+		f.Match = users[0].ID
+		if err := e.St.InjectGCSFault(f); err != nil {
+			return err
+		}
+		e.T.Fault(kind, 1)
+		return nil
+	}
+}
+
+// DuringTransfer runs step once a resource of the users is transferring (skipped if none gets there).
+func DuringTransfer(step Step) Step {
+	return func(ctx context.Context, e *Env, users []User) error {
+		if !waitStage(ctx, e, users, store.ResTransferring) {
+			e.logf("skipped a transfer fault: nothing transferred")
+			return nil
+		}
+		return step(ctx, e, users)
+	}
+}
+
+// InvalidGrant makes the token endpoint refuse the first user's refresh token from now on (the person
+// removed the app in their Google account) and ages every access token past its hour.
+func InvalidGrant() Step {
+	return func(ctx context.Context, e *Env, users []User) error {
+		if err := Inject(e.St, e.T, KindInvalidGrant, fakeportability.Fault{User: users[0].Account(), Method: fakeportability.MethodToken, Status: 400, Count: 100000}); err != nil {
+			return err
+		}
+		e.St.Fake.Clock().Advance(61 * time.Minute)
+		return nil
+	}
+}
+
+// oddStep returns the step of one kind of oddKinds (and whether the first user loses their consent).
+func oddStep(r *rand.Rand, kind string) (step Step, before, revokes bool) {
+	dl := func(d fakeportability.DownloadFault) Step { return DownloadFault(kind, d) }
+	switch kind {
+	case KindAccessDenied:
+		return DuringTransfer(dl(fakeportability.DownloadFault{Status: 403, Code: "AccessDenied"})), false, false
+	case KindNoSuchKey:
+		return DuringTransfer(dl(fakeportability.DownloadFault{Status: 404, Code: "NoSuchKey"})), false, false
+	case KindShuffle:
+		return StateFault(kind, fakeportability.StateFault{ShuffleURLs: true, Count: 1000}), true, false
+	case KindNoURLs:
+		return StateFault(kind, fakeportability.StateFault{NoURLs: true}), true, false
+	case KindNoHash:
+		return dl(fakeportability.DownloadFault{NoHash: true, Count: 1000}), true, false
+	case KindNoCRC:
+		return dl(fakeportability.DownloadFault{NoCRC32C: true, Count: 1000}), true, false
+	case KindNoLength:
+		return dl(fakeportability.DownloadFault{NoContentLength: true, Count: 1000}), true, false
+	case KindRangeIgnored:
+		return DuringTransfer(dl(fakeportability.DownloadFault{IgnoreRange: true, Count: 1 + r.IntN(3)})), false, false
+	case KindShort206:
+		return DuringTransfer(dl(fakeportability.DownloadFault{ShortBy: int64(1 + r.IntN(5000)), Count: 1 + r.IntN(2)})), false, false
+	case KindRedirect:
+		return dl(fakeportability.DownloadFault{RedirectTo: "http://elsewhere.invalid/archive.zip", Count: 1000}), true, false
+	case KindJobGone:
+		return MethodFaultKind(kind, fakeportability.MethodGetState, 404, 1000), true, false
+	case KindReset503:
+		return MethodFaultKind(kind, fakeportability.MethodReset, 503, 3+r.IntN(5)), true, false
+	case KindInvalidGrant:
+		return DuringTransfer(InvalidGrant()), false, true
+	case KindGCSUpload429:
+		return StorageFault(kind, stack.GCSFault{Op: stack.GCSUpload, Status: 429, Count: 1 + r.IntN(3)}), true, false
+	case KindGCSUpload503:
+		return StorageFault(kind, stack.GCSFault{Op: stack.GCSUpload, Status: 503, Count: 1 + r.IntN(3)}), true, false
+	case KindGCSCompose429:
+		return StorageFault(kind, stack.GCSFault{Op: stack.GCSCompose, Status: 429, Count: 1 + r.IntN(2)}), true, false
+	case KindGCSCompose503:
+		return StorageFault(kind, stack.GCSFault{Op: stack.GCSCompose, Status: 503, Count: 1 + r.IntN(2)}), true, false
+	case KindComposeHalfway:
+		return StorageFault(kind, stack.GCSFault{Op: stack.GCSCompose, Status: 503, Halfway: true}), true, false
+	case KindPrecondition:
+		return StorageFault(kind, stack.GCSFault{Op: stack.GCSUpload, Status: 412}), true, false
+	}
+	panic("no step for " + kind)
+}
+
+// MethodFaultKind is MethodFault booked under kind.
+func MethodFaultKind(kind, method string, status, count int) Step {
+	return func(ctx context.Context, e *Env, users []User) error {
+		return Inject(e.St, e.T, kind, fakeportability.Fault{User: users[0].Account(), Method: method, Status: status, Count: count})
+	}
+}
+
 // TokenFailsOnce makes the next token refresh fail, then ages every access token past its hour.
 func TokenFailsOnce() Step {
 	return func(ctx context.Context, e *Env, users []User) error {
@@ -314,6 +438,24 @@ func RestartPubSub() Step {
 	}
 }
 
+// RestartFirestore takes the Firestore emulator down and up, its data kept, once a resource of the users
+// exports or transfers: steps meet Unavailable meanwhile and must answer "retry" (redelivery, task retry).
+func RestartFirestore() Step {
+	return func(ctx context.Context, e *Env, users []User) error {
+		if !waitStage(ctx, e, users, store.ResExporting, store.ResTransferring) {
+			e.logf("skipped the Firestore restart: nothing in flight")
+			return nil
+		}
+		start := time.Now()
+		if err := e.St.RestartFirestore(ctx); err != nil {
+			return err
+		}
+		e.T.Fault(KindFirestore, 1)
+		e.logf("firestore restarted in %s", time.Since(start).Round(time.Millisecond))
+		return nil
+	}
+}
+
 // ExpireURLsMidPart slows downloads, waits until parts are being copied and jumps the clock past the
 // signed URLs' six hours.
 func ExpireURLsMidPart(slowCount int) Step {
@@ -414,6 +556,10 @@ func Random(r *rand.Rand, n int, allowExclusive bool) Scenario {
 		var kind string
 		if allowExclusive && r.IntN(12) == 0 {
 			kind = KindPubSub
+		} else if allowExclusive && r.IntN(12) == 0 {
+			kind = KindFirestore
+		} else if r.IntN(2) == 0 {
+			kind = oddKinds[r.IntN(len(oddKinds))]
 		} else {
 			kinds := []string{KindDup2, KindDup3, KindKillTransfer, KindKillOther, Kind429, Kind500, Kind503, KindSlow,
 				KindToken, KindURLExpiry, KindCut, KindCorrupt, KindFail1, KindFail3, KindFail4, KindCancelled, Kind409,
@@ -431,13 +577,35 @@ func Random(r *rand.Rand, n int, allowExclusive bool) Scenario {
 		if kind == KindCancelled && (used[Kind409] || used[KindCooldown]) {
 			continue
 		}
-		if kind == KindPubSub && (used[KindRevoke] || used[KindKillTransfer] || used[KindURLExpiry]) {
+		// The Pub/Sub restart waits for a moment when every job is polled; a consent that ends (revoked,
+		// or the app removed: invalid_grant) or a transfer-stage fault may never leave it one. Seed 1414's
+		// round random-54 (invalid_grant with a Pub/Sub restart, time-based) did not settle.
+		if (kind == KindPubSub || kind == KindFirestore) && (used[KindRevoke] || used[KindInvalidGrant] || used[KindKillTransfer] || used[KindURLExpiry]) {
 			continue
 		}
-		if (kind == KindRevoke || kind == KindKillTransfer || kind == KindURLExpiry) && used[KindPubSub] {
+		if (kind == KindRevoke || kind == KindInvalidGrant || kind == KindKillTransfer || kind == KindURLExpiry) && (used[KindPubSub] || used[KindFirestore]) {
+			continue
+		}
+		if kind == KindFirestore && used[KindPubSub] || kind == KindPubSub && used[KindFirestore] {
+			continue
+		}
+		// Faults that end the user's consent or its files leave other faults of the user nothing to bite.
+		if (kind == KindInvalidGrant || kind == KindRevoke) && (used[KindInvalidGrant] || used[KindRevoke]) {
 			continue
 		}
 		used[kind] = true
+		if slices.Contains(oddKinds, kind) {
+			step, before, revokes := oddStep(r, kind)
+			if before {
+				sc.Before = append(sc.Before, step)
+			} else {
+				sc.After = append(sc.After, step)
+			}
+			if revokes {
+				sc.Users[0].Revoked = true
+			}
+			continue
+		}
 		method := Methods[r.IntN(len(Methods))]
 		switch kind {
 		case KindDup2:
@@ -463,6 +631,11 @@ func Random(r *rand.Rand, n int, allowExclusive bool) Scenario {
 		case KindPubSub:
 			exclusive = true
 			sc.After = append(sc.After, RestartPubSub())
+		case KindFirestore:
+			// Alone: the writes of a few milliseconds between the export and the stop are lost, which
+			// would be another round's loss, not this one's fault.
+			exclusive = true
+			sc.After = append(sc.After, RestartFirestore())
 		case Kind429:
 			sc.Before = append(sc.Before, MethodFault(method, 429, 0, 1+r.IntN(3)))
 		case Kind500:

@@ -82,6 +82,7 @@ type Stack struct {
 	pushURL      map[string]string // entry point -> its push proxy
 	scheduler    *scheduler
 	losses       lossBook
+	gcsProxy     *gcsProxy // the functions' way to fake-gcs-server, with faults
 }
 
 // DeliverTwice makes every Pub/Sub push and every Cloud Task reach its function twice (on) or once.
@@ -167,7 +168,7 @@ func Start(ctx context.Context, opts Options) (s *Stack, err error) {
 	errc := make(chan error, 3)
 	go func() {
 		var e error
-		s.Firestore, e = emulators.StartFirestore(ctx, emulators.Options{})
+		s.Firestore, e = emulators.StartFirestore(ctx, emulators.Options{KeepData: true}) // RestartFirestore
 		errc <- wrap("firestore emulator", e)
 	}()
 	go func() {
@@ -186,7 +187,7 @@ func Start(ctx context.Context, opts Options) (s *Stack, err error) {
 	}
 	for _, e := range []*emulators.Emulator{s.Firestore, s.PubSub, s.GCS} {
 		if e != nil {
-			s.stops = append(s.stops, func() { e.Stop() })
+			s.stops = append(s.stops, func() { e.Close() })
 		}
 	}
 	if err = errors.Join(errs...); err != nil {
@@ -194,6 +195,10 @@ func Start(ctx context.Context, opts Options) (s *Stack, err error) {
 		return s, err
 	}
 	opts.Log.Info("emulators up", "firestore", s.Firestore.Host(), "pubsub", s.PubSub.Host(), "storage", s.GCS.Host())
+	if s.gcsProxy, err = startGCSProxy(s.GCS.URL()); err != nil {
+		return s, fmt.Errorf("storage fault proxy: %w", err)
+	}
+	s.stops = append(s.stops, s.gcsProxy.Close)
 
 	// The Data Portability fake, in this process.
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
@@ -314,7 +319,7 @@ func (s *Stack) functionEnv() ([]string, error) {
 		"PROJECT_ID":              s.Project,
 		"FIRESTORE_EMULATOR_HOST": s.Firestore.Host(),
 		"PUBSUB_EMULATOR_HOST":    s.PubSub.Host(),
-		"STORAGE_EMULATOR_HOST":   s.GCS.Host(),
+		"STORAGE_EMULATOR_HOST":   s.gcsProxy.Host(), // through the fault proxy (gcsfaults.go)
 		"BUCKET":                  s.Bucket,
 		"TASKS_QUEUE":             "projects/" + s.Project + "/locations/local/queues/portability",
 		"TASKS_ENDPOINT":          s.Tasks.Addr(),

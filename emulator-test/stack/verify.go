@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
-	"strconv"
 	"strings"
 	"time"
 
@@ -80,7 +79,9 @@ func (s *Stack) Verify(ctx context.Context, user, account string) (Report, error
 			rep.Manifests++
 			continue
 		}
-		key := a.Metadata["job"] + "/" + a.Metadata["file-index"]
+		// By the file's name, not its index: the API does not promise the order of its URLs, so the
+		// pipeline's file index need not be the fake's.
+		key := a.Metadata["job"] + "/" + a.Metadata["source-name"]
 		if _, dup := stored[key]; dup {
 			rep.Problems = append(rep.Problems, "stored twice: "+key)
 		}
@@ -99,7 +100,7 @@ func (s *Stack) Verify(ctx context.Context, user, account string) (Report, error
 		}
 		for _, f := range j.Files {
 			expected++
-			key := j.ID + "/" + strconv.Itoa(f.Index)
+			key := j.ID + "/" + f.Name
 			o, ok := stored[key]
 			switch {
 			case !ok:
@@ -203,6 +204,7 @@ func (s *Stack) Reset(ctx context.Context) error {
 		return err
 	}
 	s.Fake.Reset()
+	s.clearGCSFaults()
 	if err := s.clearEvents(ctx); err != nil {
 		return err
 	}

@@ -131,7 +131,18 @@ func Check(ctx context.Context, env *setup.Env, m *messages.PollCheck) error {
 		return end(ctx, env, m, store.ResCancelled, "The export was cancelled.")
 	case portability.StateComplete:
 		logging.FromContext(ctx).Info("export complete", "urls", len(st.URLs), "exportTime", st.ExportTime)
-		return plan(ctx, env, m, st)
+		err := plan(ctx, env, m, st, false)
+		if errors.Is(err, errStaleURL) {
+			// A URL of this answer was refused or not found: one fresh state call, as the transfer does.
+			if st, err = api.State(ctx, m.Job); err != nil {
+				return err
+			}
+			if st.State != portability.StateComplete {
+				return end(ctx, env, m, store.ResFailed, "Google no longer reports the export as complete ("+st.State+").")
+			}
+			err = plan(ctx, env, m, st, true)
+		}
+		return err
 	default:
 		return fmt.Errorf("job %s in unknown state %q", m.Job, st.State)
 	}
@@ -195,7 +206,11 @@ const emptyAnswersAccepted = 3
 // plan checks and probes every URL of a complete job, records the objects and their parts, and publishes
 // the parts. A URL the policy refuses, a file larger than MAX_ARCHIVE_FILE_SIZE or a probe answer no retry
 // can change fails the file at planning, and so the resource, with a reason; nothing is published then.
-func plan(ctx context.Context, env *setup.Env, m *messages.PollCheck, st portability.State) error {
+// errStaleURL: a URL of the state answer was refused (URLExpired) or not found (Gone) at the probe; the
+// first time, Check asks for fresh URLs and plans again.
+var errStaleURL = errors.New("a signed URL of the state answer was refused")
+
+func plan(ctx context.Context, env *setup.Env, m *messages.PollCheck, st portability.State, again bool) error {
 	log := logging.FromContext(ctx)
 	if len(st.URLs) == 0 {
 		if m.EmptyAnswers+1 < emptyAnswersAccepted {
@@ -221,7 +236,7 @@ func plan(ctx context.Context, env *setup.Env, m *messages.PollCheck, st portabi
 	failed := ""
 	seen := map[string]bool{}
 	for i, u := range st.URLs {
-		o, reason, err := planObject(ctx, env, m, policy, client, i, u, now)
+		o, reason, err := planObject(ctx, env, m, policy, client, i, u, now, again)
 		if err != nil {
 			return err
 		}
@@ -271,7 +286,7 @@ func plan(ctx context.Context, env *setup.Env, m *messages.PollCheck, st portabi
 
 // planObject checks and probes URL i. A non-empty reason fails the file (plain words, no URL query); an
 // error means try the whole check again later.
-func planObject(ctx context.Context, env *setup.Env, m *messages.PollCheck, policy *transfer.URLPolicy, client *http.Client, i int, u string, now time.Time) (store.Object, string, error) {
+func planObject(ctx context.Context, env *setup.Env, m *messages.PollCheck, policy *transfer.URLPolicy, client *http.Client, i int, u string, now time.Time, again bool) (store.Object, string, error) {
 	o := store.Object{Index: i, Job: m.Job, State: store.ObjCopying, PartSize: env.Config.Export.PartSize, URLFetched: now, PlannedAt: now}
 	if err := policy.Check(u); err != nil {
 		return o, "Google returned a download link this pipeline does not accept (" + err.Error() + ").", nil
@@ -284,13 +299,15 @@ func planObject(ctx context.Context, env *setup.Env, m *messages.PollCheck, poli
 	src, err := transfer.Probe(ctx, client, u)
 	switch class := transfer.Classify(err); {
 	case err == nil:
+	case (class == transfer.Gone || class == transfer.URLExpired) && !again:
+		return o, "", errStaleURL
 	case class == transfer.Gone:
 		return o, "The archive is no longer available at Google.", nil
 	case class == transfer.URLExpired:
-		// The URL comes from the state call just made: a fresh URL that is refused will not work later.
-		return o, "Google's storage refused a download link it had just issued (" + err.Error() + ").", nil
+		// Fresh URLs from a second state call refused too: a later try will not do better.
+		return o, "Google's storage refused its freshly issued download links (" + transfer.Describe(err) + ").", nil
 	case transfer.IsSourceFault(err):
-		return o, "Google's storage answered the size probe in a way the transfer cannot use (" + err.Error() + ").", nil
+		return o, "Google's storage answered the size probe in a way the transfer cannot use (" + transfer.Describe(err) + ").", nil
 	default:
 		return o, "", fmt.Errorf("probe archive file %d: %w", i, err)
 	}

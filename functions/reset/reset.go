@@ -148,7 +148,8 @@ func finalReset(ctx context.Context, env *setup.Env, r *store.Round, ending, rea
 			log.Info("grant already revoked or expired; nothing to reset")
 		case portability.KindRetry:
 			if err != nil {
-				return err
+				// Let the redelivery try again without waiting out the claim's lease.
+				return errors.Join(err, env.Store.ReleaseRoundEnd(ctx, r.ID))
 			}
 			log.Info("authorization reset")
 		default:

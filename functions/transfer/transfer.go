@@ -219,9 +219,9 @@ func copyPart(ctx context.Context, env *setup.Env, m *messages.TransferPart, o *
 		case errors.Is(err, errPastRetention), class == engine.Gone && refreshed.Load():
 			reason = "The archive is no longer available at Google."
 		case class == engine.URLExpired && refreshed.Load():
-			reason = "Google's storage refused the download link again after fresh links were fetched (" + sourceAnswer(err) + ")."
+			reason = "Google's storage refused the download link again after fresh links were fetched (" + engine.Describe(err) + ")."
 		case engine.IsSourceFault(err):
-			reason = "Google's storage answered in a way the transfer cannot use (" + sourceAnswer(err) + ")."
+			reason = "Google's storage answered in a way the transfer cannot use (" + engine.Describe(err) + ")."
 		}
 		if reason != "" {
 			logging.FromContext(ctx).Warn("archive file cannot be copied", "reason", reason, "class", class.String())
@@ -233,19 +233,6 @@ func copyPart(ctx context.Context, env *setup.Env, m *messages.TransferPart, o *
 		"seconds", time.Since(start).Seconds(), "attempt", o.Attempt)
 	return env.Store.PartDone(ctx, m.Round, m.Resource, m.Object, store.Part{Index: res.Index, Attempt: o.Attempt,
 		Offset: res.Offset, Length: res.Length, CRC32C: res.CRC32C, Temp: res.Name})
-}
-
-// sourceAnswer names the source's answer in a reason: the HTTP status and XML code, else the error
-// (which never holds a URL's query).
-func sourceAnswer(err error) string {
-	var he *engine.HTTPError
-	if errors.As(err, &he) {
-		if he.Code != "" {
-			return fmt.Sprintf("HTTP %d %s", he.StatusCode, he.Code)
-		}
-		return fmt.Sprintf("HTTP %d", he.StatusCode)
-	}
-	return err.Error()
 }
 
 // finishObject composes and verifies the object once every part of its attempt is recorded.

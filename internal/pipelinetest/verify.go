@@ -6,7 +6,6 @@ import (
 	"hash/crc32"
 	"io"
 	"sort"
-	"strconv"
 	"strings"
 
 	"cloud.google.com/go/storage"
@@ -94,7 +93,9 @@ func (h *Harness) VerifyExports(user string) int {
 	}
 	byJobFile := map[string]Object{}
 	for _, o := range objs {
-		key := o.Metadata["job"] + "/" + o.Metadata["file-index"]
+		// By the file's name, not its index: the API does not promise the order of its URLs, so the
+		// pipeline's file index need not be the fake's.
+		key := o.Metadata["job"] + "/" + o.Metadata["source-name"]
 		if _, dup := byJobFile[key]; dup {
 			h.T.Errorf("file %s stored twice", key)
 		}
@@ -107,7 +108,7 @@ func (h *Harness) VerifyExports(user string) int {
 		}
 		for _, f := range j.Files {
 			want++
-			o, ok := byJobFile[j.ID+"/"+strconv.Itoa(f.Index)]
+			o, ok := byJobFile[j.ID+"/"+f.Name]
 			if !ok {
 				h.T.Errorf("job %s file %d (%s) missing from the bucket", j.ID, f.Index, f.Name)
 				continue

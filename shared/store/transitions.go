@@ -462,6 +462,18 @@ func (s *Store) ClaimRoundEnd(ctx context.Context, rid string, lease time.Durati
 	return out, won, err
 }
 
+// ReleaseRoundEnd gives up a claim of ClaimRoundEnd after a failure that a redelivery should retry at once
+// (Google's reset answered 5xx), so the next delivery need not wait out the lease.
+func (s *Store) ReleaseRoundEnd(ctx context.Context, rid string) error {
+	return s.fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
+		r, err := get[Round](ctx, tx, s.round(rid))
+		if err != nil || r.State != RoundComplete {
+			return err
+		}
+		return tx.Update(s.round(rid), []firestore.Update{{Path: "resetClaimedAt", Value: time.Time{}}})
+	})
+}
+
 // CloseRound ends a round with an outcome; final also closes the user's grant (as EndGrant does, with the
 // ending that follows from the round's access).
 func (s *Store) CloseRound(ctx context.Context, rid, outcome string, nextRoundAt time.Time, final bool) error {

@@ -141,6 +141,30 @@ func IsSourceFault(err error) bool {
 	return false
 }
 
+// Describe names a source fault in a few plain words for a failure reason:
+// the HTTP status and XML code of a refusal, or what a sentinel means. It
+// never holds a URL's query.
+func Describe(err error) string {
+	var he *HTTPError
+	switch {
+	case errors.As(err, &he) && he.Code != "":
+		return fmt.Sprintf("HTTP %d %s", he.StatusCode, he.Code)
+	case errors.As(err, &he):
+		return fmt.Sprintf("HTTP %d", he.StatusCode)
+	case errors.Is(err, ErrRangeIgnored):
+		return "the server kept ignoring byte ranges"
+	case errors.Is(err, ErrSizeMismatch):
+		return "the file's size is not the one planned"
+	case errors.Is(err, ErrURLRefused):
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			return ue.Err.Error()
+		}
+		return err.Error()
+	}
+	return err.Error()
+}
+
 func classifyStatus(code int) Class {
 	switch {
 	case code == http.StatusRequestTimeout, code == http.StatusTooManyRequests, code >= 500:
