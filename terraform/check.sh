@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Checks the Terraform offline: fmt, init + validate of the module (and through it modules/function) and of
-# examples/basic, tflint, tfsec.
+# examples/basic, `terraform test` (every tests/*.tftest.hcl, plan mode with mock providers), tflint, tfsec.
 #
 # The Terraform registry cannot be reached from CI, so the providers are built from the Go module proxy
 # once and kept in a filesystem mirror in the user's cache; later runs reuse it (a cold run builds the
@@ -124,6 +124,14 @@ for dir in . examples/basic; do
   terraform -chdir="$dir" init -backend=false -input=false -no-color >/dev/null
   terraform -chdir="$dir" validate -no-color
 done
+
+step "terraform test: tests/*.tftest.hcl"
+# Every file in tests/ (mock providers, plan mode): nothing is created, nothing is fetched; the providers'
+# schemas come from the mirror through the init above.
+tests=(tests/*.tftest.hcl)
+[[ -e "${tests[0]}" ]] || fail "no tests in $here/tests"
+echo "${#tests[@]} test files: ${tests[*]}"
+terraform test -no-color -test-directory=tests
 
 step "tflint"
 # The child module is linted on its own too: the root's lint only evaluates the values passed to it.

@@ -59,6 +59,7 @@ locals {
     MAX_JOB_AGE             = var.max_job_age
     MAX_ROUND_AGE           = var.max_round_age
     ROUND_RETENTION         = "${var.round_retention_days * 24}h"
+    ROUND_OVERLAP           = var.round_overlap
     WEBHOOK_URL             = var.webhook_url
   }
 

@@ -1,25 +1,8 @@
-# Providers and the Google APIs the pipeline needs.
+# The Google APIs the pipeline needs (versions.tf holds the Terraform and provider versions).
 #
 # The module is flat, one file per concern (as exposure-notifications-server lays out its Terraform):
 # source.tf builds the one source zip every function is deployed from, service_<name>.tf holds one
 # function with its service account and the grants it alone needs.
-
-terraform {
-  required_version = ">= 1.7.0" # terraform test with mock_provider (tests/)
-
-  required_providers {
-    google = {
-      source  = "hashicorp/google"
-      version = ">= 8.0.0, < 9.0.0" # validated offline with 8.0.0 (see check.sh)
-    }
-    # archive >= 1.3.0: excludes are exact paths there (globs came later), so source.tf lists the test
-    # files through fileset(); 2.x accepts the same list.
-    archive = {
-      source  = "hashicorp/archive"
-      version = ">= 1.3.0, < 3.0.0"
-    }
-  }
-}
 
 data "google_project" "this" {
   project_id = var.project_id
@@ -38,6 +21,7 @@ locals {
     "firestore.googleapis.com",
     "iam.googleapis.com",
     "logging.googleapis.com",
+    "monitoring.googleapis.com",
     "pubsub.googleapis.com",
     "run.googleapis.com",
     "secretmanager.googleapis.com",

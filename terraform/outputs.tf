@@ -81,3 +81,24 @@ output "service_accounts" {
     build          = google_service_account.build.email
   }
 }
+
+output "dashboard" {
+  description = "The pipeline's Cloud Monitoring dashboard (Pub/Sub backlogs, function errors and latency, repairs, rounds by state): its ID and console URL."
+  value = {
+    id  = google_monitoring_dashboard.pipeline.id
+    url = "https://console.cloud.google.com/monitoring/dashboards/builder/${element(split("/", google_monitoring_dashboard.pipeline.id), 3)}?project=${var.project_id}"
+  }
+}
+
+output "alert_policies" {
+  description = "The alert policies by alert (docs/operations.md), as resource names projects/PROJECT/alertPolicies/ID."
+  value = {
+    dead_letter_backlog    = google_monitoring_alert_policy.dead_letter_backlog.name
+    push_oldest_unacked    = google_monitoring_alert_policy.push_oldest_unacked.name
+    function_5xx           = google_monitoring_alert_policy.function_5xx.name
+    reconciler_repairs     = google_monitoring_alert_policy.reconciler_repairs.name
+    reconciler_silent      = google_monitoring_alert_policy.reconciler_silent.name
+    token_refresh_failures = google_monitoring_alert_policy.token_refresh_failures.name
+    oldest_open_round      = google_monitoring_alert_policy.oldest_open_round.name
+  }
+}

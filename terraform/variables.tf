@@ -186,6 +186,17 @@ variable "round_retention_days" {
   }
 }
 
+variable "round_overlap" {
+  type        = string
+  description = "ROUND_OVERLAP: how far before the previous round's export time a later round of a time-filtered resource (myactivity.*, chrome.history) starts (Go duration, 0s to 24h; the app deduplicates the overlap)."
+  default     = "0s"
+
+  validation {
+    condition     = can(regex("^([0-9]+(\\.[0-9]+)?(h|m|s))+$", var.round_overlap))
+    error_message = "The round_overlap must be a Go duration such as 0s or 10m."
+  }
+}
+
 # --- Archive bucket ---------------------------------------------------------------------------------
 
 variable "bucket_name" {
@@ -355,4 +366,63 @@ variable "webhook_secret_version" {
   type        = string
   description = "Version of the webhook secret the function reads (\"latest\" or a number)."
   default     = "latest"
+}
+
+# --- Monitoring (monitoring.tf) ---------------------------------------------------------------------
+
+variable "notification_channels" {
+  type        = list(string)
+  description = "Cloud Monitoring notification channels every alert notifies, as IDs projects/PROJECT/notificationChannels/ID (create them with google_monitoring_notification_channel or in the console). Empty (the default, so that roots written before this variable keep applying): incidents only open in the console and nobody is told."
+  default     = []
+
+  validation {
+    condition     = alltrue([for c in var.notification_channels : can(regex("^projects/[^/]+/notificationChannels/[^/]+$", c))])
+    error_message = "Each notification channel must be an ID of the form projects/PROJECT/notificationChannels/ID."
+  }
+}
+
+variable "alert_thresholds" {
+  type = object({
+    # The oldest unacknowledged message of a push subscription is older than this (seconds). A message
+    # failing every delivery reaches its dead letter after dead_letter_max_attempts backed-off retries
+    # (roughly an hour with the defaults): this fires before that.
+    push_oldest_unacked_seconds = optional(number, 1800)
+    # The share of a function's requests answered 5xx over 5 minutes, sustained for function_5xx_minutes.
+    # A step answers 5xx to be redelivered after a transient error, so a few are normal.
+    function_5xx_ratio   = optional(number, 0.1)
+    function_5xx_minutes = optional(number, 15)
+    # Token refreshes refused with invalid_grant in one hour above which to alert (0: any).
+    token_refresh_failures_per_hour = optional(number, 0)
+    # How long a round may stay open (not closed) before the oldest one alerts: the reconciler ends a round
+    # at MAX_ROUND_AGE (336h by default: Google keeps an export's files 14 days), so its default plus a
+    # day for the last transfer, the settlement and the reset. Keep it above MAX_ROUND_AGE.
+    round_expected_life_hours = optional(number, 360)
+    # The reconciler logged no summary for this long (it runs every 10 minutes).
+    reconciler_silent_minutes = optional(number, 30)
+  })
+  description = "Alert thresholds (monitoring.tf, docs/operations.md); every field is optional and defaults as shown in variables.tf."
+  default     = {}
+
+  validation {
+    condition = (
+      var.alert_thresholds.push_oldest_unacked_seconds >= 60 &&
+      var.alert_thresholds.function_5xx_ratio > 0 && var.alert_thresholds.function_5xx_ratio <= 1 &&
+      var.alert_thresholds.function_5xx_minutes >= 5 &&
+      var.alert_thresholds.token_refresh_failures_per_hour >= 0 &&
+      var.alert_thresholds.round_expected_life_hours >= 1 &&
+      var.alert_thresholds.reconciler_silent_minutes >= 20
+    )
+    error_message = "The alert_thresholds need push_oldest_unacked_seconds >= 60, 0 < function_5xx_ratio <= 1, function_5xx_minutes >= 5, token_refresh_failures_per_hour >= 0, round_expected_life_hours >= 1 and reconciler_silent_minutes >= 20 (two runs of the reconciler)."
+  }
+}
+
+variable "runbook_base_url" {
+  type        = string
+  description = "Where the runbooks (docs/runbooks/*.md) are published, without a trailing slash; each alert links RUNBOOK_BASE_URL/<alert>.md. Point it at your fork or your wiki."
+  default     = "https://github.com/portability-pipeline/pipeline/blob/main/docs/runbooks"
+
+  validation {
+    condition     = can(regex("^https://[^/]+(/.*[^/])?$", var.runbook_base_url))
+    error_message = "The runbook_base_url must be an https URL without a trailing slash."
+  }
 }

@@ -146,9 +146,6 @@ func expectManifest(t *testing.T, ctx context.Context, e stack.Event, j fakeport
 		var got, want []string
 		for _, x := range a.Files {
 			got = append(got, fmt.Sprintf("%s %d %08x", x.Path, x.Size, x.CRC32))
-			if x.Check == manifest.CheckMismatch {
-				t.Errorf("%s: %s failed its CRC32 check", e.Resource, x.Path)
-			}
 		}
 		for _, x := range f.Entries {
 			want = append(want, fmt.Sprintf("%s %d %08x", x.Path, x.Size, x.CRC32))

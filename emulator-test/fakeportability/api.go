@@ -3,6 +3,7 @@ package fakeportability
 import (
 	"encoding/json"
 	"io"
+	mrand "math/rand/v2"
 	"net/http"
 	"slices"
 	"strings"
@@ -210,11 +211,18 @@ func (s *Server) handleGetState(w http.ResponseWriter, r *http.Request) {
 		resp = stateResponse{Name: "archiveJobs/" + j.id + "/portabilityArchiveState", State: j.state(now),
 			StartTime: j.startTime, ExportTime: j.exportTime.UTC().Format(time.RFC3339Nano)}
 		if resp.State == StateComplete {
-			expires := now.Add(s.opts.URLTTL)
+			sf := s.faults.takeState(j.user)
 			for _, f := range j.files {
-				u := s.signedURL(s.baseURL(r), j.id, f.name, expires)
+				u := s.signedURL(s.baseURL(r), j.id, f.name, now, s.opts.URLTTL)
 				s.rec.signedURL(u)
 				resp.URLs = append(resp.URLs, u)
+			}
+			switch {
+			case sf.NoURLs:
+				resp.URLs = nil
+			case sf.ShuffleURLs:
+				// Nothing documents that urls keep their order between state calls.
+				mrand.Shuffle(len(resp.URLs), func(a, b int) { resp.URLs[a], resp.URLs[b] = resp.URLs[b], resp.URLs[a] })
 			}
 		}
 	}

@@ -3,12 +3,14 @@ package fakeportability
 import (
 	"errors"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/googleapis/gax-go/v2/apierror"
+	"golang.org/x/oauth2"
 	dataportability "google.golang.org/api/dataportability/v1"
 	"google.golang.org/api/googleapi"
 )
@@ -462,4 +464,78 @@ func TestUserScopedFaults(t *testing.T) {
 	e.srv.InjectFault(Fault{Method: MethodCheck, Status: 500})
 	_, err = bobSvc.AccessType.Check(&dataportability.CheckAccessTypeRequest{}).Do()
 	wantAPIError(t, err, http.StatusInternalServerError, "")
+}
+
+// Odd answers of the API the pipeline must survive, as faults, through the official client.
+func TestStateAndJobFaults(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, Options{URLsPerJob: 4})
+	svc, tok := e.grant("alice", "one-time", "myactivity.search")
+	job := e.mustInitiate(svc, "myactivity.search")
+	e.finish()
+	plain := e.mustState(svc, job).Urls
+	path := func(u string) string { p, _ := url.Parse(u); return p.Path }
+	paths := func(us []string) []string {
+		out := make([]string, len(us))
+		for i, u := range us {
+			out[i] = path(u)
+		}
+		return out
+	}
+
+	// Shuffled: the same files, some state call in another order.
+	if err := e.srv.InjectFault(Fault{State: &StateFault{ShuffleURLs: true, Count: 20}}); err != nil {
+		t.Fatal(err)
+	}
+	reordered := false
+	for range 20 {
+		got := paths(e.mustState(svc, job).Urls)
+		if !slices.Equal(slices.Sorted(slices.Values(got)), slices.Sorted(slices.Values(paths(plain)))) {
+			t.Fatalf("shuffled URLs name other files: %v vs %v", got, paths(plain))
+		}
+		reordered = reordered || !slices.Equal(got, paths(plain))
+	}
+	if !reordered {
+		t.Error("20 shuffled state calls all kept the order")
+	}
+	// COMPLETE with no URLs.
+	if err := e.srv.InjectFault(Fault{State: &StateFault{NoURLs: true}}); err != nil {
+		t.Fatal(err)
+	}
+	if st := e.mustState(svc, job); st.State != StateComplete || len(st.Urls) != 0 {
+		t.Errorf("no-URLs fault: %s with %d URLs", st.State, len(st.Urls))
+	}
+	if st := e.mustState(svc, job); len(st.Urls) != 4 {
+		t.Errorf("after the fault: %d URLs", len(st.Urls))
+	}
+	// A job gone at Google: 404 NOT_FOUND.
+	if err := e.srv.InjectFault(Fault{Method: MethodGetState, Status: 404}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := e.state(svc, job)
+	var ae *apierror.APIError
+	if !errors.As(err, &ae) || ae.HTTPCode() != 404 || ae.GRPCStatus().Code().String() != "NotFound" {
+		t.Errorf("job gone: %v", err)
+	}
+	// A job that never ends: IN_PROGRESS weeks later.
+	svc2, _ := e.grant("bob", "one-time", "youtube.subscriptions")
+	if err := e.srv.InjectFault(Fault{Resource: "youtube.subscriptions", StallNextJobs: 1}); err != nil {
+		t.Fatal(err)
+	}
+	stuck := e.mustInitiate(svc2, "youtube.subscriptions")
+	e.srv.Clock().Advance(21 * 24 * time.Hour)
+	svc2, _ = e.grant("bob", "one-time", "youtube.subscriptions") // the access token died with the clock
+	if st := e.mustState(svc2, stuck); st.State != StateInProgress {
+		t.Errorf("stalled job after 3 weeks: %s", st.State)
+	}
+	// The token endpoint refuses the refresh token (the person removed the app): invalid_grant. Two calls:
+	// golang.org/x/oauth2 tries the second client authentication style after a refusal of the first.
+	if err := e.srv.InjectFault(Fault{Method: MethodToken, Status: 400, Count: 2}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.oauthConfig().TokenSource(e.ctx, expired(tok)).Token()
+	var re *oauth2.RetrieveError
+	if !errors.As(err, &re) || re.ErrorCode != "invalid_grant" {
+		t.Errorf("token fault 400: %v", err)
+	}
 }

@@ -156,13 +156,16 @@ func (s *Server) handleCalls(w http.ResponseWriter, r *http.Request) {
 
 // JobInfo describes a job for GET /fake/v1/jobs.
 type JobInfo struct {
-	ID         string     `json:"id"`
-	User       string     `json:"user"`
-	Resources  []string   `json:"resources"`
-	AccessType string     `json:"accessType"`
-	State      string     `json:"state"`
-	CreatedAt  time.Time  `json:"createdAt"`
-	RetryOf    string     `json:"retryOf,omitempty"`
+	ID         string    `json:"id"`
+	User       string    `json:"user"`
+	Resources  []string  `json:"resources"`
+	AccessType string    `json:"accessType"`
+	State      string    `json:"state"`
+	CreatedAt  time.Time `json:"createdAt"`
+	RetryOf    string    `json:"retryOf,omitempty"`
+	// StartTime is the startTime the job was asked (empty: none); ExportTime ends its range.
+	StartTime  string     `json:"startTime,omitempty"`
+	ExportTime time.Time  `json:"exportTime"`
 	Files      []FileInfo `json:"files"`
 }
 
@@ -200,7 +203,7 @@ func (s *Server) Jobs(user string) []JobInfo {
 	out := make([]JobInfo, 0, len(jobs))
 	for _, j := range jobs {
 		ji := JobInfo{ID: j.id, User: j.user, Resources: slices.Clone(j.resources), AccessType: j.accessType(),
-			State: states[j], CreatedAt: j.createdAt, RetryOf: j.retryOf}
+			State: states[j], CreatedAt: j.createdAt, RetryOf: j.retryOf, StartTime: j.startTime, ExportTime: j.exportTime}
 		for _, f := range j.files {
 			f.obj.prepare()
 			var c [4]byte

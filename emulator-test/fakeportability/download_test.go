@@ -11,6 +11,7 @@ import (
 	"hash/crc32"
 	"io"
 	"net/http"
+	"net/url"
 	"runtime"
 	"slices"
 	"strings"
@@ -174,6 +175,28 @@ func TestRanges(t *testing.T) {
 	}
 }
 
+// setQuery returns u with query parameter k set to v (the rest of the signed URL unchanged).
+func setQuery(t *testing.T, u, k, v string) string {
+	t.Helper()
+	p, err := url.Parse(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := p.Query()
+	q.Set(k, v)
+	p.RawQuery = q.Encode()
+	return p.String()
+}
+
+func wantStorageError(t *testing.T, what, u string, status int, code string) {
+	t.Helper()
+	resp, body := get(t, u)
+	if resp.StatusCode != status || !strings.Contains(string(body), "<Code>"+code+"</Code>") ||
+		!strings.HasPrefix(resp.Header.Get("Content-Type"), "application/xml") {
+		t.Fatalf("%s: %d %s %s, want %d %s", what, resp.StatusCode, resp.Header.Get("Content-Type"), body, status, code)
+	}
+}
+
 func TestSignedURLLifetime(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, Options{})
@@ -181,20 +204,45 @@ func TestSignedURLLifetime(t *testing.T) {
 	job := e.mustInitiate(svc, "myactivity.search")
 	e.finish()
 	first := e.mustState(svc, job).Urls[0]
+	p, err := url.Parse(first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := p.Query()
+	for k, want := range map[string]string{"X-Goog-Algorithm": "GOOG4-HMAC-SHA256", "X-Goog-Expires": "21600", "X-Goog-SignedHeaders": "host"} {
+		if q.Get(k) != want {
+			t.Errorf("%s = %q, want %q", k, q.Get(k), want)
+		}
+	}
+	if !strings.HasSuffix(q.Get("X-Goog-Credential"), "/auto/storage/goog4_request") || len(q.Get("X-Goog-Date")) != len("20060102T150405Z") ||
+		!strings.Contains(p.RawQuery, "&X-Goog-Signature=") || !strings.HasPrefix(p.RawQuery, "X-Goog-Algorithm=") {
+		t.Errorf("not a V4 signed URL query: %s", p.RawQuery)
+	}
 	if resp, _ := get(t, first); resp.StatusCode != 200 {
 		t.Fatalf("fresh URL: %d", resp.StatusCode)
 	}
-	// A tampered signature.
-	if resp, body := get(t, first[:len(first)-3]+"AAA"); resp.StatusCode != 403 || !strings.Contains(string(body), "<Code>SignatureDoesNotMatch</Code>") {
-		t.Fatalf("tampered: %d %s", resp.StatusCode, body)
+	// A tampered signature, a signature moved to another file, an extended lifetime: 403.
+	wantStorageError(t, "tampered", first[:len(first)-3]+"aaa", 403, "SignatureDoesNotMatch")
+	wantStorageError(t, "other file", strings.Replace(first, "-000.zip", "-001.zip", 1), 403, "SignatureDoesNotMatch")
+	wantStorageError(t, "longer lifetime", setQuery(t, first, "X-Goog-Expires", "604800"), 403, "SignatureDoesNotMatch")
+	// Malformed date or expiry: 400 MalformedSecurityHeader, naming the parameter.
+	for name, u := range map[string]string{
+		"bad date":       setQuery(t, first, "X-Goog-Date", "2026-12-01T00:00:00Z"),
+		"no date":        setQuery(t, first, "X-Goog-Date", ""),
+		"bad expires":    setQuery(t, first, "X-Goog-Expires", "6h"),
+		"expires > 7d":   setQuery(t, first, "X-Goog-Expires", "604801"),
+		"expires zero":   setQuery(t, first, "X-Goog-Expires", "0"),
+		"no expires key": strings.Replace(first, "X-Goog-Expires=", "X-Goog-Exp=", 1),
+	} {
+		wantStorageError(t, name, u, 400, "MalformedSecurityHeader")
 	}
-	if resp, _ := get(t, strings.Replace(first, "-000.zip", "-001.zip", 1)); resp.StatusCode != 403 {
-		t.Fatalf("URL of another file with this signature: %d", resp.StatusCode)
+	if _, body := get(t, setQuery(t, first, "X-Goog-Expires", "x")); !strings.Contains(string(body), "<ParameterName>x-goog-expires</ParameterName>") {
+		t.Errorf("malformed expiry does not name the parameter: %s", body)
 	}
-	// Expired after 6 h; a new state call gives fresh URLs.
+	// Expired after 6 h: 400 ExpiredToken, as Cloud Storage answers.
 	e.srv.Clock().Advance(6*time.Hour + time.Second)
 	resp, body := get(t, first)
-	if resp.StatusCode != 403 || !strings.Contains(string(body), "<Code>ExpiredToken</Code><Message>Invalid argument.</Message><Details>The provided token has expired.") {
+	if resp.StatusCode != 400 || !strings.Contains(string(body), "<Code>ExpiredToken</Code><Message>Invalid argument.</Message><Details>The provided token has expired.") {
 		t.Fatalf("expired: %d %s", resp.StatusCode, body)
 	}
 	// The grant's access token expired with the clock: use a fresh consent of the same user to read the state.
@@ -210,8 +258,73 @@ func TestSignedURLLifetime(t *testing.T) {
 	e.srv.Clock().Advance(14 * 24 * time.Hour)
 	svc3, _ := e.grant("alice", "one-time", "myactivity.search")
 	gone := e.mustState(svc3, job).Urls[0]
-	if resp, body := get(t, gone); resp.StatusCode != 404 || !strings.Contains(string(body), "<Code>NoSuchKey</Code>") {
-		t.Fatalf("after retention: %d %s", resp.StatusCode, body)
+	wantStorageError(t, "after retention", gone, 404, "NoSuchKey")
+}
+
+// The switch keeps the older answer to an expired URL (403 ExpiredToken) testable.
+func TestExpiredURL403(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, Options{ExpiredURL403: true})
+	_, urls := e.completedJob("alice", "myactivity.search")
+	e.srv.Clock().Advance(6*time.Hour + time.Second)
+	wantStorageError(t, "expired", urls[0], 403, "ExpiredToken")
+}
+
+// Odd answers Cloud Storage or a proxy in front of it can give, each a download fault.
+func TestOddDownloadAnswers(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, Options{ArchiveSize: 64 << 10})
+	_, urls := e.completedJob("alice", "myactivity.search")
+	_, whole := get(t, urls[0])
+	inject := func(d DownloadFault) {
+		t.Helper()
+		if err := e.srv.InjectFault(Fault{Download: &d}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	inject(DownloadFault{Status: 403, Code: "AccessDenied"})
+	wantStorageError(t, "access denied", urls[0], 403, "AccessDenied")
+	inject(DownloadFault{Status: 404, Code: "NoSuchKey"})
+	wantStorageError(t, "404 inside retention", urls[0], 404, "NoSuchKey")
+
+	inject(DownloadFault{NoHash: true})
+	if resp, _ := get(t, urls[0]); resp.StatusCode != 200 || resp.Header.Get("x-goog-hash") != "" {
+		t.Errorf("no hash: %d %q", resp.StatusCode, resp.Header.Get("x-goog-hash"))
+	}
+	inject(DownloadFault{NoCRC32C: true})
+	if resp, _ := get(t, urls[0]); !strings.HasPrefix(resp.Header.Get("x-goog-hash"), "md5=") || strings.Contains(resp.Header.Get("x-goog-hash"), "crc32c") {
+		t.Errorf("no crc32c: %q", resp.Header.Get("x-goog-hash"))
+	}
+	inject(DownloadFault{NoContentLength: true})
+	if resp, b := get(t, urls[0]); resp.ContentLength != -1 || resp.Header.Get("Content-Length") != "" || !bytes.Equal(b, whole) {
+		t.Errorf("no Content-Length: length %d, %d bytes", resp.ContentLength, len(b))
+	}
+	inject(DownloadFault{IgnoreRange: true})
+	if resp, b := get(t, urls[0], "Range", "bytes=100-199"); resp.StatusCode != 200 || !bytes.Equal(b, whole) {
+		t.Errorf("range ignored: %d, %d bytes", resp.StatusCode, len(b))
+	}
+	inject(DownloadFault{ShortBy: 10})
+	if resp, b := get(t, urls[0], "Range", "bytes=100-199"); resp.StatusCode != 206 || resp.Header.Get("Content-Range") != fmt.Sprintf("bytes 100-199/%d", len(whole)) ||
+		len(b) != 90 || !bytes.Equal(b, whole[100:190]) {
+		t.Errorf("short 206: %d %q, %d bytes", resp.StatusCode, resp.Header.Get("Content-Range"), len(b))
+	}
+	inject(DownloadFault{RedirectTo: "https://elsewhere.invalid/object"})
+	req, _ := http.NewRequest("GET", urls[0], nil)
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 302 || resp.Header.Get("Location") != "https://elsewhere.invalid/object" {
+		t.Errorf("redirect: %d %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	// Faults used up: the plain answer again.
+	if resp, b := get(t, urls[0], "Range", "bytes=0-9"); resp.StatusCode != 206 || !bytes.Equal(b, whole[:10]) || !strings.Contains(resp.Header.Get("x-goog-hash"), "crc32c=") {
+		t.Errorf("after the faults: %d", resp.StatusCode)
+	}
+	if err := e.srv.InjectFault(Fault{Download: &DownloadFault{Status: 200}}); err == nil {
+		t.Error("a 200 download fault was accepted")
 	}
 }
 

@@ -3,6 +3,7 @@ package fakeportability
 import (
 	"encoding/json"
 	"fmt"
+	"html"
 	"net/http"
 )
 
@@ -66,6 +67,10 @@ func errInjected(code int) *apiError {
 		e.status = "PERMISSION_DENIED"
 	case http.StatusUnauthorized:
 		e.status = "UNAUTHENTICATED"
+	case http.StatusNotFound:
+		e.status = "NOT_FOUND"
+	case http.StatusConflict:
+		e.status = "ALREADY_EXISTS"
 	default:
 		e.status = "UNKNOWN"
 	}
@@ -109,13 +114,27 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	_ = enc.Encode(v)
 }
 
-// storageError is a Cloud Storage XML error, as signed URL downloads get them.
-func writeStorageError(w http.ResponseWriter, code int, xmlCode, message, details string) {
+// storageError is a Cloud Storage XML error, as signed URL downloads get them: Code, Message, then
+// ParameterName and Details when given (the shape of Google's MalformedSecurityHeader answers).
+type storageError struct {
+	code                    int
+	xmlCode, message, param string
+	details                 string
+}
+
+func writeStorageError(w http.ResponseWriter, e storageError) {
 	w.Header().Set("Content-Type", "application/xml; charset=UTF-8")
-	w.WriteHeader(code)
-	fmt.Fprintf(w, "<?xml version='1.0' encoding='UTF-8'?><Error><Code>%s</Code><Message>%s</Message>", xmlCode, message)
-	if details != "" {
-		fmt.Fprintf(w, "<Details>%s</Details>", details)
+	w.WriteHeader(e.code)
+	fmt.Fprint(w, "<?xml version='1.0' encoding='UTF-8'?><Error>")
+	if e.xmlCode != "" {
+		fmt.Fprintf(w, "<Code>%s</Code>", html.EscapeString(e.xmlCode))
+	}
+	fmt.Fprintf(w, "<Message>%s</Message>", html.EscapeString(e.message))
+	if e.param != "" {
+		fmt.Fprintf(w, "<ParameterName>%s</ParameterName>", e.param)
+	}
+	if e.details != "" {
+		fmt.Fprintf(w, "<Details>%s</Details>", html.EscapeString(e.details))
 	}
 	fmt.Fprint(w, "</Error>")
 }

@@ -14,7 +14,10 @@ import (
 //     CANCELLED (retries count as jobs).
 //   - Method (initiate, getState, retry, cancel, reset, check, token) with Status and/or DelayMs: the next Count
 //     calls of that method wait DelayMs, then answer Status instead of the real answer.
-//   - Download: the next Count downloads are cut, corrupted or slow to start.
+//   - Resource with StallNextJobs: the next jobs including that resource stay IN_PROGRESS for ever.
+//   - Download: the next Count downloads are cut, corrupted, slow to start, refused with an XML error,
+//     redirected, or answered oddly (no x-goog-hash, no crc32c, no Content-Length, Range ignored, a short 206).
+//   - State: the next Count state calls of a COMPLETE job list its URLs shuffled, or none.
 //   - User with Revoke: every grant of the user is revoked, as if the user withdrew consent.
 //
 // User set with Resource, Method or Download scopes the fault to that user: only that user's jobs, calls
@@ -25,11 +28,13 @@ type Fault struct {
 	Resource       string         `json:"resource,omitempty"`
 	FailNextJobs   int            `json:"failNextJobs,omitempty"`
 	CancelNextJobs int            `json:"cancelNextJobs,omitempty"`
+	StallNextJobs  int            `json:"stallNextJobs,omitempty"`
 	Method         string         `json:"method,omitempty"`
 	Status         int            `json:"status,omitempty"`
 	DelayMs        int            `json:"delayMs,omitempty"`
 	Count          int            `json:"count,omitempty"` // default 1
 	Download       *DownloadFault `json:"download,omitempty"`
+	State          *StateFault    `json:"state,omitempty"`
 	User           string         `json:"user,omitempty"`
 	Revoke         bool           `json:"revoke,omitempty"`
 }
@@ -42,7 +47,37 @@ type DownloadFault struct {
 	CorruptAt *int64 `json:"corruptAt,omitempty"`
 	// SlowStartMs waits before the answer's headers.
 	SlowStartMs int `json:"slowStartMs,omitempty"`
-	Count       int `json:"count,omitempty"` // default 1
+	// Status and Code answer this HTTP status with this XML <Code> instead of the object (e.g. 403
+	// AccessDenied when the signer lost its permission, 404 NoSuchKey inside the retention).
+	Status int    `json:"status,omitempty"`
+	Code   string `json:"code,omitempty"`
+	// RedirectTo answers 302 to this URL.
+	RedirectTo string `json:"redirectTo,omitempty"`
+	// NoHash omits x-goog-hash; NoCRC32C sends it with md5 only.
+	NoHash   bool `json:"noHash,omitempty"`
+	NoCRC32C bool `json:"noCrc32c,omitempty"`
+	// NoContentLength sends the body chunked, without Content-Length.
+	NoContentLength bool `json:"noContentLength,omitempty"`
+	// IgnoreRange answers a ranged GET with 200 and the whole object.
+	IgnoreRange bool `json:"ignoreRange,omitempty"`
+	// ShortBy sends a 206 whose body (and Content-Length) is this many bytes shorter than its
+	// Content-Range, ending cleanly.
+	ShortBy int64 `json:"shortBy,omitempty"`
+	Count   int   `json:"count,omitempty"` // default 1
+}
+
+func (d *DownloadFault) empty() bool {
+	return d.CutAfterBytes == nil && d.CorruptAt == nil && d.SlowStartMs <= 0 && d.Status == 0 && d.RedirectTo == "" &&
+		!d.NoHash && !d.NoCRC32C && !d.NoContentLength && !d.IgnoreRange && d.ShortBy <= 0
+}
+
+// StateFault changes the next state calls' answers for a COMPLETE job.
+type StateFault struct {
+	// ShuffleURLs lists the job's URLs in a random order.
+	ShuffleURLs bool `json:"shuffleUrls,omitempty"`
+	// NoURLs answers COMPLETE with no URLs at all.
+	NoURLs bool `json:"noUrls,omitempty"`
+	Count  int  `json:"count,omitempty"` // default 1
 }
 
 var faultMethods = []string{MethodInitiate, MethodGetState, MethodRetry, MethodCancel, MethodReset, MethodCheck, MethodToken}
@@ -62,16 +97,26 @@ type downloadFault struct {
 // jobKey keys the job faults: a resource, for anyone ("" user) or one user.
 type jobKey struct{ user, resource string }
 
+type stateFault struct {
+	user string // "" for anyone
+	StateFault
+}
+
 type faultState struct {
 	failNext   map[jobKey]int
 	cancelNext map[jobKey]int
+	stallNext  map[jobKey]int
 	method     map[string][]*methodFault // FIFO per method
 	download   []*downloadFault          // FIFO
+	state      []*stateFault             // FIFO
 }
 
 func newFaultState() faultState {
-	return faultState{failNext: map[jobKey]int{}, cancelNext: map[jobKey]int{}, method: map[string][]*methodFault{}}
+	return faultState{failNext: map[jobKey]int{}, cancelNext: map[jobKey]int{}, stallNext: map[jobKey]int{}, method: map[string][]*methodFault{}}
 }
+
+// stalled is the outcome of a job that never ends (a fault).
+const stalled = "STALLED"
 
 // takeJobOutcome returns the outcome of user's new job on groups, consuming one job fault (the user's own
 // first, then anyone's).
@@ -87,6 +132,12 @@ func (f *faultState) takeJobOutcome(user string, groups []string) string {
 			if k := (jobKey{who, r}); f.cancelNext[k] > 0 {
 				f.cancelNext[k]--
 				return StateCancelled
+			}
+		}
+		for _, r := range groups {
+			if k := (jobKey{who, r}); f.stallNext[k] > 0 {
+				f.stallNext[k]--
+				return stalled
 			}
 		}
 	}
@@ -124,6 +175,20 @@ func (f *faultState) takeDownload(user string) *DownloadFault {
 	return &c
 }
 
+// takeState returns the state fault for the next state call of user's COMPLETE job (zero: none).
+func (f *faultState) takeState(user string) StateFault {
+	i := slices.IndexFunc(f.state, func(d *stateFault) bool { return d.user == "" || d.user == user })
+	if i < 0 {
+		return StateFault{}
+	}
+	d := f.state[i]
+	d.Count--
+	if d.Count <= 0 {
+		f.state = slices.Delete(f.state, i, i+1)
+	}
+	return d.StateFault
+}
+
 // InjectFault adds a fault (see Fault).
 func (s *Server) InjectFault(fl Fault) error {
 	count := max(fl.Count, 1)
@@ -134,12 +199,13 @@ func (s *Server) InjectFault(fl Fault) error {
 		if !resources.Known(fl.Resource) {
 			return fmt.Errorf("unknown resource %q", fl.Resource)
 		}
-		if fl.FailNextJobs <= 0 && fl.CancelNextJobs <= 0 {
-			return fmt.Errorf("resource fault needs failNextJobs or cancelNextJobs")
+		if fl.FailNextJobs <= 0 && fl.CancelNextJobs <= 0 && fl.StallNextJobs <= 0 {
+			return fmt.Errorf("resource fault needs failNextJobs, cancelNextJobs or stallNextJobs")
 		}
 		k := jobKey{fl.User, fl.Resource}
 		s.faults.failNext[k] += fl.FailNextJobs
 		s.faults.cancelNext[k] += fl.CancelNextJobs
+		s.faults.stallNext[k] += fl.StallNextJobs
 	case fl.Method != "":
 		if !slices.Contains(faultMethods, fl.Method) {
 			return fmt.Errorf("unknown method %q (want one of %v)", fl.Method, faultMethods)
@@ -154,15 +220,25 @@ func (s *Server) InjectFault(fl Fault) error {
 			&methodFault{user: fl.User, status: fl.Status, delay: time.Duration(fl.DelayMs) * time.Millisecond, count: count})
 	case fl.Download != nil:
 		d := *fl.Download
-		if d.CutAfterBytes == nil && d.CorruptAt == nil && d.SlowStartMs <= 0 {
-			return fmt.Errorf("download fault needs cutAfterBytes, corruptAt or slowStartMs")
+		if d.empty() {
+			return fmt.Errorf("download fault needs one of cutAfterBytes, corruptAt, slowStartMs, status, redirectTo, noHash, noCrc32c, noContentLength, ignoreRange, shortBy")
+		}
+		if d.Status != 0 && (d.Status < 400 || d.Status > 599) {
+			return fmt.Errorf("download status %d is not an error status", d.Status)
 		}
 		d.Count = max(d.Count, 1)
 		s.faults.download = append(s.faults.download, &downloadFault{user: fl.User, DownloadFault: d})
+	case fl.State != nil:
+		d := *fl.State
+		if !d.ShuffleURLs && !d.NoURLs {
+			return fmt.Errorf("state fault needs shuffleUrls or noUrls")
+		}
+		d.Count = max(d.Count, 1)
+		s.faults.state = append(s.faults.state, &stateFault{user: fl.User, StateFault: d})
 	case fl.User != "" && fl.Revoke:
 		s.revokeUserLocked(fl.User)
 	default:
-		return fmt.Errorf("empty fault: set resource, method, download or user+revoke")
+		return fmt.Errorf("empty fault: set resource, method, download, state or user+revoke")
 	}
 	return nil
 }

@@ -72,7 +72,15 @@ func (s *Server) newJobLocked(u *user, groups []string, oneTime bool, startTime,
 	}
 	j.root = j
 	j.outcome = s.faults.takeJobOutcome(u.name, groups)
-	j.files = s.jobFiles(groups)
+	if j.outcome == stalled { // a job Google never finishes: IN_PROGRESS for a century of virtual time
+		j.outcome, j.doneAt = StateInProgress, now.Add(100*365*24*time.Hour)
+	}
+	if startTime != "" || endTime != "" {
+		from, to := s.activityRange(startTime, exportTime)
+		j.files = s.activityFiles(groups, from, to)
+	} else {
+		j.files = s.jobFiles(groups)
+	}
 	s.jobs[j.id] = j
 	s.jobSeq = append(s.jobSeq, j)
 	return j
@@ -101,6 +109,33 @@ func (s *Server) jobFiles(groups []string) []*jobFile {
 				add(fmt.Sprintf("%s-%03d.zip", fileSlug(groups), i), s.objects.dataZip(groups, i, s.opts.ArchiveSize, s.opts.EntrySize, false))
 			}
 		}
+		add(fmt.Sprintf("%s-%03d.zip", fileSlug(groups), n-1), s.objects.browserZip(groups))
+	}
+	for _, f := range files {
+		s.objects.prepareAsync(f.obj)
+	}
+	return files
+}
+
+// activityFiles lays out the files of a job with a time filter: the same files as jobFiles, with data
+// files holding only the activity of [from, to] (see activity.go).
+func (s *Server) activityFiles(groups []string, from, to time.Time) []*jobFile {
+	n := s.opts.URLsPerJob
+	bare := len(groups) == 1 && s.bare[groups[0]]
+	perDay := s.bytesPerDay()
+	var files []*jobFile
+	add := func(name string, o *object) {
+		files = append(files, &jobFile{index: len(files), name: name, obj: o})
+	}
+	data := max(n-1, 1)
+	for i := 0; i < data; i++ {
+		if bare {
+			add(fmt.Sprintf("%s-%03d.json", fileSlug(groups), i), s.objects.activityJSON(groups[0], i, from, to, perDay))
+		} else {
+			add(fmt.Sprintf("%s-%03d.zip", fileSlug(groups), i), s.objects.activityZip(groups, i, from, to, perDay, n == 1))
+		}
+	}
+	if n > 1 {
 		add(fmt.Sprintf("%s-%03d.zip", fileSlug(groups), n-1), s.objects.browserZip(groups))
 	}
 	for _, f := range files {

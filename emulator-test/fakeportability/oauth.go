@@ -219,7 +219,13 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	if !sleepCtx(r, delay) {
 		return
 	}
-	if status != 0 {
+	switch status {
+	case 0:
+	case http.StatusBadRequest:
+		// What Google's token endpoint answers once the person removed the app from their account.
+		writeJSON(w, status, oauthError{Error: "invalid_grant", Description: "Token has been expired or revoked."})
+		return
+	default:
 		writeJSON(w, status, oauthError{Error: "temporarily_unavailable", Description: fmt.Sprintf("injected fault: HTTP %d", status)})
 		return
 	}

@@ -28,7 +28,7 @@ func (r *record) secret(kind, v string) {
 func (r *record) signedURL(u string) {
 	r.secret("signed URL", u)
 	if p, err := url.Parse(u); err == nil {
-		if sig := p.Query().Get("sig"); sig != "" {
+		if sig := p.Query().Get("X-Goog-Signature"); sig != "" {
 			r.secret("signed URL signature", sig)
 		}
 	}

@@ -37,6 +37,9 @@ type Options struct {
 	JobDuration time.Duration
 	// ArchiveSize is the size in bytes of each data file of a job (default 1 MiB).
 	ArchiveSize int64
+	// History is how much activity an account has (default DefaultHistory, 365 days): a job without a
+	// time filter covers it (ArchiveSize bytes per data file); a filtered job holds ArchiveSize*range/History.
+	History time.Duration
 	// URLsPerJob is the number of files (signed URLs) of a COMPLETE job (default 2): files 0..N-2 hold data,
 	// the last one Portability/archive_browser.json. With 1 the single zip holds both.
 	URLsPerJob int
@@ -50,7 +53,11 @@ type Options struct {
 	TimeBasedFailedPrecondition bool
 	// AccessTokenTTL is the lifetime of access tokens on the virtual clock (default 1h).
 	AccessTokenTTL time.Duration
-	// URLTTL is the lifetime of signed URLs (default 6h); Retention how long archives stay (default 14 days).
+	// ExpiredURL403 answers an expired signed URL with 403 ExpiredToken instead of Cloud Storage's 400
+	// ExpiredToken, so both answers stay tested.
+	ExpiredURL403 bool
+	// URLTTL is the lifetime of signed URLs (default 6h, at most 7 days as for V4 signing); Retention how long
+	// archives stay (default 14 days).
 	URLTTL    time.Duration
 	Retention time.Duration
 	// MaxRetries is the number of retries per original job (default 3).
@@ -100,6 +107,9 @@ func New(opts Options) *Server {
 	if opts.ArchiveSize <= 0 {
 		opts.ArchiveSize = 1 << 20
 	}
+	if opts.History <= 0 {
+		opts.History = DefaultHistory
+	}
 	if opts.URLsPerJob <= 0 {
 		opts.URLsPerJob = 2
 	}
@@ -112,6 +122,7 @@ func New(opts Options) *Server {
 	if opts.URLTTL <= 0 {
 		opts.URLTTL = 6 * time.Hour
 	}
+	opts.URLTTL = min(opts.URLTTL, maxV4Expires*time.Second)
 	if opts.Retention <= 0 {
 		opts.Retention = 14 * 24 * time.Hour
 	}

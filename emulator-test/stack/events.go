@@ -132,6 +132,13 @@ func EventLine(e Event) string {
 	switch e.Type {
 	case events.ResourceExported:
 		line += fmt.Sprintf(" %-24s %d objects, %d bytes", e.Resource, len(e.Objects), e.Bytes)
+		if r := e.TimeRange; r != nil {
+			from := "the beginning"
+			if r.Start != nil {
+				from = r.Start.Format(time.RFC3339)
+			}
+			line += fmt.Sprintf(", activity from %s to %s (time filter %s)", from, r.End.Format(time.RFC3339), e.TimeFilter)
+		}
 	case events.ResourceFailed:
 		line += fmt.Sprintf(" %-24s %s: %s", e.Resource, e.State, e.Reason)
 	case events.RoundCompleted:

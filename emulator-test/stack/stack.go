@@ -321,6 +321,7 @@ func (s *Stack) functionEnv() ([]string, error) {
 		"TASKS_INVOKER_EMAIL":     "tasks-invoker@" + s.Project + ".iam.gserviceaccount.com",
 		"OIDC_ISSUER":             s.FakeURL,
 		"PORTABILITY_ENDPOINT":    s.FakeURL + "/",
+		"ARCHIVE_URL_HOSTS":       s.FakeURL, // the fake signs archive URLs on its own plain-http host
 		"OAUTH_CLIENT_ID":         "fake-client-id",
 		"OAUTH_CLIENT_SECRET":     "fake-client-secret",
 		"OAUTH_AUTH_URL":          s.FakeURL + "/o/oauth2/v2/auth",

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/GoogleCloudPlatform/functions-framework-go/functions"
@@ -17,6 +18,7 @@ import (
 	"github.com/portability-pipeline/pipeline/shared/logging"
 	"github.com/portability-pipeline/pipeline/shared/messages"
 	"github.com/portability-pipeline/pipeline/shared/portability"
+	"github.com/portability-pipeline/pipeline/shared/resources"
 	"github.com/portability-pipeline/pipeline/shared/rounds"
 	"github.com/portability-pipeline/pipeline/shared/setup"
 	"github.com/portability-pipeline/pipeline/shared/store"
@@ -110,22 +112,46 @@ func one(ctx context.Context, env *setup.Env, api portability.API, r *store.Roun
 		}
 		return nil // exporting, cooling down or finished already
 	}
-	started, err := api.Initiate(ctx, []string{name})
+	rng, err := exportRange(ctx, env, r, name)
+	if err != nil {
+		return releaseClaim(ctx, env, r.ID, name, err)
+	}
+	started, err := api.InitiateSince(ctx, []string{name}, rng.start)
 	var perr *portability.Error
 	errors.As(err, &perr)
+	if perr != nil && perr.Kind == portability.KindPermanent && perr.Status == 400 && !rng.start.IsZero() {
+		// Google refused the time filter (a group dropped from the documented list, or a start it will
+		// not take): export the whole history rather than nothing, and say so in the range.
+		log.Warn("time filter refused; exporting the whole history", "startTime", rng.start, "reason", perr.Message)
+		rng = timeRange{filter: store.TimeFilterNone}
+		started, err = api.InitiateSince(ctx, []string{name}, time.Time{})
+		perr = nil
+		errors.As(err, &perr)
+	}
+	// A 429 after an earlier attempt of ours names the job that attempt may have started; but it also names
+	// the jobs of the previous round (a time-based round that retried a failed job late is still inside
+	// the 24 h window): those are not this round's export and must never be adopted.
+	earlier := ""
+	if perr != nil && (perr.Kind == portability.KindExhausted || perr.Kind == portability.KindCooldown) &&
+		claim.Resource.Attempts > 1 && len(perr.PreviousJobs) > 0 {
+		earlier = perr.PreviousJobs[len(perr.PreviousJobs)-1]
+		if known, kerr := jobOfEarlierRound(ctx, env, r, name, earlier); kerr != nil {
+			return releaseClaim(ctx, env, r.ID, name, kerr)
+		} else if known {
+			earlier = ""
+		}
+	}
 	switch {
 	case err == nil:
-		log.Info("export started", "job", started.Job, "accessType", started.AccessType)
-		return adopt(ctx, env, r, name, started.Job)
+		log.Info("export started", "job", started.Job, "accessType", started.AccessType, "startTime", rng.start, "timeFilter", rng.filter)
+		return adopt(ctx, env, r, name, started.Job, rng)
 	case perr != nil && perr.Kind == portability.KindAlreadyExists && perr.Job != "":
 		log.Info("adopting the running export", "job", perr.Job)
-		return adopt(ctx, env, r, name, perr.Job)
-	case perr != nil && (perr.Kind == portability.KindExhausted || perr.Kind == portability.KindCooldown) &&
-		claim.Resource.Attempts > 1 && len(perr.PreviousJobs) > 0:
+		return adopt(ctx, env, r, name, perr.Job, rng)
+	case earlier != "":
 		// An earlier attempt of ours started the export and crashed before recording it.
-		job := perr.PreviousJobs[len(perr.PreviousJobs)-1]
-		log.Info("adopting the export an earlier attempt started", "job", job)
-		return adopt(ctx, env, r, name, job)
+		log.Info("adopting the export an earlier attempt started", "job", earlier)
+		return adopt(ctx, env, r, name, earlier, rng)
 	case perr != nil && perr.Kind == portability.KindExhausted:
 		return terminal(ctx, env, r.ID, name, store.ResExhausted,
 			"This data was already exported with this consent; it can be exported again after the grant is reset.")
@@ -140,16 +166,51 @@ func one(ctx context.Context, env *setup.Env, api portability.API, r *store.Roun
 	default:
 		// Transient: release the claim so the redelivery tries again. Should this call have started a
 		// job after all, the next attempt gets 409 or 429 with the job's ID and adopts it.
-		if _, rerr := env.Store.ReleaseInitiate(ctx, r.ID, name); rerr != nil {
-			return errors.Join(err, rerr)
-		}
-		return err
+		return releaseClaim(ctx, env, r.ID, name, err)
 	}
 }
 
+// releaseClaim gives a claimed resource back to pending after a transient error, so a redelivery tries again.
+func releaseClaim(ctx context.Context, env *setup.Env, round, name string, err error) error {
+	if _, rerr := env.Store.ReleaseInitiate(ctx, round, name); rerr != nil {
+		return errors.Join(err, rerr)
+	}
+	return err
+}
+
+// timeRange is what an initiate asks: start (zero: none) and how it was chosen (store.TimeFilter*).
+type timeRange struct {
+	start  time.Time
+	filter string
+}
+
+// exportRange decides the startTime of a resource's export in round r. A group without time filters is
+// exported whole every round. Round 1 of a grant starts at the start link's since (or asks for the whole
+// history); a later round continues from the previous done export of the grant, minus the configured
+// overlap, with no endTime, so consecutive rounds meet without a gap. No earlier export (every round
+// failed so far) falls back to round 1's start, again leaving no gap.
+func exportRange(ctx context.Context, env *setup.Env, r *store.Round, name string) (timeRange, error) {
+	if !resources.SupportsTimeFilter(name) {
+		return timeRange{filter: store.TimeFilterUnsupported}, nil
+	}
+	if r.Number > 1 && r.Number != r.GrantFirst {
+		prev, found, err := env.Store.PreviousExport(ctx, r, name)
+		if err != nil {
+			return timeRange{}, fmt.Errorf("read the previous export: %w", err)
+		}
+		if found {
+			return timeRange{start: prev.Add(-env.Config.Export.RoundOverlap).UTC(), filter: store.TimeFilterApplied}, nil
+		}
+	}
+	if !r.Since.IsZero() {
+		return timeRange{start: r.Since.UTC(), filter: store.TimeFilterApplied}, nil
+	}
+	return timeRange{filter: store.TimeFilterNone}, nil
+}
+
 // adopt records the job and hands it to the poll step.
-func adopt(ctx context.Context, env *setup.Env, r *store.Round, name, job string) error {
-	if _, err := env.Store.RecordJob(ctx, r.ID, name, job); err != nil {
+func adopt(ctx context.Context, env *setup.Env, r *store.Round, name, job string, rng timeRange) error {
+	if _, err := env.Store.RecordJobRange(ctx, r.ID, name, job, rng.start, rng.filter); err != nil {
 		return err
 	}
 	return env.Publisher.Publish(ctx, env.Config.Topics.Jobs, &messages.JobStarted{
@@ -182,6 +243,22 @@ func cooldown(ctx context.Context, env *setup.Env, r *store.Round, name string, 
 		Body: messages.InitiateRequest{V: messages.Version, User: r.User, Round: r.ID, Resource: name},
 		At:   after,
 	})
+}
+
+// jobOfEarlierRound reports whether job belongs to the resource in the previous round of the user (the
+// only one inside the 24 h window: rounds are a day apart).
+func jobOfEarlierRound(ctx context.Context, env *setup.Env, r *store.Round, name, job string) (bool, error) {
+	if r.Number < 2 {
+		return false, nil
+	}
+	prev, err := env.Store.GetResource(ctx, store.RoundID(r.User, r.Number-1), name)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return prev.Job == job || slices.Contains(prev.Jobs, job), nil
 }
 
 // lastExport is the export time of the resource in the previous round, or now when unknown.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"time"
 
 	"golang.org/x/oauth2"
 
@@ -25,6 +26,8 @@ func (h *Handler) verifyLink(w http.ResponseWriter, r *http.Request, v url.Value
 		logger(r.Context()).Warn("start link refused", "path", r.URL.Path, "reason", err.Error())
 		if errors.Is(err, startlink.ErrExpired) {
 			show(w, pageLinkExpired)
+		} else if errors.Is(err, startlink.ErrSince) {
+			show(w, pageSinceInvalid)
 		} else {
 			show(w, pageLinkInvalid)
 		}
@@ -74,14 +77,17 @@ func (h *Handler) start(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	hidden := map[string]string{}
-	for _, k := range []string{startlink.ParamUser, startlink.ParamResources, startlink.ParamExpires, startlink.ParamSig} {
-		hidden[k] = q.Get(k)
+	for _, k := range []string{startlink.ParamUser, startlink.ParamResources, startlink.ParamExpires, startlink.ParamSig, startlink.ParamSince} {
+		if _, ok := q[k]; ok {
+			hidden[k] = q.Get(k)
+		}
 	}
 	render(w, http.StatusOK, "start", startPage{
 		Title:     "Export your Google data to the app",
 		Resources: l.Resources,
 		Action:    h.base + "/authorize",
 		Hidden:    hidden,
+		Since:     newTime(l.Since),
 	})
 }
 
@@ -120,7 +126,7 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request) {
 	}
 	st := store.OAuthState{
 		ID: id, User: l.User, Resources: l.Resources[:n], Verifier: sealed,
-		ExpiresAt: h.now().Add(h.cfg.OAuth.StateTTL),
+		ExpiresAt: h.now().Add(h.cfg.OAuth.StateTTL), Since: l.Since,
 	}
 	if n < len(l.Resources) {
 		st.Remaining = l.Resources[n:]
@@ -154,9 +160,9 @@ func (h *Handler) consentURL(state, verifier string, groups []string) (int, stri
 }
 
 // remainingLink is a fresh signed start link for resources left for a later consent.
-func (h *Handler) remainingLink(user string, rest []string) string {
+func (h *Handler) remainingLink(user string, rest []string, since time.Time) string {
 	v := startlink.Sign(h.linkKey, startlink.Link{
-		User: user, Resources: rest, Purpose: startlink.PurposeStart, Expires: h.now().Add(startlink.MaxStartTTL),
+		User: user, Resources: rest, Purpose: startlink.PurposeStart, Expires: h.now().Add(startlink.MaxStartTTL), Since: since,
 	})
 	return fmt.Sprintf("%s/start?%s", h.base, v.Encode())
 }

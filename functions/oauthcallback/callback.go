@@ -111,7 +111,7 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 		show(w, pageFailedNothing)
 		return
 	}
-	round, err := h.env.Store.StartGrant(ctx, store.NewGrant{User: st.User, Access: access, Granted: granted, NotGranted: notGranted})
+	round, err := h.env.Store.StartGrant(ctx, store.NewGrant{User: st.User, Access: access, Granted: granted, NotGranted: notGranted, Since: st.Since})
 	if errors.Is(err, store.ErrRoundRunning) {
 		// A concurrent callback of the same user won between our check and here (see README).
 		log.Warn("round started concurrently; this consent is not used")
@@ -143,7 +143,7 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 		Granted: granted, NotGranted: notGranted, Remaining: st.Remaining, StatusURL: h.statusLink(st.User),
 	}
 	if len(st.Remaining) > 0 {
-		page.RemainingURL = h.remainingLink(st.User, st.Remaining)
+		page.RemainingURL = h.remainingLink(st.User, st.Remaining, st.Since)
 	}
 	render(w, http.StatusOK, "done", page)
 }

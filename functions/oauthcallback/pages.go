@@ -73,6 +73,7 @@ var pages = template.Must(template.New("pages").Funcs(template.FuncMap{"refreshO
 <ul>
 {{range .Resources}}<li><code>{{.}}</code></li>
 {{end}}</ul>
+{{with .Since}}<p>Only activity from <time datetime="{{.ISO}}">{{.Text}}</time> on is copied, where Google can limit it by time (activity and history); other data is copied whole.</p>{{end}}
 <h2>What happens next</h2>
 <ol>
 <li>Google shows its own consent page. There you choose which of these to allow, and whether the app gets
@@ -189,6 +190,7 @@ var (
 	pageNotFound        = message{http.StatusNotFound, "Page not found", []string{"There is nothing here. Start from the app."}}
 	pageUnavailable     = message{http.StatusServiceUnavailable, "Please try again", []string{"Something went wrong on our side. Please try again in a minute."}}
 	pageLinkExpired     = message{http.StatusForbidden, "This link has expired", []string{"Start links work for a short time only. Go back to the app for a new one. Nothing was stored."}}
+	pageSinceInvalid    = message{http.StatusBadRequest, "This link asks for an impossible start date", []string{"The link limits the export to activity since a date that is in the future or not a date at all, so it cannot be used. Go back to the app for a new one. Nothing was stored."}}
 	pageLinkInvalid     = message{http.StatusForbidden, "This link is not valid", []string{"The link was changed or is incomplete, so it cannot be used. Go back to the app for a new one. Nothing was stored."}}
 	pageRunning         = message{http.StatusConflict, "An export is already running", []string{"An export for your account has not finished yet. You can start another one when it is done. Nothing was changed."}}
 	pageStateInvalid    = message{http.StatusBadRequest, "This sign-in link is not valid", []string{"This sign-in link is not valid. Start again from the app. Nothing was stored."}}
@@ -227,6 +229,7 @@ type startPage struct {
 	Resources []string
 	Action    string
 	Hidden    map[string]string
+	Since     *timeView // the link's since, nil without
 }
 
 type donePage struct {

@@ -242,6 +242,9 @@ func (h *Handler) roundOf(ctx context.Context, rd store.Round) (roundView, bool,
 		case store.ResDone:
 			v.State, v.Class = "Done", "ok"
 			v.Detail = fmt.Sprintf("%s, %s, copied and checked.", strings.ToUpper(files(res.Objects)[:1])+files(res.Objects)[1:], humanBytes(res.Bytes))
+			if r := rangeText(res); r != "" {
+				v.Detail += " " + r
+			}
 			done++
 		case store.ResNotGranted:
 			v.State, v.Class, v.Detail = "Not granted", "off", "You did not allow this on Google's consent page, so it was not exported."
@@ -271,6 +274,21 @@ func (h *Handler) roundOf(ctx context.Context, rd store.Round) (roundView, bool,
 		rv.Summary = "Finished, with problems: see below."
 	}
 	return rv, running, nil
+}
+
+// rangeText says which span of activity an export holds ("" when the export time is unknown).
+func rangeText(res store.Resource) string {
+	end := newTime(res.ExportTime)
+	if end == nil {
+		return ""
+	}
+	switch {
+	case !res.StartTime.IsZero():
+		return "Activity from " + newTime(res.StartTime).Text + " to " + end.Text + "."
+	case res.TimeFilter == store.TimeFilterUnsupported:
+		return "Activity from the beginning to " + end.Text + " (Google cannot limit this data to new activity, so every copy holds all of it)."
+	}
+	return "Activity from the beginning to " + end.Text + "."
 }
 
 // plainReason keeps the plain first sentence of a recorded reason: the steps record sentences for people,

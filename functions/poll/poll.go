@@ -107,10 +107,11 @@ func Check(ctx context.Context, env *setup.Env, m *messages.PollCheck) error {
 		return err
 	case kind == portability.KindUnauthorized:
 		return end(ctx, env, m, store.ResFailed, "Google no longer accepts this consent (withdrawn or expired).")
+	case apiStatus(err) == http.StatusNotFound:
+		return end(ctx, env, m, store.ResFailed, "Google no longer knows this export (its job is gone).")
 	default:
 		return end(ctx, env, m, store.ResFailed, "Google could not report the export: "+err.Error())
 	}
-	log := logging.FromContext(ctx)
 	switch st.State {
 	case portability.StateInProgress:
 		next := *m
@@ -121,11 +122,20 @@ func Check(ctx context.Context, env *setup.Env, m *messages.PollCheck) error {
 	case portability.StateCancelled:
 		return end(ctx, env, m, store.ResCancelled, "The export was cancelled.")
 	case portability.StateComplete:
-		log.Info("export complete", "urls", len(st.URLs), "exportTime", st.ExportTime)
+		logging.FromContext(ctx).Info("export complete", "urls", len(st.URLs), "exportTime", st.ExportTime)
 		return plan(ctx, env, m, st)
 	default:
 		return fmt.Errorf("job %s in unknown state %q", m.Job, st.State)
 	}
+}
+
+// apiStatus is the HTTP status of a classified API error (0: none).
+func apiStatus(err error) int {
+	var pe *portability.Error
+	if errors.As(err, &pe) {
+		return pe.Status
+	}
+	return 0
 }
 
 // end moves the resource to a terminal state and settles the round.
@@ -168,10 +178,25 @@ func retry(ctx context.Context, env *setup.Env, api portability.API, m *messages
 	return schedule(ctx, env, messages.PollCheck{V: messages.Version, User: m.User, Round: m.Round, Resource: m.Resource, Job: newJob})
 }
 
-// plan probes every URL of a complete job, records the objects and their parts, and publishes the parts.
+// emptyAnswersAccepted is how many consecutive COMPLETE answers without URLs make an export with no
+// files: nothing documents such an answer, so a first one may be a glitch and is asked again.
+const emptyAnswersAccepted = 3
+
+// plan checks and probes every URL of a complete job, records the objects and their parts, and publishes
+// the parts. A URL the policy refuses, a file larger than MAX_ARCHIVE_FILE_SIZE or a probe answer no retry
+// can change fails the file at planning, and so the resource, with a reason; nothing is published then.
 func plan(ctx context.Context, env *setup.Env, m *messages.PollCheck, st portability.State) error {
+	log := logging.FromContext(ctx)
 	if len(st.URLs) == 0 {
-		if _, _, err := env.Store.PlanTransfer(ctx, m.Round, m.Resource, m.Job, st.ExportTime, nil); err != nil {
+		if m.EmptyAnswers+1 < emptyAnswersAccepted {
+			log.Warn("export complete without URLs; asking again", "answers", m.EmptyAnswers+1)
+			next := *m
+			next.Check++
+			next.EmptyAnswers++
+			return schedule(ctx, env, next)
+		}
+		log.Info("export complete with no files", "answers", m.EmptyAnswers+1)
+		if _, _, err := env.Store.PlanTransferRange(ctx, m.Round, m.Resource, m.Job, st.StartTime, st.ExportTime, nil); err != nil {
 			return err
 		}
 		if _, _, err := env.Store.FinishResource(ctx, m.Round, m.Resource); err != nil {
@@ -179,27 +204,45 @@ func plan(ctx context.Context, env *setup.Env, m *messages.PollCheck, st portabi
 		}
 		return rounds.Settle(ctx, env, m.Round)
 	}
+	policy := env.Config.Export.URLPolicy()
+	client := policy.Client(httpClient)
+	now := time.Now().UTC()
 	objects := make([]store.Object, len(st.URLs))
+	failed := ""
+	seen := map[string]bool{}
 	for i, u := range st.URLs {
-		src, err := transfer.Probe(ctx, httpClient, u)
-		if err != nil {
-			if transfer.Classify(err) == transfer.Gone {
-				return end(ctx, env, m, store.ResFailed, "The archive is no longer available at Google.")
-			}
-			return fmt.Errorf("probe archive file %d: %w", i, err)
-		}
-		sealed, err := signedurl.Seal(ctx, env.Crypto, m.Job, i, u)
+		o, reason, err := planObject(ctx, env, m, policy, client, i, u, now)
 		if err != nil {
 			return err
 		}
-		parts := transfer.Plan(src.Size, transfer.PlanOptions{PartSize: env.Config.Export.PartSize})
-		objects[i] = store.Object{Index: i, Job: m.Job, SourceName: src.Name, Size: src.Size, CRC32C: src.CRC32C, HasCRC32C: src.HasCRC32C,
-			ContentType: src.ContentType, Parts: len(parts), PartSize: env.Config.Export.PartSize,
-			State: store.ObjCopying, URL: sealed, URLFetched: time.Now().UTC()}
+		if reason == "" && seen[o.URLPath] {
+			reason = "Google listed this file twice in one answer."
+		}
+		seen[o.URLPath] = true
+		if reason != "" {
+			o.State, o.Reason, o.Parts = store.ObjFailed, reason, 0
+			failed = fmt.Sprintf("archive file %d: %s", i, reason)
+		}
+		objects[i] = o
 	}
-	_, recorded, err := env.Store.PlanTransfer(ctx, m.Round, m.Resource, m.Job, st.ExportTime, objects)
+	if failed != "" {
+		// One file cannot be fetched: the resource fails; copying the others would only delay that.
+		for i := range objects {
+			if objects[i].State == store.ObjCopying {
+				objects[i].State, objects[i].Reason, objects[i].Parts = store.ObjFailed, "not copied: "+failed, 0
+			}
+		}
+	}
+	_, recorded, err := env.Store.PlanTransferRange(ctx, m.Round, m.Resource, m.Job, st.StartTime, st.ExportTime, objects)
 	if err != nil {
 		return err
+	}
+	if failed != "" {
+		log.Warn("archive refused at planning", "reason", failed)
+		if _, _, err := env.Store.FinishResource(ctx, m.Round, m.Resource); err != nil {
+			return err
+		}
+		return rounds.Settle(ctx, env, m.Round)
 	}
 	// Publish every part not yet verified; after a redelivery some go twice, which transfer absorbs.
 	for _, o := range recorded {
@@ -214,4 +257,42 @@ func plan(ctx context.Context, env *setup.Env, m *messages.PollCheck, st portabi
 		}
 	}
 	return nil
+}
+
+// planObject checks and probes URL i. A non-empty reason fails the file (plain words, no URL query); an
+// error means try the whole check again later.
+func planObject(ctx context.Context, env *setup.Env, m *messages.PollCheck, policy *transfer.URLPolicy, client *http.Client, i int, u string, now time.Time) (store.Object, string, error) {
+	o := store.Object{Index: i, Job: m.Job, State: store.ObjCopying, PartSize: env.Config.Export.PartSize, URLFetched: now, PlannedAt: now}
+	if err := policy.Check(u); err != nil {
+		return o, "Google returned a download link this pipeline does not accept (" + err.Error() + ").", nil
+	}
+	path, err := transfer.ObjectPath(u)
+	if err != nil {
+		return o, "Google returned a download link without a file path.", nil
+	}
+	o.URLPath = path
+	src, err := transfer.Probe(ctx, client, u)
+	switch class := transfer.Classify(err); {
+	case err == nil:
+	case class == transfer.Gone:
+		return o, "The archive is no longer available at Google.", nil
+	case class == transfer.URLExpired:
+		// The URL comes from the state call just made: a fresh URL that is refused will not work later.
+		return o, "Google's storage refused a download link it had just issued (" + err.Error() + ").", nil
+	case transfer.IsSourceFault(err):
+		return o, "Google's storage answered the size probe in a way the transfer cannot use (" + err.Error() + ").", nil
+	default:
+		return o, "", fmt.Errorf("probe archive file %d: %w", i, err)
+	}
+	if src.Size > env.Config.Export.MaxFileSize {
+		return o, fmt.Sprintf("The archive file is %d bytes, above the configured maximum of %d (MAX_ARCHIVE_FILE_SIZE).", src.Size, env.Config.Export.MaxFileSize), nil
+	}
+	sealed, err := signedurl.Seal(ctx, env.Crypto, m.Job, i, u)
+	if err != nil {
+		return o, "", err
+	}
+	parts := transfer.Plan(src.Size, transfer.PlanOptions{PartSize: env.Config.Export.PartSize})
+	o.SourceName, o.Size, o.CRC32C, o.HasCRC32C, o.ContentType = src.Name, src.Size, src.CRC32C, src.HasCRC32C, src.ContentType
+	o.Parts, o.URL = len(parts), sealed
+	return o, "", nil
 }

@@ -44,8 +44,12 @@ func init() {
 	functions.HTTP("Transfer", handler.PubSub(Env, "transfer", func() *messages.TransferPart { return &messages.TransferPart{} }, Part))
 }
 
-// Part copies one part (unless a delivery already did) and then finishes what it can.
+// Part copies one part (unless a delivery already did) and then finishes what it can; a Finish message
+// finishes a done resource (see finish).
 func Part(ctx context.Context, env *setup.Env, m *messages.TransferPart) error {
+	if m.Finish {
+		return finish(ctx, env, m)
+	}
 	o, err := env.Store.GetObject(ctx, m.Round, m.Resource, m.Object)
 	if errors.Is(err, store.ErrNotFound) {
 		return handler.Drop("object %d of %s in round %s does not exist", m.Object, m.Resource, m.Round)
@@ -119,15 +123,35 @@ func tempPrefix(m *messages.TransferPart, attempt int) string {
 	return engine.TempPrefix(m.User, m.Round, m.Resource, m.Job, m.Object) + "a" + strconv.Itoa(attempt) + "/"
 }
 
+// retention is how long Google keeps an archive after its job completed.
+const retention = 14 * 24 * time.Hour
+
+var errPastRetention = errors.New("the archive is past Google's 14-day retention")
+
+// copyPart copies one part. Every "this URL no longer works" answer (400 ExpiredToken or
+// MalformedSecurityHeader, 403, a 404 inside the retention) gets one state call for fresh URLs, matched
+// to the files by path, and the part resumes. What no retry can change (the fresh URLs refused too, the
+// archive past retention, the job gone or changed at Google, a source that answers unusably) fails the
+// object with a reason, so the resource, the round and the reset end visibly; only what may heal is
+// returned for redelivery.
 func copyPart(ctx context.Context, env *setup.Env, m *messages.TransferPart, o *store.Object) error {
 	url, err := signedurl.Open(ctx, env.Crypto, m.Job, m.Object, o.URL)
 	if err != nil {
 		return err
 	}
+	policy := env.Config.Export.URLPolicy()
+	if err := policy.Check(url); err != nil {
+		return failObject(ctx, env, m, o, "The stored download link is not one this pipeline accepts ("+err.Error()+").")
+	}
 	// consentGone: fresh URLs need a state call, which Google refuses once the consent is withdrawn or
 	// expired (or we destroyed the token); no retry can fetch the rest of the archive then.
-	var consentGone atomic.Bool
+	var consentGone, refreshed atomic.Bool
+	var refusal atomic.Pointer[string] // why fresh URLs cannot be had, when no retry can change it
+	refuse := func(reason string) { refusal.Store(&reason) }
 	refresh := func(ctx context.Context) (string, error) {
+		if !o.PlannedAt.IsZero() && time.Since(o.PlannedAt) > retention {
+			return "", errPastRetention
+		}
 		api, err := env.API(ctx, m.User)
 		if errors.Is(err, tokens.ErrNoToken) {
 			consentGone.Store(true)
@@ -135,19 +159,40 @@ func copyPart(ctx context.Context, env *setup.Env, m *messages.TransferPart, o *
 		if err != nil {
 			return "", err
 		}
-		sealed, urls, err := signedurl.Fresh(ctx, env.Crypto, api, m.Job)
-		if portability.KindOf(err) == portability.KindUnauthorized {
+		objects, err := env.Store.ListObjects(ctx, m.Round, m.Resource)
+		if err != nil {
+			return "", err
+		}
+		paths := make([]string, len(objects))
+		for _, x := range objects {
+			if x.Index >= 0 && x.Index < len(paths) {
+				paths[x.Index] = x.URLPath
+			}
+		}
+		sealed, urls, err := signedurl.Fresh(ctx, env.Crypto, api, policy, m.Job, paths)
+		switch kind := portability.KindOf(err); {
+		case err == nil:
+		case errors.Is(err, signedurl.ErrMismatch), errors.Is(err, engine.ErrURLRefused):
+			refuse("Google's fresh download links do not match the files planned (" + err.Error() + ").")
+		case errors.Is(err, signedurl.ErrNotComplete):
+			refuse("Google no longer reports the export as complete, so no fresh download links could be had (" + err.Error() + ").")
+		case kind == portability.KindUnauthorized:
 			consentGone.Store(true)
+		case kind != portability.KindRetry:
+			var pe *portability.Error
+			if errors.As(err, &pe) && pe.Status == http.StatusNotFound {
+				refuse("Google no longer knows this export (its job is gone), so no fresh download links could be had.")
+			} else {
+				refuse("Google refused to give fresh download links (" + err.Error() + ").")
+			}
 		}
 		if err != nil {
 			return "", err
 		}
-		if m.Object >= len(urls) {
-			return "", fmt.Errorf("fresh state of job %s has %d URLs, need %d", m.Job, len(urls), m.Object+1)
-		}
 		if err := env.Store.UpdateURLs(ctx, m.Round, m.Resource, sealed); err != nil {
 			return "", err
 		}
+		refreshed.Store(true)
 		logging.FromContext(ctx).Info("signed URLs refreshed")
 		return urls[m.Object], nil
 	}
@@ -155,15 +200,28 @@ func copyPart(ctx context.Context, env *setup.Env, m *messages.TransferPart, o *
 	if len(parts) != o.Parts {
 		return handler.Drop("object %d plans %d parts, recorded %d", m.Object, len(parts), o.Parts)
 	}
-	src := engine.NewURLSource(httpClient, url, o.Size, refresh)
+	src := engine.NewURLSource(policy.Client(httpClient), url, o.Size, refresh)
 	start := time.Now()
-	res, err := engine.CopyPart(ctx, src, sink(env), parts[m.Part], engine.CopyOptions{TempPrefix: tempPrefix(m, o.Attempt)})
+	// One refresh per delivery: fresh URLs that fail the same way will not work on a later try either.
+	res, err := engine.CopyPart(ctx, src, sink(env), parts[m.Part], engine.CopyOptions{TempPrefix: tempPrefix(m, o.Attempt), MaxRefreshes: 1})
 	if err != nil {
-		if engine.Classify(err) == engine.Gone {
-			return failObject(ctx, env, m, o, "The archive is no longer available at Google.")
+		class := engine.Classify(err)
+		reason := ""
+		switch {
+		case consentGone.Load():
+			reason = "Google no longer accepts this consent (withdrawn or expired), so the rest of the archive could not be fetched."
+		case refusal.Load() != nil:
+			reason = *refusal.Load()
+		case errors.Is(err, errPastRetention), class == engine.Gone && refreshed.Load():
+			reason = "The archive is no longer available at Google."
+		case class == engine.URLExpired && refreshed.Load():
+			reason = "Google's storage refused the download link again after fresh links were fetched (" + sourceAnswer(err) + ")."
+		case engine.IsSourceFault(err):
+			reason = "Google's storage answered in a way the transfer cannot use (" + sourceAnswer(err) + ")."
 		}
-		if consentGone.Load() {
-			return failObject(ctx, env, m, o, "Google no longer accepts this consent (withdrawn or expired), so the rest of the archive could not be fetched.")
+		if reason != "" {
+			logging.FromContext(ctx).Warn("archive file cannot be copied", "reason", reason, "class", class.String())
+			return failObject(ctx, env, m, o, reason)
 		}
 		return fmt.Errorf("copy part %d: %w", m.Part, err)
 	}
@@ -171,6 +229,19 @@ func copyPart(ctx context.Context, env *setup.Env, m *messages.TransferPart, o *
 		"seconds", time.Since(start).Seconds(), "attempt", o.Attempt)
 	return env.Store.PartDone(ctx, m.Round, m.Resource, m.Object, store.Part{Index: res.Index, Attempt: o.Attempt,
 		Offset: res.Offset, Length: res.Length, CRC32C: res.CRC32C, Temp: res.Name})
+}
+
+// sourceAnswer names the source's answer in a reason: the HTTP status and XML code, else the error
+// (which never holds a URL's query).
+func sourceAnswer(err error) string {
+	var he *engine.HTTPError
+	if errors.As(err, &he) {
+		if he.Code != "" {
+			return fmt.Sprintf("HTTP %d %s", he.StatusCode, he.Code)
+		}
+		return fmt.Sprintf("HTTP %d", he.StatusCode)
+	}
+	return err.Error()
 }
 
 // finishObject composes and verifies the object once every part of its attempt is recorded.
@@ -240,7 +311,7 @@ func recopy(ctx context.Context, env *setup.Env, m *messages.TransferPart, o *st
 	return nil
 }
 
-// failObject gives up an object whose source is gone.
+// failObject gives up an object that no retry can copy, with a reason in plain words.
 func failObject(ctx context.Context, env *setup.Env, m *messages.TransferPart, o *store.Object, reason string) error {
 	if _, err := env.Store.RecopyObject(ctx, m.Round, m.Resource, m.Object, o.Attempt, 0, reason); err != nil {
 		return err
@@ -248,7 +319,9 @@ func failObject(ctx context.Context, env *setup.Env, m *messages.TransferPart, o
 	return finishResource(ctx, env, m)
 }
 
-// finishResource ends the resource when all its objects are verified (or one failed) and settles the round.
+// finishResource ends the resource when all its objects are verified (or one failed) and settles the
+// round. A done resource whose manifest is still to be written is finished by a Finish message instead,
+// whose work (the manifest) grows with the archives and so must not share this delivery with a copy.
 func finishResource(ctx context.Context, env *setup.Env, m *messages.TransferPart) error {
 	state, changed, err := env.Store.FinishResource(ctx, m.Round, m.Resource)
 	if err != nil {
@@ -258,8 +331,12 @@ func finishResource(ctx context.Context, env *setup.Env, m *messages.TransferPar
 		logging.FromContext(ctx).Info("resource finished", "state", state)
 	}
 	if state == store.ResDone {
-		if err := writeManifest(ctx, env, m); err != nil {
+		pending, err := manifestPending(ctx, env, m)
+		if err != nil {
 			return err
+		}
+		if pending {
+			return requestFinish(ctx, env, m)
 		}
 	}
 	if store.Terminal(state) {

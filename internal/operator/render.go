@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/portability-pipeline/pipeline/shared/purge"
+	"github.com/portability-pipeline/pipeline/shared/store"
 )
 
 // JSON writes v as indented JSON (the -json output for scripts).
@@ -64,7 +65,10 @@ func PrintUser(w io.Writer, d *UserDetail, now time.Time) error {
 		}
 		fmt.Fprintln(w)
 		t := table(w)
-		fmt.Fprintln(t, "  RESOURCE\tSTATE\tJOB\tJOBS\tRETRIES\tFILES\tPARTS DONE\tBYTES\tREASON")
+		if !r.Since.IsZero() {
+			fmt.Fprintf(w, "  since %s (the start link's: round 1 of time-filtered resources starts there)\n", r.Since.UTC().Format(time.RFC3339))
+		}
+		fmt.Fprintln(t, "  RESOURCE\tSTATE\tJOB\tJOBS\tRETRIES\tFILES\tPARTS DONE\tBYTES\tACTIVITY\tREASON")
 		for _, res := range r.Resources {
 			parts, done := 0, 0
 			for _, o := range res.Objects {
@@ -81,8 +85,8 @@ func PrintUser(w io.Writer, d *UserDetail, now time.Time) error {
 				}
 				files = fmt.Sprintf("%d/%d", verified, len(res.Objects))
 			}
-			fmt.Fprintf(t, "  %s\t%s\t%s\t%d\t%d\t%s\t%d/%d\t%d\t%s\n", res.Name, res.State, dash(res.Job), len(res.Jobs), res.Retries,
-				files, done, parts, res.Bytes, dash(res.Reason))
+			fmt.Fprintf(t, "  %s\t%s\t%s\t%d\t%d\t%s\t%d/%d\t%d\t%s\t%s\n", res.Name, res.State, dash(res.Job), len(res.Jobs), res.Retries,
+				files, done, parts, res.Bytes, activity(res.Resource), dash(res.Reason))
 		}
 		t.Flush()
 		var errs []string
@@ -122,4 +126,22 @@ func PrintReplayed(w io.Writer, rs []Replayed) error {
 		fmt.Fprintf(t, "%s\t%d\n", r.Topic, r.Messages)
 	}
 	return t.Flush()
+}
+
+// activity is the span an export holds: "from START to END", "from the beginning to END" (with why, when
+// the group takes no time filter), "from START" while the export runs, or "-".
+func activity(r store.Resource) string {
+	from := "the beginning"
+	if !r.StartTime.IsZero() {
+		from = r.StartTime.UTC().Format(time.RFC3339)
+	}
+	switch {
+	case !r.ExportTime.IsZero() && r.TimeFilter == store.TimeFilterUnsupported:
+		return "from the beginning to " + r.ExportTime.UTC().Format(time.RFC3339) + " (whole: no time filter)"
+	case !r.ExportTime.IsZero():
+		return "from " + from + " to " + r.ExportTime.UTC().Format(time.RFC3339)
+	case r.TimeFilter != "":
+		return "from " + from + " (exporting)"
+	}
+	return "-"
 }

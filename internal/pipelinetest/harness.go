@@ -125,6 +125,7 @@ func New(t testing.TB, opts Options) *Harness {
 		"OAUTH_AUTH_URL":       srv.URL + "/o/oauth2/v2/auth",
 		"PUBLIC_URL":           "http://pipeline.invalid",
 		"PORTABILITY_ENDPOINT": srv.URL + "/",
+		"ARCHIVE_URL_HOSTS":    srv.URL, // the fake signs URLs on its own plain-http host
 		"TOKEN_KEYSET":         keyset,
 		"POLL_LADDER":          "1s,2s,4s",
 		"PART_SIZE":            "1048576",
@@ -167,6 +168,17 @@ func (h *Harness) Consent(user string, resources []string, access string) string
 // pipeline records every asked one (the 403 of an initiate marks the others not granted).
 func (h *Harness) ConsentPartial(user string, asked, granted []string, access string) string {
 	h.T.Helper()
+	return h.consent(user, asked, granted, access, time.Time{})
+}
+
+// ConsentSince is Consent from a start link with a signed since: round 1 starts there.
+func (h *Harness) ConsentSince(user string, resources []string, access string, since time.Time) string {
+	h.T.Helper()
+	return h.consent(user, resources, resources, access, since)
+}
+
+func (h *Harness) consent(user string, asked, granted []string, access string, since time.Time) string {
+	h.T.Helper()
 	resources := asked
 	tok, err := h.Fake.Grant(fakeportability.GrantRequest{User: user, Resources: granted, Access: access})
 	if err != nil {
@@ -181,7 +193,7 @@ func (h *Harness) ConsentPartial(user string, asked, granted []string, access st
 	if strings.HasPrefix(access, "time-based") {
 		kind = store.AccessTimeBased
 	}
-	r, err := h.Env.Store.StartGrant(h.Ctx, store.NewGrant{User: user, Access: kind, Granted: resources})
+	r, err := h.Env.Store.StartGrant(h.Ctx, store.NewGrant{User: user, Access: kind, Granted: resources, Since: since})
 	if err != nil {
 		h.T.Fatal(err)
 	}

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/sethvargo/go-envconfig"
+
+	"github.com/portability-pipeline/pipeline/shared/transfer"
 )
 
 // Config is the whole configuration of a pipeline process.
@@ -111,10 +113,36 @@ type Export struct {
 	TimeBasedHorizon time.Duration `env:"TIME_BASED_HORIZON, default=720h"`
 	// InitiateLease is how long a claimed initiate or retry blocks another attempt (crash recovery).
 	InitiateLease time.Duration `env:"INITIATE_LEASE, default=2m"`
+	// RoundOverlap is how far before the previous round's exportTime a later round of a time-based grant
+	// starts (resources with time filters only). 0 gives rounds that meet exactly; an app that prefers
+	// to deduplicate a little over trusting the boundary sets a few minutes.
+	RoundOverlap time.Duration `env:"ROUND_OVERLAP, default=0s"`
 	// MaxRetries is how many times a FAILED job is retried (the API allows 3).
 	MaxRetries int `env:"MAX_JOB_RETRIES, default=3"`
 	// MaxVerifyAttempts is how often an archive is copied again after a checksum mismatch.
 	MaxVerifyAttempts int `env:"MAX_VERIFY_ATTEMPTS, default=3"`
+	// ArchiveURLHosts is the allow-list of hosts signed archive URLs may name (https only; an entry
+	// "http://host:port" allows plain http to that host, for a local stand-in). A URL elsewhere, or a
+	// redirect to another host, fails the file with a reason.
+	ArchiveURLHosts []string `env:"ARCHIVE_URL_HOSTS, default=storage.googleapis.com"`
+	// MaxFileSize is the largest archive file (bytes) the transfer plans; a larger probed size fails the
+	// file with a reason instead of planning an absurd number of parts (default 256 GiB).
+	MaxFileSize int64 `env:"MAX_ARCHIVE_FILE_SIZE, default=274877906944"`
+	// FinishReadBudget and FinishTimeBudget bound one delivery of a resource's finishing (its manifest):
+	// once it has read this many bytes of archive directories, or spent this long, it describes no more
+	// archives and hands the rest to another message, so no archive can push a delivery past the 540 s
+	// limit of an event-driven function.
+	FinishReadBudget int64         `env:"FINISH_READ_BUDGET, default=536870912"`
+	FinishTimeBudget time.Duration `env:"FINISH_TIME_BUDGET, default=3m"`
+}
+
+// URLPolicy returns the allow-list of signed archive URLs (validated by Load).
+func (e Export) URLPolicy() *transfer.URLPolicy {
+	p, err := transfer.NewURLPolicy(e.ArchiveURLHosts)
+	if err != nil {
+		panic(err) // Load refuses such a configuration
+	}
+	return p
 }
 
 // Reconcile configures the reconciler (functions/reconcile): when work counts as stuck, how much one run
@@ -177,11 +205,27 @@ func (c *Config) validate() error {
 	if c.Export.PartSize < 1<<20 {
 		return fmt.Errorf("PART_SIZE must be at least 1 MiB, got %d", c.Export.PartSize)
 	}
+	if c.Export.RoundOverlap < 0 || c.Export.RoundOverlap > 24*time.Hour {
+		return fmt.Errorf("ROUND_OVERLAP must be between 0 and 24h, got %s", c.Export.RoundOverlap)
+	}
+	if _, err := transfer.NewURLPolicy(c.Export.ArchiveURLHosts); err != nil {
+		return fmt.Errorf("ARCHIVE_URL_HOSTS: %w", err)
+	}
+	if c.Export.MaxFileSize < 1 {
+		return fmt.Errorf("MAX_ARCHIVE_FILE_SIZE must be positive, got %d", c.Export.MaxFileSize)
+	}
 	if c.Export.MaxRetries < 0 || c.Export.MaxRetries > 3 {
 		return fmt.Errorf("MAX_JOB_RETRIES must be 0..3 (the API allows 3), got %d", c.Export.MaxRetries)
 	}
 	if c.Export.MaxVerifyAttempts < 1 {
 		return fmt.Errorf("MAX_VERIFY_ATTEMPTS must be at least 1")
+	}
+	if c.Export.FinishReadBudget < 1 {
+		return fmt.Errorf("FINISH_READ_BUDGET must be at least 1 byte, got %d", c.Export.FinishReadBudget)
+	}
+	// A finishing delivery must leave time for the manifest's assembly inside the 540 s limit.
+	if c.Export.FinishTimeBudget <= 0 || c.Export.FinishTimeBudget > 6*time.Minute {
+		return fmt.Errorf("FINISH_TIME_BUDGET must be more than 0 and at most 6m, got %s", c.Export.FinishTimeBudget)
 	}
 	rc := c.Reconcile
 	if rc.Grace <= 0 || rc.Budget <= 0 || rc.PageSize < 1 || rc.MaxPages < 1 {

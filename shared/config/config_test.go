@@ -49,7 +49,10 @@ func TestDefaults(t *testing.T) {
 		{"TIME_BASED_HORIZON", c.Export.TimeBasedHorizon, 720 * time.Hour},
 		{"MAX_JOB_RETRIES", c.Export.MaxRetries, 3},
 		{"MAX_VERIFY_ATTEMPTS", c.Export.MaxVerifyAttempts, 3},
+		{"MAX_ARCHIVE_FILE_SIZE", c.Export.MaxFileSize, int64(256 << 30)},
 		{"INITIATE_LEASE", c.Export.InitiateLease, 2 * time.Minute},
+		{"FINISH_READ_BUDGET", c.Export.FinishReadBudget, int64(512 << 20)},
+		{"FINISH_TIME_BUDGET", c.Export.FinishTimeBudget, 3 * time.Minute},
 		{"OAUTH_STATE_TTL", c.OAuth.StateTTL, 15 * time.Minute},
 		{"PROJECT_ID", c.ProjectID, ""},
 		{"BUCKET", c.Bucket, ""},
@@ -192,7 +195,8 @@ func TestPollLadder(t *testing.T) {
 
 // fields maps variables to the Config fields go-envconfig names in its parse errors.
 var fields = map[string]string{"POLL_LADDER": "PollLadder", "PART_SIZE": "PartSize", "MAX_JOB_RETRIES": "MaxRetries",
-	"MAX_VERIFY_ATTEMPTS": "MaxVerifyAttempts", "INITIATE_LEASE": "InitiateLease", "TIME_BASED_HORIZON": "TimeBasedHorizon"}
+	"MAX_VERIFY_ATTEMPTS": "MaxVerifyAttempts", "ARCHIVE_URL_HOSTS": "ArchiveURLHosts", "MAX_ARCHIVE_FILE_SIZE": "MaxFileSize", "INITIATE_LEASE": "InitiateLease", "TIME_BASED_HORIZON": "TimeBasedHorizon",
+	"FINISH_READ_BUDGET": "FinishReadBudget", "FINISH_TIME_BUDGET": "FinishTimeBudget"}
 
 func TestInvalidValues(t *testing.T) {
 	t.Parallel()
@@ -220,8 +224,18 @@ func TestInvalidValues(t *testing.T) {
 		{"retries zero", "MAX_JOB_RETRIES", "0", true},
 		{"retries three", "MAX_JOB_RETRIES", "3", true},
 		{"verify attempts zero", "MAX_VERIFY_ATTEMPTS", "0", false},
+		{"archive hosts with a path", "ARCHIVE_URL_HOSTS", "storage.googleapis.com/bucket", false},
+		{"archive hosts empty entry only", "ARCHIVE_URL_HOSTS", " ", false},
+		{"archive hosts local http", "ARCHIVE_URL_HOSTS", "storage.googleapis.com,http://127.0.0.1:8090", true},
+		{"max file size zero", "MAX_ARCHIVE_FILE_SIZE", "0", false},
+		{"max file size 1 TiB", "MAX_ARCHIVE_FILE_SIZE", "1099511627776", true},
 		{"lease not a duration", "INITIATE_LEASE", "2", false},
 		{"horizon not a duration", "TIME_BASED_HORIZON", "30d", false},
+		{"finish read budget zero", "FINISH_READ_BUDGET", "0", false},
+		{"finish read budget one byte", "FINISH_READ_BUDGET", "1", true},
+		{"finish time budget zero", "FINISH_TIME_BUDGET", "0s", false},
+		{"finish time budget past the delivery limit", "FINISH_TIME_BUDGET", "9m", false},
+		{"finish time budget 6m", "FINISH_TIME_BUDGET", "6m", true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -8,6 +8,7 @@
 //
 //	type               when                                              fields besides the common ones
 //	resource.exported  a resource's archives are stored and verified     resource, job, state=done, export_time,
+//	                                                                     time_range{start?,end}, time_filter,
 //	                                                                     objects[{name,size,crc32c}], bytes, manifest
 //	resource.failed    a resource ends without data                      resource, job?, state (failed, not_granted,
 //	                                                                     exhausted, cancelled), reason (plain words)
@@ -17,6 +18,13 @@
 //	user.purged        the operator purged the user's data               ending=purged
 //
 // Common fields: schema_version, id, type, occurred_at, user, round, round_number, stage.
+//
+// time_range is the span of activity the archives hold: end is the export time; start is absent when
+// the archive holds everything from the beginning of the account's history. time_filter says why:
+// "applied" (only [start, end]: a later round of a time-based grant continues where the previous one
+// ended, or round 1 started at the start link's since), "none" (the group takes filters but round 1
+// asked for everything), "unsupported" (the group takes no time filter: every round holds its whole
+// content again, and the app replaces rather than appends). round.completed lines carry both too.
 //
 // # Delivery contract
 //
@@ -81,6 +89,8 @@ type Event struct {
 	State      string     `json:"state,omitempty"`
 	Reason     string     `json:"reason,omitempty"`
 	ExportTime *time.Time `json:"export_time,omitempty"`
+	TimeRange  *TimeRange `json:"time_range,omitempty"`
+	TimeFilter string     `json:"time_filter,omitempty"`
 	Objects    []Object   `json:"objects,omitempty"`
 	Bytes      int64      `json:"bytes,omitempty"`
 	// Manifest is gs://bucket/<prefix>/<user>/<round>/<resource>/<job>/manifest.json.
@@ -100,12 +110,34 @@ type Object struct {
 
 // Resource is one line of a round.completed summary.
 type Resource struct {
-	Resource string `json:"resource"`
-	State    string `json:"state"`
-	Job      string `json:"job,omitempty"`
-	Objects  int    `json:"objects"`
-	Bytes    int64  `json:"bytes"`
-	Reason   string `json:"reason,omitempty"`
+	Resource   string     `json:"resource"`
+	State      string     `json:"state"`
+	Job        string     `json:"job,omitempty"`
+	Objects    int        `json:"objects"`
+	Bytes      int64      `json:"bytes"`
+	Reason     string     `json:"reason,omitempty"`
+	TimeRange  *TimeRange `json:"time_range,omitempty"`
+	TimeFilter string     `json:"time_filter,omitempty"`
+}
+
+// TimeRange is the span of activity an export holds: Start absent means from the beginning of the
+// account's history; End is the export time.
+type TimeRange struct {
+	Start *time.Time `json:"start,omitempty"`
+	End   time.Time  `json:"end"`
+}
+
+// rangeOf is the wire range of an export (nil when there was no export).
+func rangeOf(start, end time.Time) *TimeRange {
+	if end.IsZero() {
+		return nil
+	}
+	r := &TimeRange{End: end.UTC()}
+	if !start.IsZero() {
+		s := start.UTC()
+		r.Start = &s
+	}
+	return r
 }
 
 // Types.
@@ -136,6 +168,9 @@ func Render(e store.Event, bucket, prefix string) Event {
 		t := e.ExportTime.UTC()
 		out.ExportTime = &t
 	}
+	if e.Type == ResourceExported {
+		out.TimeRange, out.TimeFilter = rangeOf(e.StartTime, e.ExportTime), e.TimeFilter
+	}
 	for _, o := range e.Objects {
 		obj := Object{Name: o.Name, Size: o.Size}
 		if o.HasCRC32C {
@@ -148,7 +183,11 @@ func Render(e store.Event, bucket, prefix string) Event {
 		out.Manifest = "gs://" + bucket + "/" + manifest.ObjectName(prefix, e.User, e.Round, e.Resource, e.Job)
 	}
 	for _, r := range e.Resources {
-		out.Resources = append(out.Resources, Resource{Resource: r.Name, State: r.State, Job: r.Job, Objects: r.Objects, Bytes: r.Bytes, Reason: r.Reason})
+		line := Resource{Resource: r.Name, State: r.State, Job: r.Job, Objects: r.Objects, Bytes: r.Bytes, Reason: r.Reason}
+		if r.State == store.ResDone {
+			line.TimeRange, line.TimeFilter = rangeOf(r.StartTime, r.ExportTime), r.TimeFilter
+		}
+		out.Resources = append(out.Resources, line)
 	}
 	return out
 }

@@ -4,19 +4,21 @@
 // is_incomplete flags, the payload kind (zip, bare JSON, other), the export time and the time range.
 //
 // It is built from each zip's central directory with ranged reads of the stored object (never a whole
-// download): zip.NewReader over an io.ReaderAt that reads blocks of the object and keeps a few of them
-// (ReaderAt). Files up to MaxCheck bytes are read to check their CRC32 against the directory. The same
-// inputs always give the same bytes, so writing it again is harmless.
+// download): zip.NewReader over a ReaderAt that fetches only what it is asked for (the end of central
+// directory and zip64 records, the central directory) plus Portability/archive_browser.json, so the bytes
+// read are the directory's size plus at most 1 MiB, whatever the archive holds. Each file's CRC32 is the
+// one the directory lists, not recomputed: the whole archive's CRC32C was verified end to end against the
+// source before the manifest is built, so reading the files again would prove nothing about our copy, and
+// an archive of many small files would be downloaded a second time. The same inputs always give the same
+// bytes, so writing it again is harmless.
 package manifest
 
 import (
 	"archive/zip"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"path"
 	"strings"
@@ -25,30 +27,28 @@ import (
 	"github.com/portability-pipeline/pipeline/shared/transfer"
 )
 
-// Version is the manifest format version (field manifest_version).
-const Version = 1
+// Version is the manifest format version (field manifest_version). Version 2 lists CRC32s from the
+// directory: the per-file "check" field and the "mismatches" total of version 1 are gone, "bytes_read" is new.
+const Version = 2
 
 // FileName is the manifest's object name in the job's folder.
 const FileName = "manifest.json"
 
-// MaxCheck is the largest file whose CRC32 is checked by reading it.
-const MaxCheck = 1 << 20
+// BrowserPath is the entry whose services and folders the manifest lists.
+const BrowserPath = "Portability/archive_browser.json"
 
-// maxBrowser bounds the archive_browser.json read.
-const maxBrowser = 8 << 20
+// maxBrowser bounds the uncompressed archive_browser.json; maxBrowserCompressed bounds what is read of
+// it, so the whole read stays within the directory plus 1 MiB (Google's is a few KiB).
+const (
+	maxBrowser           = 8 << 20
+	maxBrowserCompressed = 256 << 10
+)
 
 // Payload kinds.
 const (
 	KindZip   = "zip"
 	KindJSON  = "json"
 	KindOther = "other"
-)
-
-// File checks.
-const (
-	CheckOK       = "ok"
-	CheckMismatch = "mismatch"
-	CheckNotRead  = "not_read" // larger than MaxCheck
 )
 
 // Manifest is manifest.json.
@@ -61,9 +61,12 @@ type Manifest struct {
 	ExportTime      time.Time `json:"export_time"`
 	// TimeRange is the span of the exported data: no start means from the beginning of the account's history.
 	TimeRange TimeRange `json:"time_range"`
-	Archives  []Archive `json:"archives"`
-	Services  []Service `json:"services"`
-	Totals    Totals    `json:"totals"`
+	// TimeFilter says how the range was chosen: "applied" (only time_range), "none" (the whole history
+	// was asked), "unsupported" (the group takes no time filter: each round holds its whole content).
+	TimeFilter string    `json:"time_filter,omitempty"`
+	Archives   []Archive `json:"archives"`
+	Services   []Service `json:"services"`
+	Totals     Totals    `json:"totals"`
 }
 
 // TimeRange is a half-open span of activity time.
@@ -81,17 +84,20 @@ type Archive struct {
 	CRC32C     string `json:"crc32c,omitempty"`
 	Kind       string `json:"kind"`
 	Files      []File `json:"files"`
-	// Error says why a zip-looking archive could not be listed (the archive itself is stored as verified).
+	// BytesRead is what listing the archive read of it (the directory, its end records, archive_browser.json).
+	BytesRead int64 `json:"bytes_read"`
+	// Error says why a zip-looking archive, or its archive_browser.json, could not be read (the archive
+	// itself is stored as verified).
 	Error string `json:"error,omitempty"`
 }
 
-// File is one entry of an archive (for a bare JSON payload, the payload itself).
+// File is one entry of an archive (for a bare JSON payload, the payload itself). Sizes and CRC32 are as
+// the central directory lists them.
 type File struct {
 	Path           string `json:"path"`
 	Size           int64  `json:"size"`
 	CompressedSize int64  `json:"compressed_size"`
 	CRC32          uint32 `json:"crc32"`
-	Check          string `json:"check,omitempty"`
 }
 
 // Service is one service of archive_browser.json.
@@ -115,7 +121,7 @@ type Totals struct {
 	Files            int   `json:"files"`
 	Bytes            int64 `json:"bytes"`
 	UncompressedSize int64 `json:"uncompressed_bytes"`
-	Mismatches       int   `json:"mismatches"`
+	BytesRead        int64 `json:"bytes_read"`
 }
 
 // ObjectName is where the manifest of a job's archives is stored (beside transfer.ObjectName's objects).
@@ -131,43 +137,68 @@ type Input struct {
 	SourceName string
 	Size       int64
 	CRC32C     string
-	// Open returns a reader of the stored object (ranged reads).
-	Open func(ctx context.Context) (io.ReaderAt, error)
+	// Source serves ranged reads of the stored object.
+	Source Ranger
 }
 
 // Job identifies the export.
 type Job struct {
 	User, Round, Resource, Job string
 	ExportTime                 time.Time
+	// StartTime is the start of the exported range (zero: from the beginning of the history).
+	StartTime time.Time
+	// TimeFilter is store.TimeFilter* ("applied", "none", "unsupported"); empty leaves it out.
+	TimeFilter string
 }
 
 // Build describes the archives of a job. Storage errors are returned (try again); an archive that is
 // not a readable zip is described by kind, with the reason in Error.
 func Build(ctx context.Context, j Job, archives []Input) (*Manifest, error) {
-	m := &Manifest{ManifestVersion: Version, User: j.User, Round: j.Round, Resource: j.Resource, Job: j.Job,
-		ExportTime: j.ExportTime.UTC(), TimeRange: TimeRange{End: j.ExportTime.UTC()}, Archives: []Archive{}, Services: []Service{}}
+	m := New(j)
 	for _, in := range archives {
-		ra, err := in.Open(ctx)
+		a, services, err := Describe(ctx, in)
 		if err != nil {
-			return nil, fmt.Errorf("open archive %d: %w", in.Index, err)
+			return nil, err
 		}
-		a, services, err := describe(ra, in)
-		if err != nil {
-			return nil, fmt.Errorf("read archive %d: %w", in.Index, err)
-		}
-		m.Archives = append(m.Archives, a)
-		m.Services = append(m.Services, services...)
-		m.Totals.Archives++
-		m.Totals.Bytes += a.Size
-		for _, f := range a.Files {
-			m.Totals.Files++
-			m.Totals.UncompressedSize += f.Size
-			if f.Check == CheckMismatch {
-				m.Totals.Mismatches++
-			}
-		}
+		m.Add(a, services)
 	}
 	return m, nil
+}
+
+// New is the manifest of a job before any archive is added.
+func New(j Job) *Manifest {
+	m := &Manifest{ManifestVersion: Version, User: j.User, Round: j.Round, Resource: j.Resource, Job: j.Job,
+		ExportTime: j.ExportTime.UTC(), TimeRange: TimeRange{End: j.ExportTime.UTC()}, TimeFilter: j.TimeFilter,
+		Archives: []Archive{}, Services: []Service{}}
+	if !j.StartTime.IsZero() {
+		start := j.StartTime.UTC()
+		m.TimeRange.Start = &start
+	}
+	return m
+}
+
+// Add counts one described archive into the manifest (archives in index order).
+func (m *Manifest) Add(a Archive, services []Service) {
+	m.Archives = append(m.Archives, a)
+	m.Services = append(m.Services, services...)
+	m.Totals.Archives++
+	m.Totals.Bytes += a.Size
+	m.Totals.BytesRead += a.BytesRead
+	for _, f := range a.Files {
+		m.Totals.Files++
+		m.Totals.UncompressedSize += f.Size
+	}
+}
+
+// Describe lists one archive. Storage errors are returned (try again).
+func Describe(ctx context.Context, in Input) (Archive, []Service, error) {
+	ra := NewReaderAt(ctx, in.Source, in.Size)
+	a, services, err := describe(ra, in)
+	if err != nil {
+		return a, nil, fmt.Errorf("read archive %d: %w", in.Index, err)
+	}
+	a.BytesRead = ra.BytesRead()
+	return a, services, nil
 }
 
 // Encode is the manifest's stored form (indented JSON, newline-terminated).
@@ -223,51 +254,43 @@ func describe(ra io.ReaderAt, in Input) (Archive, []Service, error) {
 	}
 	a.Kind = KindZip
 	var services []Service
+	browserSeen := false
 	for _, f := range zr.File {
 		if strings.HasSuffix(f.Name, "/") {
 			continue
 		}
-		file := File{Path: f.Name, Size: int64(f.UncompressedSize64), CompressedSize: int64(f.CompressedSize64), CRC32: f.CRC32}
-		var content []byte
-		isBrowser := path.Base(f.Name) == "archive_browser.json"
-		if f.UncompressedSize64 <= MaxCheck || isBrowser && f.UncompressedSize64 <= maxBrowser {
-			content, err = readFile(f)
-			switch {
-			case errors.As(err, &se):
-				return a, nil, err
-			case err != nil:
-				file.Check = CheckMismatch
-				content = nil
-			default:
-				file.Check = CheckOK
-			}
-		} else {
-			file.Check = CheckNotRead
+		a.Files = append(a.Files, File{Path: f.Name, Size: int64(f.UncompressedSize64), CompressedSize: int64(f.CompressedSize64), CRC32: f.CRC32})
+		if f.Name != BrowserPath || browserSeen {
+			continue
 		}
-		if isBrowser && content != nil {
+		browserSeen = true
+		if f.CompressedSize64 > maxBrowserCompressed || f.UncompressedSize64 > maxBrowser {
+			a.Error = fmt.Sprintf("%s is %d bytes (%d compressed), over the %d (%d) read for the manifest: its services are not listed",
+				BrowserPath, f.UncompressedSize64, f.CompressedSize64, maxBrowser, maxBrowserCompressed)
+			continue
+		}
+		content, err := readFile(f)
+		switch {
+		case errors.As(err, &se):
+			return a, nil, err
+		case err != nil:
+			a.Error = BrowserPath + " is unreadable: " + err.Error()
+		default:
 			services = append(services, browser(content, in.Index)...)
 		}
-		a.Files = append(a.Files, file)
 	}
 	return a, services, nil
 }
 
-// readFile reads a zip entry whole; archive/zip checks its CRC32 at EOF (zip.ErrChecksum on mismatch).
+// readFile reads a zip entry whole; archive/zip checks its CRC32 at EOF (zip.ErrChecksum on mismatch)
+// and refuses more bytes than the directory lists (zip.ErrFormat).
 func readFile(f *zip.File) ([]byte, error) {
 	rc, err := f.Open()
 	if err != nil {
 		return nil, err
 	}
 	defer rc.Close()
-	var b bytes.Buffer
-	h := crc32.NewIEEE()
-	if _, err := io.Copy(io.MultiWriter(&b, h), rc); err != nil {
-		return nil, err
-	}
-	if h.Sum32() != f.CRC32 {
-		return nil, zip.ErrChecksum
-	}
-	return b.Bytes(), nil
+	return io.ReadAll(io.LimitReader(rc, maxBrowser+1))
 }
 
 // sniff tells a bare JSON payload from anything else by its first non-blank byte.

@@ -18,6 +18,7 @@ type memRanger struct {
 	b     []byte
 	fail  error
 	reads int
+	bytes int64
 }
 
 func (m *memRanger) ReadRange(_ context.Context, off, n int64) ([]byte, error) {
@@ -25,6 +26,7 @@ func (m *memRanger) ReadRange(_ context.Context, off, n int64) ([]byte, error) {
 		return nil, m.fail
 	}
 	m.reads++
+	m.bytes += n
 	return m.b[off : off+n], nil
 }
 
@@ -52,8 +54,7 @@ func zipOf(t *testing.T, entries ...entry) []byte {
 }
 
 func input(i int, name string, data []byte, r *memRanger) Input {
-	return Input{Index: i, Object: "exports/u/u~1/r/j/" + fmt.Sprint(i) + "-" + name, SourceName: name, Size: int64(len(data)),
-		Open: func(ctx context.Context) (io.ReaderAt, error) { return NewReaderAt(ctx, r, int64(len(data))), nil }}
+	return Input{Index: i, Object: "exports/u/u~1/r/j/" + fmt.Sprint(i) + "-" + name, SourceName: name, Size: int64(len(data)), Source: r}
 }
 
 var job = Job{User: "u", Round: "u~1", Resource: "myactivity.search", Job: "j", ExportTime: time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)}
@@ -62,7 +63,7 @@ const browserJSON = `{"services":[{"name":"My Activity","is_incomplete":true,"fo
 
 func TestBuildListsZipFilesAndServices(t *testing.T) {
 	t.Parallel()
-	big := bytes.Repeat([]byte("0123456789abcdef"), (MaxCheck+1024)/16)
+	big := bytes.Repeat([]byte("0123456789abcdef"), (1<<20+1024)/16)
 	data := zipOf(t,
 		entry{"Portability/My Activity/Search/a.json", []byte(`{"a":1}`), zip.Deflate},
 		entry{"Portability/My Activity/Search/", nil, zip.Store},
@@ -82,10 +83,10 @@ func TestBuildListsZipFilesAndServices(t *testing.T) {
 	if a.Kind != KindZip || len(a.Files) != 2 {
 		t.Fatalf("archive 0: %+v", a)
 	}
-	if f := a.Files[0]; f.Path != "Portability/My Activity/Search/a.json" || f.Size != 7 || f.CRC32 != crc32.ChecksumIEEE([]byte(`{"a":1}`)) || f.Check != CheckOK || f.CompressedSize == 0 {
+	if f := a.Files[0]; f.Path != "Portability/My Activity/Search/a.json" || f.Size != 7 || f.CRC32 != crc32.ChecksumIEEE([]byte(`{"a":1}`)) || f.CompressedSize == 0 {
 		t.Errorf("file 0: %+v", f)
 	}
-	if f := a.Files[1]; f.Size != int64(len(big)) || f.Check != CheckNotRead || f.CRC32 != crc32.ChecksumIEEE(big) {
+	if f := a.Files[1]; f.Size != int64(len(big)) || f.CRC32 != crc32.ChecksumIEEE(big) {
 		t.Errorf("big file: %+v", f)
 	}
 	if len(m.Services) != 1 || m.Services[0].Name != "My Activity" || !m.Services[0].IsIncomplete || m.Services[0].Archive != 1 ||
@@ -119,37 +120,111 @@ func TestBuildReadsOnlyTheDirectoryOfALargeArchive(t *testing.T) {
 	}
 	data := zipOf(t, entry{"Portability/x/huge.bin", payload, zip.Store}, entry{"Portability/x/small.json", []byte("{}"), zip.Store})
 	r := &memRanger{b: data}
-	var ra *ReaderAt
-	in := input(0, "a.zip", data, r)
-	in.Open = func(ctx context.Context) (io.ReaderAt, error) {
-		ra = NewReaderAt(ctx, r, int64(len(data)))
-		return ra, nil
-	}
-	m, err := Build(context.Background(), job, []Input{in})
+	m, err := Build(context.Background(), job, []Input{input(0, "a.zip", data, r)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(m.Archives[0].Files) != 2 || m.Archives[0].Files[1].Check != CheckOK {
+	if len(m.Archives[0].Files) != 2 || m.Archives[0].Files[1].Path != "Portability/x/small.json" {
 		t.Fatalf("%+v", m.Archives[0])
 	}
-	if ra.Bytes > 4*BlockSize {
-		t.Errorf("read %d bytes in %d requests of a %d-byte archive", ra.Bytes, ra.Reads, len(data))
+	if r.bytes > 1<<20 {
+		t.Errorf("read %d bytes in %d requests of a %d-byte archive", r.bytes, r.reads, len(data))
 	}
-	t.Logf("%d ranged reads, %d bytes of %d", ra.Reads, ra.Bytes, len(data))
+	if a := m.Archives[0]; a.BytesRead != r.bytes || m.Totals.BytesRead != r.bytes {
+		t.Errorf("manifest says %d (%d) bytes read, the source served %d", a.BytesRead, m.Totals.BytesRead, r.bytes)
+	}
+	t.Logf("%d ranged reads, %d bytes of %d", r.reads, r.bytes, len(data))
 }
 
-func TestBuildFlagsACorruptFile(t *testing.T) {
+// manyFiles is a zip of n stored entries of size bytes (pseudo-random, so the sizes are real) and an
+// archive_browser.json, and the size of its central directory with the end records.
+func manyFiles(t testing.TB, n, size int) (data []byte, directory int64) {
+	t.Helper()
+	var buf bytes.Buffer
+	w := zip.NewWriter(&buf)
+	content := make([]byte, size)
+	x := uint32(1)
+	for i := range n {
+		for j := range content {
+			x = x*1664525 + 1013904223
+			content[j] = byte(x >> 24)
+		}
+		f, err := w.CreateHeader(&zip.FileHeader{Name: fmt.Sprintf("Portability/Maps/Timeline/%05d.json", i), Method: zip.Store})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Write(content)
+	}
+	f, _ := w.CreateHeader(&zip.FileHeader{Name: "Portability/archive_browser.json", Method: zip.Deflate})
+	f.Write([]byte(browserJSON))
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	start := buf.Len()
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes(), int64(buf.Len() - start)
+}
+
+// An archive of many small files is listed from its central directory: nothing but the directory, its end
+// records and archive_browser.json is read, so the manifest never downloads the archive a second time.
+func TestBuildOfManySmallFilesReadsOnlyTheDirectory(t *testing.T) {
 	t.Parallel()
-	content := []byte(strings.Repeat("hello, world ", 100))
-	data := zipOf(t, entry{"Portability/x/a.json", content, zip.Store})
-	i := bytes.Index(data, content)
+	const n = 10000
+	data, dir := manyFiles(t, n, 2048)
+	r := &memRanger{b: data}
+	m, err := Build(context.Background(), job, []Input{input(0, "a.zip", data, r)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := len(m.Archives[0].Files); got != n+1 {
+		t.Fatalf("%d files listed, want %d", got, n+1)
+	}
+	if f := m.Archives[0].Files[7]; f.Path != "Portability/Maps/Timeline/00007.json" || f.Size != 2048 || f.CRC32 != crc32.ChecksumIEEE(data[bytes.Index(data, []byte(f.Path))+len(f.Path):][:2048]) {
+		t.Errorf("file 7: %+v", f)
+	}
+	if len(m.Services) != 1 || m.Services[0].Name != "My Activity" {
+		t.Errorf("services: %+v", m.Services)
+	}
+	t.Logf("read %d bytes in %d requests of a %d-byte archive whose directory is %d bytes", r.bytes, r.reads, len(data), dir)
+	if r.bytes > dir+1<<20 {
+		t.Errorf("read %d bytes, more than the directory (%d) + 1 MiB", r.bytes, dir)
+	}
+}
+
+// A damaged archive_browser.json (the one entry the manifest reads) is reported, not listed; the other
+// files are listed as the directory has them.
+func TestBuildReportsACorruptBrowserFile(t *testing.T) {
+	t.Parallel()
+	data := zipOf(t, entry{"Portability/x/a.json", []byte("{}"), zip.Store}, entry{BrowserPath, []byte(browserJSON), zip.Store})
+	i := bytes.Index(data, []byte(browserJSON))
 	data[i+5] ^= 0xFF
 	m, err := Build(context.Background(), job, []Input{input(0, "a.zip", data, &memRanger{b: data})})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f := m.Archives[0].Files[0]; f.Check != CheckMismatch || m.Totals.Mismatches != 1 {
-		t.Errorf("%+v, totals %+v", f, m.Totals)
+	if a := m.Archives[0]; len(a.Files) != 2 || !strings.Contains(a.Error, "checksum") || len(m.Services) != 0 {
+		t.Errorf("%+v, services %+v", a, m.Services)
+	}
+}
+
+// A huge archive_browser.json is not read (the read stays bounded); the archive says why its services
+// are missing.
+func TestBuildSkipsAHugeBrowserFile(t *testing.T) {
+	t.Parallel()
+	big := make([]byte, maxBrowserCompressed+1)
+	for i := range big {
+		big[i] = byte(i * 31)
+	}
+	data := zipOf(t, entry{BrowserPath, big, zip.Store})
+	r := &memRanger{b: data}
+	m, err := Build(context.Background(), job, []Input{input(0, "a.zip", data, r)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := m.Archives[0]; len(a.Files) != 1 || !strings.Contains(a.Error, "not listed") || r.bytes > 128<<10 {
+		t.Errorf("%+v, read %d bytes", a, r.bytes)
 	}
 }
 
@@ -198,8 +273,8 @@ func TestBuildReadsZip64(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := len(m.Archives[0].Files); got != n || m.Totals.Mismatches != 0 {
-		t.Errorf("%d files, %d mismatches", got, m.Totals.Mismatches)
+	if got := len(m.Archives[0].Files); got != n {
+		t.Errorf("%d files", got)
 	}
 }
 
@@ -212,22 +287,37 @@ func TestObjectName(t *testing.T) {
 
 func TestReaderAt(t *testing.T) {
 	t.Parallel()
-	data := make([]byte, 3*BlockSize+17)
+	data := make([]byte, 3*minAhead+17)
 	for i := range data {
 		data[i] = byte(i)
 	}
 	r := &memRanger{b: data}
 	ra := NewReaderAt(context.Background(), r, int64(len(data)))
-	for _, c := range []struct{ off, n int }{{0, 10}, {BlockSize - 5, 10}, {3 * BlockSize, 17}, {len(data) - 3, 3}, {5, 2 * BlockSize}} {
+	size := len(data)
+	for _, c := range []struct {
+		off, n       int
+		reads, bytes int // the source's totals after the read
+	}{
+		{size - 10, 10, 1, 10},                 // the tail: up to the end
+		{0, 10, 2, 10 + minAhead},              // read-ahead
+		{minAhead - 5, 10, 3, 10 + 3*minAhead}, // continues: a doubled fetch from its end
+		{5, 20, 3, 10 + 3*minAhead},            // held
+		{2 * minAhead, minAhead + 7, 4, size},  // stops where the tail starts: nothing twice
+		{size - 3, 3, 4, size},                 // held
+		{minAhead / 2, 2 * minAhead, 4, size},  // spans held ranges
+	} {
 		p := make([]byte, c.n)
 		if n, err := ra.ReadAt(p, int64(c.off)); n != c.n || (err != nil && err != io.EOF) || !bytes.Equal(p, data[c.off:c.off+c.n]) {
 			t.Errorf("ReadAt(%d, %d) = %d, %v", c.off, c.n, n, err)
+		}
+		if r.reads != c.reads || r.bytes != int64(c.bytes) {
+			t.Errorf("after ReadAt(%d, %d): %d requests, %d bytes; want %d, %d", c.off, c.n, r.reads, r.bytes, c.reads, c.bytes)
 		}
 	}
 	if n, err := ra.ReadAt(make([]byte, 10), int64(len(data)-4)); n != 4 || err != io.EOF {
 		t.Errorf("read past the end: %d, %v", n, err)
 	}
-	if r.reads != 4 {
-		t.Errorf("%d ranged reads, want 4 (one per block)", r.reads)
+	if ra.Requests() != r.reads || ra.BytesRead() != r.bytes {
+		t.Errorf("ReaderAt counts %d, %d; source %d, %d", ra.Requests(), ra.BytesRead(), r.reads, r.bytes)
 	}
 }

@@ -43,9 +43,13 @@ type PollCheck struct {
 	Resource string `json:"resource"`
 	Job      string `json:"job"`
 	Check    int    `json:"check"`
+	// EmptyAnswers counts consecutive COMPLETE answers without URLs (poll asks again before accepting
+	// an export with no files).
+	EmptyAnswers int `json:"emptyAnswers,omitempty"`
 }
 
-// TransferPart asks the transfer step to copy one byte range of one archive object.
+// TransferPart asks the transfer step to copy one byte range of one archive object, or, with Finish, to
+// finish a done resource (its manifest, a bounded share per delivery, then the round's settlement).
 type TransferPart struct {
 	V        int    `json:"v"`
 	User     string `json:"user"`
@@ -54,6 +58,7 @@ type TransferPart struct {
 	Job      string `json:"job"`
 	Object   int    `json:"object"`
 	Part     int    `json:"part"`
+	Finish   bool   `json:"finish,omitempty"`
 }
 
 // ResetRequest tells the reset step that every download of the round has finished.
@@ -209,6 +214,9 @@ func (m *PollCheck) LogAttrs() []any {
 
 // LogAttrs returns the identifiers of the message for log lines.
 func (m *TransferPart) LogAttrs() []any {
+	if m.Finish {
+		return []any{"user", m.User, "round", m.Round, "resource", m.Resource, "job", m.Job, "finish", true}
+	}
 	return []any{"user", m.User, "round", m.Round, "resource", m.Resource, "job", m.Job, "object", m.Object, "part", m.Part}
 }
 

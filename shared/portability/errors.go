@@ -108,6 +108,9 @@ func Classify(op string, err error) error {
 		switch {
 		case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 			e.Message = "timed out"
+		case errors.Is(err, ErrCrossHostRedirect):
+			// The user's token was not sent on; a later try may be answered without the redirect.
+			e.Message = ErrCrossHostRedirect.Error()
 		default:
 			var ne net.Error
 			if errors.As(err, &ne) {

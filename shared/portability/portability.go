@@ -5,6 +5,7 @@ package portability
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -50,6 +51,9 @@ type Access struct {
 // API is the part of the Data Portability API the pipeline uses, for one user's token.
 type API interface {
 	Initiate(ctx context.Context, resources []string) (Started, error)
+	// InitiateSince is Initiate with a startTime (no endTime: the API exports up to the request time).
+	// A zero start sends none (the whole history). Only groups with resources.SupportsTimeFilter accept one.
+	InitiateSince(ctx context.Context, resources []string, start time.Time) (Started, error)
 	State(ctx context.Context, job string) (State, error)
 	Retry(ctx context.Context, job string) (string, error)
 	Cancel(ctx context.Context, job string) error
@@ -60,9 +64,15 @@ type API interface {
 // Client implements API with the generated client.
 type Client struct{ svc *dp.Service }
 
-// New returns a client calling endpoint with httpClient, which must add the user's bearer token.
+// New returns a client calling endpoint with httpClient, which must add the user's bearer token. The client
+// is used through a copy that follows no redirect to another host (see sameOrigin).
 func New(ctx context.Context, endpoint string, httpClient *http.Client) (*Client, error) {
-	svc, err := dp.NewService(ctx, option.WithEndpoint(endpoint), option.WithHTTPClient(httpClient))
+	if httpClient == nil {
+		return nil, errors.New("data portability client: no HTTP client")
+	}
+	hc := *httpClient
+	hc.CheckRedirect = sameOrigin(httpClient.CheckRedirect)
+	svc, err := dp.NewService(ctx, option.WithEndpoint(endpoint), option.WithHTTPClient(&hc))
 	if err != nil {
 		return nil, fmt.Errorf("data portability client: %w", err)
 	}
@@ -70,7 +80,15 @@ func New(ctx context.Context, endpoint string, httpClient *http.Client) (*Client
 }
 
 func (c *Client) Initiate(ctx context.Context, resources []string) (Started, error) {
-	r, err := c.svc.PortabilityArchive.Initiate(&dp.InitiatePortabilityArchiveRequest{Resources: resources}).Context(ctx).Do()
+	return c.InitiateSince(ctx, resources, time.Time{})
+}
+
+func (c *Client) InitiateSince(ctx context.Context, resources []string, start time.Time) (Started, error) {
+	req := &dp.InitiatePortabilityArchiveRequest{Resources: resources}
+	if !start.IsZero() {
+		req.StartTime = start.UTC().Format(time.RFC3339Nano)
+	}
+	r, err := c.svc.PortabilityArchive.Initiate(req).Context(ctx).Do()
 	if err != nil {
 		return Started{}, Classify("initiate", err)
 	}
@@ -130,4 +148,27 @@ func (c *Client) CheckAccess(ctx context.Context) (Access, error) {
 		return Access{}, &Error{Kind: KindRetry, Op: "check access", Message: "empty answer"}
 	}
 	return Access{OneTime: r.OneTimeResources, TimeBased: r.TimeBasedResources}, nil
+}
+
+// ErrCrossHostRedirect is the error of a call the API answered with a redirect to another origin.
+var ErrCrossHostRedirect = errors.New("redirect to another host refused")
+
+// sameOrigin refuses a redirect whose scheme or host differs from the first request's: the client's
+// transport adds the user's bearer token to every request it sends, so following such a redirect would hand
+// the token to that host (or send it in clear text). The API has no reason to redirect across hosts. Other
+// redirects go on to next (the client's own policy), or to Go's default limit of 10.
+func sameOrigin(next func(*http.Request, []*http.Request) error) func(*http.Request, []*http.Request) error {
+	return func(req *http.Request, via []*http.Request) error {
+		if first := via[0].URL; req.URL.Host != first.Host || req.URL.Scheme != first.Scheme {
+			// Only the host: the redirect's query may hold credentials of its own.
+			return fmt.Errorf("%w: %s to %s://%s", ErrCrossHostRedirect, first.Host, req.URL.Scheme, req.URL.Host)
+		}
+		if next != nil {
+			return next(req, via)
+		}
+		if len(via) >= 10 {
+			return errors.New("stopped after 10 redirects")
+		}
+		return nil
+	}
 }

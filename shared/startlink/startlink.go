@@ -16,6 +16,11 @@
 //
 // The purpose is not in the URL: the route decides it, so a status link cannot open a consent. User IDs
 // and group names cannot contain "\n" or ",", so the encoding is unambiguous once they are validated.
+//
+// A start link may carry since=RFC3339 (optional): the export's first round then asks only for activity
+// from that time on (groups with time filters). When present it is signed as one more line,
+// "since=<the value exactly as in the URL>"; a link without it has the message above, so links signed
+// before since existed verify unchanged. A since that is malformed or in the future is refused (ErrSince).
 package startlink
 
 import (
@@ -56,6 +61,7 @@ const (
 	ParamResources = "resources"
 	ParamExpires   = "exp"
 	ParamSig       = "sig"
+	ParamSince     = "since"
 )
 
 // Errors of Verify; every error wraps one of them.
@@ -64,6 +70,8 @@ var (
 	ErrSignature = errors.New("link signature does not match (forged or changed)")
 	ErrExpired   = errors.New("link expired")
 	ErrInvalid   = errors.New("link invalid")
+	// ErrSince: the link's since is not an RFC 3339 time, or is in the future.
+	ErrSince = errors.New("link since invalid")
 )
 
 // Link is what a link grants.
@@ -72,11 +80,21 @@ type Link struct {
 	Resources []string // groups; sorted by Sign and Verify
 	Purpose   string
 	Expires   time.Time
+	// Since is the optional start of the activity to export (start links; zero when absent).
+	Since time.Time
 }
 
 // Message returns the canonical signed message of a link (resources in the given order; Sign sorts them).
 func Message(purpose, user, resourceList string, exp int64) string {
 	return strings.Join([]string{Version, purpose, user, resourceList, strconv.FormatInt(exp, 10)}, "\n")
+}
+
+// sinceLine is the extra signed line of a link with since (none without).
+func sinceLine(msg, since string) string {
+	if since == "" {
+		return msg
+	}
+	return msg + "\nsince=" + since
 }
 
 func mac(key []byte, msg string) []byte {
@@ -97,7 +115,12 @@ func Sign(key []byte, l Link) url.Values {
 		v.Set(ParamResources, list)
 	}
 	v.Set(ParamExpires, strconv.FormatInt(exp, 10))
-	v.Set(ParamSig, hex.EncodeToString(mac(key, Message(l.Purpose, l.User, list, exp))))
+	since := ""
+	if !l.Since.IsZero() {
+		since = l.Since.UTC().Format(time.RFC3339)
+		v.Set(ParamSince, since)
+	}
+	v.Set(ParamSig, hex.EncodeToString(mac(key, sinceLine(Message(l.Purpose, l.User, list, exp), since))))
 	return v
 }
 
@@ -132,6 +155,12 @@ func (l Link) Validate(now time.Time) error {
 	if l.Expires.Sub(now) > maxTTL+ClockSkew {
 		return fmt.Errorf("%w: a %s link may expire at most %s ahead", ErrInvalid, l.Purpose, maxTTL)
 	}
+	if !l.Since.IsZero() && l.Since.After(now.Add(ClockSkew)) {
+		return fmt.Errorf("%w: since %s is in the future", ErrSince, l.Since.UTC().Format(time.RFC3339))
+	}
+	if !l.Since.IsZero() && l.Since.Before(time.Unix(0, 0)) {
+		return fmt.Errorf("%w: since %s is before 1970", ErrSince, l.Since.UTC().Format(time.RFC3339))
+	}
 	return nil
 }
 
@@ -150,7 +179,7 @@ func Verify(key []byte, purpose string, v url.Values, now time.Time) (Link, erro
 	if len(absent) > 0 {
 		return Link{}, fmt.Errorf("%w: no %s", ErrMissing, strings.Join(absent, ", "))
 	}
-	for _, p := range []string{ParamUser, ParamResources, ParamExpires, ParamSig} {
+	for _, p := range []string{ParamUser, ParamResources, ParamExpires, ParamSig, ParamSince} {
 		if len(v[p]) > 1 {
 			return Link{}, fmt.Errorf("%w: %s given twice", ErrInvalid, p)
 		}
@@ -164,10 +193,22 @@ func Verify(key []byte, purpose string, v url.Values, now time.Time) (Link, erro
 	if err != nil || len(got) != sha256.Size {
 		return Link{}, fmt.Errorf("%w: sig is not a hex HMAC-SHA256", ErrSignature)
 	}
-	if !hmac.Equal(got, mac(key, Message(purpose, user, list, exp))) {
+	sinceText := v.Get(ParamSince)
+	if _, present := v[ParamSince]; present && sinceText == "" {
+		return Link{}, fmt.Errorf("%w: since is empty", ErrSince)
+	}
+	if !hmac.Equal(got, mac(key, sinceLine(Message(purpose, user, list, exp), sinceText))) {
 		return Link{}, ErrSignature
 	}
 	l := Link{User: user, Purpose: purpose, Expires: time.Unix(exp, 0)}
+	if sinceText != "" {
+		if purpose != PurposeStart {
+			return Link{}, fmt.Errorf("%w: only a start link takes since", ErrSince)
+		}
+		if l.Since, err = time.Parse(time.RFC3339, sinceText); err != nil {
+			return Link{}, fmt.Errorf("%w: %q is not an RFC 3339 time", ErrSince, sinceText)
+		}
+	}
 	if list != "" {
 		l.Resources = strings.Split(list, ",")
 	}

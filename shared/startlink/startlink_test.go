@@ -1,6 +1,7 @@
 package startlink
 
 import (
+	"encoding/hex"
 	"errors"
 	"net/url"
 	"os/exec"
@@ -51,6 +52,35 @@ func TestVerify(t *testing.T) {
 		{"signed unknown resource", PurposeStart, signed(Link{User: "alice", Resources: []string{"gmail.all"}, Purpose: PurposeStart, Expires: good.Expires}), key, ErrInvalid},
 		{"signed scope URL", PurposeStart, signed(Link{User: "alice", Resources: []string{"https://www.googleapis.com/auth/dataportability.myactivity.search"}, Purpose: PurposeStart, Expires: good.Expires}), key, ErrInvalid},
 	}
+	withSince := good
+	withSince.Since = now.Add(-10 * 24 * time.Hour)
+	// rawSince signs a start link whose since is exactly text (what an app's own signer might send).
+	rawSince := func(text string) url.Values {
+		v := signed(good)
+		exp := good.Expires.Unix()
+		v.Set(ParamSince, text)
+		v.Set(ParamSig, hex.EncodeToString(mac(key, sinceLine(Message(PurposeStart, "alice", "myactivity.search,youtube.subscriptions", exp), text))))
+		return v
+	}
+	tests = append(tests, []struct {
+		name    string
+		purpose string
+		values  url.Values
+		key     []byte
+		want    error
+	}{
+		{"valid with since", PurposeStart, signed(withSince), key, nil},
+		{"valid with since, fractional seconds and offset", PurposeStart, rawSince("2027-01-01T10:00:00.5+02:00"), key, nil},
+		{"tampered since", PurposeStart, edit(signed(withSince), func(v url.Values) { v.Set(ParamSince, "2020-01-01T00:00:00Z") }), key, ErrSignature},
+		{"since added to a link without one", PurposeStart, edit(signed(good), func(v url.Values) { v.Set(ParamSince, "2020-01-01T00:00:00Z") }), key, ErrSignature},
+		{"since removed", PurposeStart, edit(signed(withSince), func(v url.Values) { v.Del(ParamSince) }), key, ErrSignature},
+		{"empty since", PurposeStart, edit(signed(good), func(v url.Values) { v.Set(ParamSince, "") }), key, ErrSince},
+		{"repeated since", PurposeStart, edit(signed(withSince), func(v url.Values) { v.Add(ParamSince, "2020-01-01T00:00:00Z") }), key, ErrInvalid},
+		{"signed since in the future", PurposeStart, signed(Link{User: "alice", Resources: good.Resources, Purpose: PurposeStart, Expires: good.Expires, Since: now.Add(time.Hour)}), key, ErrSince},
+		{"signed malformed since", PurposeStart, rawSince("yesterday"), key, ErrSince},
+		{"signed date without time", PurposeStart, rawSince("2026-01-01"), key, ErrSince},
+		{"signed since before 1970", PurposeStart, rawSince("1969-12-31T23:59:59Z"), key, ErrSince},
+	}...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -60,6 +90,12 @@ func TestVerify(t *testing.T) {
 			}
 			if err == nil && (l.User != "alice" || l.Purpose != tc.purpose) {
 				t.Errorf("link = %+v", l)
+			}
+			if err == nil && tc.name == "valid with since" && !l.Since.Equal(withSince.Since) {
+				t.Errorf("since = %v, want %v", l.Since, withSince.Since)
+			}
+			if err == nil && tc.name == "valid" && !l.Since.IsZero() {
+				t.Errorf("a link without since gives since %v", l.Since)
 			}
 			if err == nil && tc.purpose == PurposeStart && strings.Join(l.Resources, ",") != "myactivity.search,youtube.subscriptions" {
 				t.Errorf("resources = %v, want sorted", l.Resources)

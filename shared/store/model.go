@@ -58,6 +58,17 @@ const (
 	RoundClosed    = "closed"
 )
 
+// Time filters of a resource's export (Resource.TimeFilter, events' time_filter, the manifest's).
+const (
+	// TimeFilterApplied: the export covers [StartTime, ExportTime] only.
+	TimeFilterApplied = "applied"
+	// TimeFilterNone: the group supports filters but none was asked (round 1 without since): the whole
+	// history up to ExportTime.
+	TimeFilterNone = "none"
+	// TimeFilterUnsupported: the group takes no time filter, so every round exports its whole content.
+	TimeFilterUnsupported = "unsupported"
+)
+
 // Object states.
 const (
 	ObjCopying  = "copying"
@@ -91,9 +102,15 @@ type Round struct {
 	Outcome        string    `firestore:"outcome"`
 	NotBefore      time.Time `firestore:"notBefore"`
 	NextRoundAt    time.Time `firestore:"nextRoundAt"`
-	CreatedAt      time.Time `firestore:"createdAt"`
-	CompletedAt    time.Time `firestore:"completedAt"`
-	ClosedAt       time.Time `firestore:"closedAt"`
+	// Since is the grant's start (the start link's signed since; zero: the whole history): round 1's
+	// startTime for resources with time filters, and later rounds' when no earlier round exported.
+	Since time.Time `firestore:"since"`
+	// GrantFirst is the number of the grant's first round: a later round continues from the exports of
+	// rounds GrantFirst..Number-1, never from an earlier grant's (0 on rounds recorded before it existed).
+	GrantFirst  int       `firestore:"grantFirst"`
+	CreatedAt   time.Time `firestore:"createdAt"`
+	CompletedAt time.Time `firestore:"completedAt"`
+	ClosedAt    time.Time `firestore:"closedAt"`
 }
 
 // Resource is rounds/{round}/resources/{group}.
@@ -108,6 +125,11 @@ type Resource struct {
 	ClaimedAt  time.Time `firestore:"claimedAt"`
 	NotBefore  time.Time `firestore:"notBefore"`
 	ExportTime time.Time `firestore:"exportTime"`
+	// StartTime is the start of the exported range (the startTime initiate sent, corrected by the
+	// job's echo); zero means from the beginning of the account's history. ExportTime is its end.
+	StartTime time.Time `firestore:"startTime"`
+	// TimeFilter says how the range was chosen: TimeFilterApplied, TimeFilterNone, TimeFilterUnsupported.
+	TimeFilter string `firestore:"timeFilter"`
 	// JobStartedAt is when Job was started (or adopted, or retried): the maximum job age counts from it.
 	JobStartedAt time.Time `firestore:"jobStartedAt"`
 	// PollDue is when the next state check of Job is due (the poll step records each one it schedules):
@@ -135,8 +157,14 @@ type Object struct {
 	Attempt     int       `firestore:"attempt"`
 	URL         []byte    `firestore:"url"` // sealed signed URL
 	URLFetched  time.Time `firestore:"urlFetched"`
-	Reason      string    `firestore:"reason"`
-	VerifiedAt  time.Time `firestore:"verifiedAt"`
+	// URLPath is the object path the signed URL names (no query: not a credential), recorded at planning:
+	// fresh URLs are matched to the object by it, never by their position in the list.
+	URLPath string `firestore:"urlPath"`
+	// PlannedAt is when the transfer was planned, about when the job completed: Google keeps the data
+	// 14 days from completion, so a refused URL after that is gone, not stale.
+	PlannedAt  time.Time `firestore:"plannedAt"`
+	Reason     string    `firestore:"reason"`
+	VerifiedAt time.Time `firestore:"verifiedAt"`
 }
 
 // Part is one byte range of an object: .../objects/{index}/parts/{part}.
@@ -161,6 +189,8 @@ type OAuthState struct {
 	// Remaining lists the resources of the start link left for a later consent, when the consent URL
 	// could not hold them all (Resources is the batch asked now).
 	Remaining []string `firestore:"remaining,omitempty"`
+	// Since is the start link's signed since (zero when it had none): round 1's startTime.
+	Since time.Time `firestore:"since,omitempty"`
 }
 
 // RoundID names the n-th round of a user.

@@ -58,6 +58,10 @@ type EventResource struct {
 	Objects int    `firestore:"objects"`
 	Bytes   int64  `firestore:"bytes"`
 	Reason  string `firestore:"reason"`
+	// The range of the export (done resources): see Resource.StartTime, ExportTime, TimeFilter.
+	StartTime  time.Time `firestore:"startTime"`
+	ExportTime time.Time `firestore:"exportTime"`
+	TimeFilter string    `firestore:"timeFilter"`
 }
 
 // Event is events/{id}: one fact for the operator's app, recorded in the transaction that makes it true
@@ -76,6 +80,8 @@ type Event struct {
 	Access      string          `firestore:"access"`
 	Ending      string          `firestore:"ending"`
 	ExportTime  time.Time       `firestore:"exportTime"`
+	StartTime   time.Time       `firestore:"startTime"`
+	TimeFilter  string          `firestore:"timeFilter"`
 	Objects     []EventObject   `firestore:"objects"`
 	Resources   []EventResource `firestore:"resources"`
 	OccurredAt  time.Time       `firestore:"occurredAt"`
@@ -106,7 +112,7 @@ func (s *Store) recordEvent(tx *firestore.Transaction, e Event) error {
 func resourceEvent(rid, name string, r *Resource, objects []EventObject) Event {
 	user, n, _ := ParseRoundID(rid)
 	e := Event{User: user, Round: rid, RoundNumber: n, Stage: StageResource, Resource: name, Job: r.Job,
-		State: r.State, Reason: r.Reason, ExportTime: r.ExportTime}
+		State: r.State, Reason: r.Reason, ExportTime: r.ExportTime, StartTime: r.StartTime, TimeFilter: r.TimeFilter}
 	if r.State == ResDone {
 		e.Type = EventResourceExported
 		e.Objects = objects

@@ -162,6 +162,8 @@ type NewGrant struct {
 	Access     string
 	Granted    []string
 	NotGranted []string
+	// Since limits round 1 of resources with time filters to activity from then on (zero: everything).
+	Since time.Time
 }
 
 // StartGrant records a new grant and its first round (or the next round number of a returning user) in
@@ -182,7 +184,8 @@ func (s *Store) StartGrant(ctx context.Context, g NewGrant) (*Round, error) {
 			return ErrRoundRunning
 		}
 		n := u.Rounds + 1
-		r := Round{User: g.User, Number: n, Access: g.Access, Resources: g.Granted, State: RoundExporting, CreatedAt: now}
+		r := Round{User: g.User, Number: n, Access: g.Access, Resources: g.Granted, State: RoundExporting, CreatedAt: now,
+			Since: g.Since, GrantFirst: n}
 		rid := RoundID(g.User, n)
 		u.Access, u.Resources, u.State, u.CurrentRound, u.Rounds = g.Access, g.Granted, "active", rid, n
 		u.GrantStart, u.UpdatedAt = now, now
@@ -247,7 +250,7 @@ func (s *Store) ScheduleNextRound(ctx context.Context, prev *Round, at time.Time
 			}
 		}
 		r := Round{User: prev.User, Number: prev.Number + 1, Access: prev.Access, Resources: granted,
-			State: RoundScheduled, NotBefore: at, CreatedAt: now}
+			State: RoundScheduled, NotBefore: at, CreatedAt: now, GrantFirst: prev.GrantFirst, Since: prev.Since}
 		if err := tx.Create(s.round(rid), r); err != nil {
 			return err
 		}
@@ -312,4 +315,28 @@ func (s *Store) GetResource(ctx context.Context, rid, name string) (*Resource, e
 	}
 	r.Name = name
 	return r, nil
+}
+
+// PreviousExport is where round r's export of a resource with time filters continues from: the
+// ExportTime of the resource's latest done export in an earlier round of the same grant. found is false
+// when no earlier round of the grant exported it (round 1, or every earlier round failed): then the
+// round starts where round 1 did (r.Since, or the whole history), so a failed round leaves no gap.
+func (s *Store) PreviousExport(ctx context.Context, r *Round, name string) (at time.Time, found bool, err error) {
+	first := r.GrantFirst
+	if first <= 0 {
+		first = r.Number - 1 // a round recorded before GrantFirst existed: look at the previous round only
+	}
+	for n := r.Number - 1; n >= first && n >= 1; n-- {
+		res, err := s.GetResource(ctx, RoundID(r.User, n), name)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return time.Time{}, false, err
+		}
+		if res.State == ResDone && !res.ExportTime.IsZero() {
+			return res.ExportTime, true, nil
+		}
+	}
+	return time.Time{}, false, nil
 }

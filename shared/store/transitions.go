@@ -89,9 +89,16 @@ func (s *Store) Transition(ctx context.Context, rid, name string, from []string,
 
 // RecordJob stores the job an initiate (or an adopted 409) started for a claimed resource.
 func (s *Store) RecordJob(ctx context.Context, rid, name, job string) (bool, error) {
+	return s.RecordJobRange(ctx, rid, name, job, time.Time{}, "")
+}
+
+// RecordJobRange is RecordJob that also records the range asked: startTime (zero: none) and the
+// resource's TimeFilter.
+func (s *Store) RecordJobRange(ctx context.Context, rid, name, job string, startTime time.Time, filter string) (bool, error) {
 	now := s.now()
 	return s.Transition(ctx, rid, name, []string{ResInitiating}, "", func(r *Resource) {
 		r.State, r.Job, r.Reason = ResExporting, job, ""
+		r.StartTime, r.TimeFilter = startTime, filter
 		// The first check is due now until the poll step schedules it: a lost JobStarted shows as overdue.
 		r.JobStartedAt, r.PollDue = now, now
 		if !slices.Contains(r.Jobs, job) {
@@ -138,6 +145,12 @@ func (s *Store) RecordRetry(ctx context.Context, rid, name, oldJob, newJob strin
 // PlanTransfer moves a resource whose job completed to transferring and records its objects, once. When
 // the plan exists already (a redelivered poll), it returns the recorded objects with planned false.
 func (s *Store) PlanTransfer(ctx context.Context, rid, name, job string, exportTime time.Time, objects []Object) (planned bool, out []Object, err error) {
+	return s.PlanTransferRange(ctx, rid, name, job, time.Time{}, exportTime, objects)
+}
+
+// PlanTransferRange is PlanTransfer with the job's echoed startTime: when the state carries one it
+// replaces the start recorded at initiate (the API's word on what the archive covers wins).
+func (s *Store) PlanTransferRange(ctx context.Context, rid, name, job string, startTime, exportTime time.Time, objects []Object) (planned bool, out []Object, err error) {
 	ref := s.resource(rid, name)
 	var after *Resource
 	err = s.fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
@@ -176,6 +189,9 @@ func (s *Store) PlanTransfer(ctx context.Context, rid, name, job string, exportT
 			}
 		}
 		r.State, r.ExportTime, r.Objects, r.Bytes, r.UpdatedAt = ResTransferring, exportTime, len(objects), total, s.now()
+		if !startTime.IsZero() {
+			r.StartTime, r.TimeFilter = startTime, TimeFilterApplied
+		}
 		planned, out = true, objects
 		if err := tx.Set(ref, r); err != nil {
 			return err
@@ -401,7 +417,8 @@ func (s *Store) SettleRound(ctx context.Context, rid string) (r *Round, complete
 				return nil
 			}
 			summary = append(summary, EventResource{Name: snap.Ref.ID, State: res.State, Job: res.Job,
-				Objects: res.Objects, Bytes: res.Bytes, Reason: res.Reason})
+				Objects: res.Objects, Bytes: res.Bytes, Reason: res.Reason,
+				StartTime: res.StartTime, ExportTime: res.ExportTime, TimeFilter: res.TimeFilter})
 		}
 		r.State, r.CompletedAt, complete, settled = RoundComplete, s.now(), true, true
 		slices.SortFunc(summary, func(a, b EventResource) int { return strings.Compare(a.Name, b.Name) })

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/portability-pipeline/pipeline/shared/crypto"
+	"github.com/portability-pipeline/pipeline/shared/logging"
 )
 
 // Collection holds one document per user: {ciphertext, updatedAt}.
@@ -152,6 +153,10 @@ func (p *persisting) refreshLocked() (*oauth2.Token, error) {
 	stale.Expiry = time.Unix(1, 0) // force the refresh
 	t, err := p.store.oauth.TokenSource(p.ctx, &stale).Token()
 	if err != nil {
+		// One line per failed refresh, with a reason a log-based metric can count: "invalid_grant" when
+		// the person removed the app (or the grant expired), else the token endpoint's error code, the
+		// HTTP status, or "transport".
+		logging.FromContext(p.ctx).Warn("token.refresh_failed", "reason", refreshFailure(err))
 		return nil, err
 	}
 	if t.RefreshToken == "" {
@@ -162,6 +167,18 @@ func (p *persisting) refreshLocked() (*oauth2.Token, error) {
 		return nil, err
 	}
 	return t, nil
+}
+
+// refreshFailure names why a refresh failed, never quoting the token endpoint's answer body.
+func refreshFailure(err error) string {
+	var re *oauth2.RetrieveError
+	switch {
+	case errors.As(err, &re) && re.ErrorCode != "":
+		return re.ErrorCode
+	case errors.As(err, &re) && re.Response != nil:
+		return fmt.Sprintf("http_%d", re.Response.StatusCode)
+	}
+	return "transport"
 }
 
 // replace stores a refreshed token only while the user's token record exists, so a refresh racing a

@@ -22,6 +22,7 @@ import (
 	"github.com/portability-pipeline/pipeline/emulator-test/fakeportability"
 	"github.com/portability-pipeline/pipeline/internal/pipelinetest"
 	"github.com/portability-pipeline/pipeline/shared/crypto"
+	"github.com/portability-pipeline/pipeline/shared/logging"
 	"github.com/portability-pipeline/pipeline/shared/portability"
 	"github.com/portability-pipeline/pipeline/shared/tokens"
 )
@@ -334,5 +335,51 @@ func TestRefreshOn401(t *testing.T) {
 				t.Errorf("replay %q, want the stored new token and the same body", calls[1])
 			}
 		})
+	}
+}
+
+// TestRefreshFailedLogged: a refused refresh (the person removed the app: invalid_grant) logs one
+// "token.refresh_failed" line with reason="invalid_grant", the name a log-based metric counts, and never
+// the token; the call fails as unauthorized, so the step ends the resource instead of retrying.
+func TestRefreshFailedLogged(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	old := e.grant(t, "gail", time.Now().Add(-time.Minute))
+	e.save(t, "gail", old)
+	if err := e.fake.InjectFault(fakeportability.Fault{Method: fakeportability.MethodToken, Status: 400}); err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	ctx := logging.WithLogger(e.ctx, logging.New(&logs, "DEBUG"))
+	hc, err := e.store.Client(ctx, "gail")
+	if err != nil {
+		t.Fatal(err)
+	}
+	api, err := portability.New(ctx, e.url+"/", hc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = api.CheckAccess(ctx)
+	if portability.KindOf(err) != portability.KindUnauthorized {
+		t.Fatalf("call after invalid_grant: %v (kind %v), want unauthorized", err, portability.KindOf(err))
+	}
+	var found int
+	for _, line := range bytes.Split(bytes.TrimSpace(logs.Bytes()), []byte("\n")) {
+		var rec map[string]any
+		if err := json.Unmarshal(line, &rec); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		if rec["message"] == "token.refresh_failed" {
+			found++
+			if rec["reason"] != "invalid_grant" {
+				t.Errorf("token.refresh_failed reason = %v, want invalid_grant", rec["reason"])
+			}
+		}
+	}
+	if found != 1 {
+		t.Errorf("%d token.refresh_failed lines, want 1:\n%s", found, logs.String())
+	}
+	if bytes.Contains(logs.Bytes(), []byte(old.RefreshToken)) || bytes.Contains(logs.Bytes(), []byte(old.AccessToken)) {
+		t.Error("a token reached the log")
 	}
 }

@@ -11,8 +11,13 @@ import (
 	"time"
 )
 
-// DefaultBufferSize is CopyPart's read buffer.
-const DefaultBufferSize = 256 << 10
+// DefaultBufferSize is CopyPart's read buffer. Each Write hands the bytes to
+// the storage library's upload goroutine through an io.Pipe (a goroutine
+// switch and a copy), and each Read takes what the socket holds: 1 MiB
+// costs about 10-15% less CPU per GiB than 256 KiB and about 30% less than
+// io.Copy's 32 KiB (benchtransfer, 1 GiB, 1 in flight), for 1 MiB more per
+// part in flight.
+const DefaultBufferSize = 1 << 20
 
 // CopyOptions tune CopyPart and CopyAll.
 type CopyOptions struct {
@@ -70,9 +75,9 @@ type PartResult struct {
 // CopyPart streams bytes [part.Offset, part.Offset+part.Length) of src into
 // the temporary object PartName(opts.TempPrefix, part.Index), computing the
 // CRC32C on the fly. A broken body is resumed from the current offset into
-// the same upload (bounded attempts with backoff); a 403 refreshes the URL and
-// resumes. The byte count must equal part.Length and storage's CRC32C of the
-// stored object must equal the computed one. On any failure the upload is
+// the same upload (bounded attempts with backoff); a refused URL (URLExpired
+// or Gone) is refreshed and resumed. The byte count must equal part.Length
+// and storage's CRC32C of the stored object must equal the computed one. On any failure the upload is
 // aborted: no partial object is committed.
 //
 // Memory: one read buffer (opts.BufferSize) plus the sink's buffer (GCSSink:
@@ -155,7 +160,7 @@ func CopyPart(ctx context.Context, src RangeSource, dst Sink, part Part, opts Co
 			return PartResult{}, fmt.Errorf("copy part %d: write at %d: %w", part.Index, part.Offset+done, se.err)
 		}
 		switch Classify(rerr) {
-		case URLExpired:
+		case URLExpired, Gone: // a 404 may be a stale URL: a refresh tells
 			if refreshes >= opts.MaxRefreshes {
 				return PartResult{}, fmt.Errorf("copy part %d: after %d URL refreshes: %w", part.Index, refreshes, rerr)
 			}

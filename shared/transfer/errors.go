@@ -25,7 +25,9 @@ const (
 	// Retryable: try again later (5xx, 429, broken connections, timeouts,
 	// checksum mismatch: the caller counts attempts and gives up after N).
 	Retryable
-	// URLExpired: the signed URL was refused (403): get a fresh URL and retry.
+	// URLExpired: the signed URL no longer works (400 ExpiredToken or
+	// MalformedSecurityHeader, 403 AccessDenied, SignatureDoesNotMatch or
+	// ExpiredToken): get fresh URLs once and retry.
 	URLExpired
 	// Gone: the source no longer exists (404/410, past the 14 days retention).
 	Gone
@@ -63,7 +65,8 @@ var (
 	// ErrNotExist is returned by Sink.Attrs for a missing object.
 	ErrNotExist = errors.New("object does not exist")
 	// ErrRangeIgnored: the source answered a ranged GET with the whole
-	// object. Permanent.
+	// object. Retryable (a proxy may do it once); CopyPart gives up after
+	// its attempts and the caller ends the object (IsSourceFault).
 	ErrRangeIgnored = errors.New("source ignored the Range header")
 )
 
@@ -122,6 +125,22 @@ func newHTTPError(op, rawURL string, resp *http.Response) *HTTPError {
 	return e
 }
 
+// IsSourceFault reports whether err, returned by Probe or CopyPart, is the
+// signed URL's host answering in a way no retry of ours can change: a
+// permanent HTTP refusal, an object whose size changed, a URL the policy
+// refuses, a server that kept ignoring Range. The caller ends the object with
+// a reason; it never redelivers such an error until it is dead-lettered.
+func IsSourceFault(err error) bool {
+	var he *HTTPError
+	switch {
+	case errors.As(err, &he):
+		return Classify(he) == Permanent
+	case errors.Is(err, ErrSizeMismatch), errors.Is(err, ErrRangeIgnored), errors.Is(err, ErrURLRefused):
+		return true
+	}
+	return false
+}
+
 func classifyStatus(code int) Class {
 	switch {
 	case code == http.StatusRequestTimeout, code == http.StatusTooManyRequests, code >= 500:
@@ -144,15 +163,23 @@ func Classify(err error) Class {
 		switch he.StatusCode {
 		case http.StatusForbidden:
 			return URLExpired
+		case http.StatusBadRequest:
+			// Cloud Storage answers an expired V4 signed URL with 400
+			// ExpiredToken, a malformed X-Goog-Date/X-Goog-Expires with 400
+			// MalformedSecurityHeader: the URL no longer works, fresh ones may.
+			if he.Code == "ExpiredToken" || he.Code == "MalformedSecurityHeader" {
+				return URLExpired
+			}
 		case http.StatusNotFound, http.StatusGone:
 			return Gone
 		}
 		return classifyStatus(he.StatusCode)
 	}
 	switch {
-	case errors.Is(err, ErrChecksumMismatch), errors.Is(err, ErrPartsMissing), errors.Is(err, errStalled):
+	case errors.Is(err, ErrChecksumMismatch), errors.Is(err, ErrPartsMissing), errors.Is(err, errStalled),
+		errors.Is(err, ErrRangeIgnored):
 		return Retryable
-	case errors.Is(err, ErrSizeMismatch), errors.Is(err, ErrRangeIgnored),
+	case errors.Is(err, ErrSizeMismatch), errors.Is(err, ErrURLRefused),
 		errors.Is(err, storage.ErrBucketNotExist):
 		return Permanent
 	}

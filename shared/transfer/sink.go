@@ -80,9 +80,13 @@ func (s *GCSSink) NewPartWriter(ctx context.Context, name string) (PartWriter, e
 	}
 	w.ContentType = "application/octet-stream"
 	// The CRC32C of a streamed part is unknown before its last byte, so it
-	// cannot be declared up front (SendCRC32C); the library's automatic
-	// checksum goes with the final chunk and CopyPart compares the stored
-	// CRC32C after Close.
+	// cannot be declared up front (SendCRC32C). CopyPart computes it over the
+	// bytes it read and compares it with the CRC32C storage computed of what
+	// it stored, deleting the part on a mismatch: the same end-to-end check
+	// the library's automatic checksum makes (which would only move the
+	// rejection to the server), so that second pass over every byte is off.
+	// It was about 0.1 CPU s/GiB, a tenth of the copy's CPU.
+	w.DisableAutoChecksum = true
 	return &gcsPartWriter{w: w, name: name, cancel: cancel}, nil
 }
 

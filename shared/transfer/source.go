@@ -14,8 +14,9 @@ type RangeSource interface {
 	// end early (a broken connection): CopyPart resumes with a new call.
 	// HTTP refusals are *HTTPError; errors never hold the URL's query.
 	OpenRange(ctx context.Context, off, n int64) (io.ReadCloser, error)
-	// RefreshURL gets a fresh signed URL after a 403 (URLExpired). Calls from
-	// concurrent copies that saw the same expired URL refresh once.
+	// RefreshURL gets a fresh signed URL after a refusal of the URL
+	// (URLExpired, or Gone: a 404 inside the retention may be a stale URL).
+	// Calls from concurrent copies that saw the same refused URL refresh once.
 	RefreshURL(ctx context.Context) error
 }
 
@@ -33,7 +34,7 @@ type URLSource struct {
 	mu        sync.Mutex
 	url       string
 	gen       int  // incremented on every refresh
-	expired   bool // the URL of generation gen got a 403
+	expired   bool // the URL of generation gen was refused (URLExpired or Gone)
 }
 
 // NewURLSource reads rawURL, an object of size bytes (from Probe; every
@@ -88,7 +89,7 @@ func (s *URLSource) OpenRange(ctx context.Context, off, n int64) (io.ReadCloser,
 	}
 	defer resp.Body.Close()
 	herr := newHTTPError("get range", rawURL, resp)
-	if resp.StatusCode == http.StatusForbidden {
+	if c := Classify(herr); c == URLExpired || c == Gone {
 		s.mu.Lock()
 		if gen == s.gen {
 			s.expired = true

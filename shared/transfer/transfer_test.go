@@ -590,6 +590,15 @@ func TestClassify(t *testing.T) {
 	}{
 		{nil, transfer.Unclassified},
 		{&transfer.HTTPError{StatusCode: 403, Code: "ExpiredToken"}, transfer.URLExpired},
+		// Cloud Storage's answer to an expired V4 URL is 400, not 403.
+		{&transfer.HTTPError{StatusCode: 400, Code: "ExpiredToken"}, transfer.URLExpired},
+		{&transfer.HTTPError{StatusCode: 400, Code: "MalformedSecurityHeader"}, transfer.URLExpired},
+		{&transfer.HTTPError{StatusCode: 400, Code: "InvalidArgument"}, transfer.Permanent},
+		{&transfer.HTTPError{StatusCode: 400}, transfer.Permanent},
+		{&transfer.HTTPError{StatusCode: 403, Code: "AccessDenied"}, transfer.URLExpired},
+		{&transfer.HTTPError{StatusCode: 403, Code: "SignatureDoesNotMatch"}, transfer.URLExpired},
+		{fmt.Errorf("x: %w", transfer.ErrRangeIgnored), transfer.Retryable},
+		{fmt.Errorf("x: %w", transfer.ErrURLRefused), transfer.Permanent},
 		{&transfer.HTTPError{StatusCode: 404}, transfer.Gone},
 		{&transfer.HTTPError{StatusCode: 410}, transfer.Gone},
 		{&transfer.HTTPError{StatusCode: 429}, transfer.Retryable},

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -30,6 +31,8 @@ type childSpec struct {
 	CRC32C   uint32 `json:"crc32c"`
 	InFlight int    `json:"inFlight,omitempty"`
 	PartSize int64  `json:"partSize,omitempty"`
+	// Profile, when set, is the file the child writes its CPU profile (pprof) to.
+	Profile string `json:"profile,omitempty"`
 }
 
 // childResult is the child's answer on stdout.
@@ -69,6 +72,17 @@ func measure(sp childSpec) childResult {
 			return childResult{Error: err.Error()}
 		}
 		defer client.Close()
+	}
+	if sp.Profile != "" {
+		f, err := os.Create(sp.Profile)
+		if err != nil {
+			return childResult{Error: err.Error()}
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return childResult{Error: err.Error()}
+		}
+		defer pprof.StopCPUProfile()
 	}
 	start := time.Now()
 	var (

@@ -40,6 +40,55 @@ type Summary struct {
 	DuplicateInitiates int      `json:"duplicateInitiates"`
 	Problems           []string `json:"problems,omitempty"`
 	Seconds            float64  `json:"seconds"`
+	// Rounds lists every round of every user with the range each resource's export covers.
+	Rounds []RoundSummary `json:"rounds"`
+}
+
+// RoundSummary is one round of one user.
+type RoundSummary struct {
+	User      string            `json:"user"`
+	Number    int               `json:"number"`
+	Resources []ResourceSummary `json:"resources"`
+}
+
+// ResourceSummary is one resource of a round: its state and the span of activity it holds
+// (startTime omitted when the export holds everything from the beginning).
+type ResourceSummary struct {
+	Resource   string `json:"resource"`
+	State      string `json:"state"`
+	StartTime  string `json:"startTime,omitempty"`
+	ExportTime string `json:"exportTime,omitempty"`
+	TimeFilter string `json:"timeFilter,omitempty"`
+	Objects    int    `json:"objects"`
+	Bytes      int64  `json:"bytes"`
+}
+
+// roundsOf reads the rounds of a user from the store, oldest first.
+func roundsOf(ctx context.Context, st *store.Store, user string) ([]RoundSummary, error) {
+	u, err := st.GetUser(ctx, user)
+	if err != nil {
+		return nil, err
+	}
+	var out []RoundSummary
+	for n := 1; n <= u.Rounds; n++ {
+		list, err := st.ListResources(ctx, store.RoundID(user, n))
+		if err != nil {
+			return nil, err
+		}
+		rs := RoundSummary{User: user, Number: n, Resources: []ResourceSummary{}}
+		for _, r := range list {
+			line := ResourceSummary{Resource: r.Name, State: r.State, TimeFilter: r.TimeFilter, Objects: r.Objects, Bytes: r.Bytes}
+			if !r.StartTime.IsZero() {
+				line.StartTime = r.StartTime.UTC().Format(time.RFC3339Nano)
+			}
+			if !r.ExportTime.IsZero() {
+				line.ExportTime = r.ExportTime.UTC().Format(time.RFC3339Nano)
+			}
+			rs.Resources = append(rs.Resources, line)
+		}
+		out = append(out, rs)
+	}
+	return out, nil
 }
 
 func main() {
@@ -136,6 +185,11 @@ func main() {
 		sum.Verified += rep.Verified
 		sum.Problems = append(sum.Problems, rep.Problems...)
 		sum.DuplicateInitiates += duplicates(s, account(u), rep.Rounds)
+		rounds, err := roundsOf(ctx, s.Store(), u)
+		if err != nil {
+			fail("read the rounds of %s: %v", u, err)
+		}
+		sum.Rounds = append(sum.Rounds, rounds...)
 	}
 	sum.Resets = totalCalls(s, "reset")
 	sum.Seconds = time.Since(began).Seconds()
@@ -205,6 +259,21 @@ func printSummary(sum Summary) {
 	}
 	for _, p := range sum.Problems {
 		fmt.Printf("  problem: %s\n", p)
+	}
+	if len(sum.Rounds) > 0 {
+		fmt.Printf("\n  %-12s %5s  %-24s %-8s %-30s %-30s %7s %10s\n", "user", "round", "resource", "state", "activity from", "to", "objects", "bytes")
+	}
+	for _, r := range sum.Rounds {
+		for _, x := range r.Resources {
+			from := x.StartTime
+			if from == "" {
+				from = "(beginning)"
+				if x.TimeFilter == store.TimeFilterUnsupported {
+					from = "(beginning: no time filter)"
+				}
+			}
+			fmt.Printf("  %-12s %5d  %-24s %-8s %-30s %-30s %7d %10d\n", r.User, r.Number, x.Resource, x.State, from, x.ExportTime, x.Objects, x.Bytes)
+		}
 	}
 }
 

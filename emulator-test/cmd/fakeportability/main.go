@@ -45,9 +45,11 @@ func run() error {
 		baseURL       = flag.String("base-url", "", "external base URL (OIDC issuer, signed URL host); default http://ADDR")
 		jobDuration   = flag.Duration("job-duration", 3*time.Second, "virtual time until a job completes")
 		archiveSize   = flag.Int64("archive-size", 1<<20, "bytes per data file")
+		history       = flag.Duration("history", fakeportability.DefaultHistory, "activity an account has: what a job without startTime covers (a filtered job holds archive-size*range/history)")
 		urlsPerJob    = flag.Int("urls-per-job", 2, "files (signed URLs) per COMPLETE job; the last holds archive_browser.json when >1")
 		entrySize     = flag.Int64("entry-size", 512<<20, "maximum bytes per zip entry")
 		bareJSON      = flag.String("bare-json-resources", "", "comma list of groups whose single-resource jobs give bare JSON files")
+		expired403    = flag.Bool("expired-url-403", false, "answer an expired signed URL with 403 ExpiredToken instead of Cloud Storage's 400")
 		failedPrecond = flag.Bool("time-based-failed-precondition", false, "answer a time-based initiate inside 24 h with 400 FAILED_PRECONDITION instead of 429")
 		tokenTTL      = flag.Duration("access-token-ttl", time.Hour, "access token lifetime (virtual clock)")
 		urlTTL        = flag.Duration("url-ttl", 6*time.Hour, "signed URL lifetime (virtual clock)")
@@ -93,10 +95,12 @@ func run() error {
 		Clients:                     []fakeportability.Client{{ID: *clientID, Secret: *clientSecret, RedirectURIs: splitList(*redirectURIs)}},
 		JobDuration:                 *jobDuration,
 		ArchiveSize:                 *archiveSize,
+		History:                     *history,
 		URLsPerJob:                  *urlsPerJob,
 		EntrySize:                   *entrySize,
 		BareJSONResources:           splitList(*bareJSON),
 		TimeBasedFailedPrecondition: *failedPrecond,
+		ExpiredURL403:               *expired403,
 		AccessTokenTTL:              *tokenTTL,
 		URLTTL:                      *urlTTL,
 		Retention:                   *retention,

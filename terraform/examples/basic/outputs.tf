@@ -17,3 +17,8 @@ output "topics" {
   description = "The pipeline's Pub/Sub topics."
   value       = module.pipeline.topics
 }
+
+output "dashboard_url" {
+  description = "The pipeline's monitoring dashboard."
+  value       = module.pipeline.dashboard.url
+}

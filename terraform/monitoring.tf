@@ -1,0 +1,633 @@
+# Monitoring: what tells the operator that work stopped moving. Log-based metrics on the pipeline's own
+# log lines, alert policies that notify var.notification_channels, and one dashboard.
+#
+# Each alert's documentation links its runbook (docs/runbooks/<alert>.md, published at
+# var.runbook_base_url); docs/operations.md lists them. The log lines the metrics count are JSON lines of
+# shared/logging on stderr; Cloud Logging keeps every key but severity, time and the logging.googleapis.com/*
+# fields in jsonPayload, the message under jsonPayload.message (terraform/logmetrics_test.go checks the
+# filters against that encoding).
+
+locals {
+  # Log entries of this pipeline's functions only (every function's service is named portability-*):
+  # other workloads of the project never count.
+  log_filter_functions = "resource.type=\"cloud_run_revision\" AND resource.labels.service_name=~\"^portability-\""
+
+  # The same services, as a Cloud Monitoring filter term.
+  monitoring_filter_functions = "resource.type = \"cloud_run_revision\" AND resource.label.service_name = monitoring.regex.full_match(\"portability-.*\")"
+
+  # Subscriptions by kind (sorted by name), the webhook's last when it exists.
+  push_subscriptions = concat(
+    sort([for k in local.pushed_topics : google_pubsub_subscription.push[k].name]),
+    [for s in google_pubsub_subscription.events_webhook : s.name],
+  )
+  dead_letter_subscriptions = concat(
+    sort([for k in local.pushed_topics : google_pubsub_subscription.dead_letter[k].name]),
+    [for s in google_pubsub_subscription.events_dead_letter : s.name],
+  )
+  push_subscriptions_filter        = "resource.type = \"pubsub_subscription\" AND resource.label.subscription_id = monitoring.regex.full_match(\"${join("|", local.push_subscriptions)}\")"
+  dead_letter_subscriptions_filter = "resource.type = \"pubsub_subscription\" AND resource.label.subscription_id = monitoring.regex.full_match(\"${join("|", local.dead_letter_subscriptions)}\")"
+
+  # Alert-only thresholds in the units the policies use.
+  round_expected_life_seconds = var.alert_thresholds.round_expected_life_hours * 3600
+
+  # Buckets of the oldest-open-round distribution. The alert reads its 99th percentile, which Cloud
+  # Monitoring interpolates inside a bucket; with the threshold as a bucket bound, an age above the
+  # threshold always reads above it and an age below always below, so the alert is exact.
+  round_age_bounds = sort(distinct(concat(
+    [for h in [1, 6, 12, 24, 48, 72, 168, 336, 720] : h * 3600],
+    [local.round_expected_life_seconds],
+  )))
+
+  runbook = {
+    dead_letter_backlog    = "${var.runbook_base_url}/dead-letter-backlog.md"
+    push_oldest_unacked    = "${var.runbook_base_url}/push-oldest-unacked.md"
+    function_5xx           = "${var.runbook_base_url}/function-5xx.md"
+    reconciler_repairs     = "${var.runbook_base_url}/reconciler-repairs.md"
+    reconciler_silent      = "${var.runbook_base_url}/reconciler-silent.md"
+    token_refresh_failures = "${var.runbook_base_url}/token-refresh-failures.md"
+    oldest_open_round      = "${var.runbook_base_url}/oldest-open-round.md"
+  }
+}
+
+# --- Log-based metrics (logging.googleapis.com/user/portability/...) -----------------------------------
+
+# One reconcile.repair line per repair the reconciler makes (attributes kind, user, round). Only kind
+# becomes a label: users and rounds would be unbounded label values (and personal data).
+resource "google_logging_metric" "reconcile_repairs" {
+  project     = var.project_id
+  name        = "portability/reconcile_repairs"
+  description = "Repairs made by the reconciler (work found past its deadline and re-driven), by kind."
+  filter      = "${local.log_filter_functions} AND jsonPayload.message=\"reconcile.repair\""
+
+  metric_descriptor {
+    metric_kind  = "DELTA"
+    value_type   = "INT64"
+    unit         = "1"
+    display_name = "Reconciler repairs"
+
+    labels {
+      key         = "kind"
+      value_type  = "STRING"
+      description = "What was re-driven (the repair's kind attribute)."
+    }
+  }
+
+  label_extractors = {
+    kind = "EXTRACT(jsonPayload.kind)"
+  }
+
+  depends_on = [google_project_service.services]
+}
+
+# One reconcile.summary line per reconciler run; oldestOpenRoundAgeSeconds is the age of the oldest round
+# not closed (0 when none is open). A distribution because log-based metrics cannot be gauges; every run
+# adds one value.
+resource "google_logging_metric" "oldest_open_round_age" {
+  project         = var.project_id
+  name            = "portability/oldest_open_round_age"
+  description     = "Age of the oldest open round, as each reconciler run reports it (seconds)."
+  filter          = "${local.log_filter_functions} AND jsonPayload.message=\"reconcile.summary\""
+  value_extractor = "EXTRACT(jsonPayload.oldestOpenRoundAgeSeconds)"
+
+  metric_descriptor {
+    metric_kind  = "DELTA"
+    value_type   = "DISTRIBUTION"
+    unit         = "s"
+    display_name = "Oldest open round age"
+  }
+
+  bucket_options {
+    explicit_buckets {
+      bounds = local.round_age_bounds
+    }
+  }
+
+  depends_on = [google_project_service.services]
+}
+
+# A token refresh Google refused with invalid_grant: the person revoked the grant, or the refresh token
+# died (apps in "testing" status lose them after 7 days). Other reasons (network, 5xx) heal by retrying
+# and are not counted.
+resource "google_logging_metric" "token_refresh_failures" {
+  project     = var.project_id
+  name        = "portability/token_refresh_failures"
+  description = "Token refreshes refused with invalid_grant (a grant revoked or expired for good)."
+  filter      = "${local.log_filter_functions} AND jsonPayload.message=\"token.refresh_failed\" AND jsonPayload.reason=\"invalid_grant\""
+
+  metric_descriptor {
+    metric_kind  = "DELTA"
+    value_type   = "INT64"
+    unit         = "1"
+    display_name = "Token refresh failures (invalid_grant)"
+  }
+
+  depends_on = [google_project_service.services]
+}
+
+# The state-change line each round writes (shared/store: event round.state, from, to): rounds entering
+# each state.
+resource "google_logging_metric" "round_state_changes" {
+  project     = var.project_id
+  name        = "portability/round_state_changes"
+  description = "Rounds entering a state (one round.state log line per change), by the state entered."
+  filter      = "${local.log_filter_functions} AND jsonPayload.event=\"round.state\""
+
+  metric_descriptor {
+    metric_kind  = "DELTA"
+    value_type   = "INT64"
+    unit         = "1"
+    display_name = "Round state changes"
+
+    labels {
+      key         = "to"
+      value_type  = "STRING"
+      description = "The state the round entered."
+    }
+  }
+
+  label_extractors = {
+    to = "EXTRACT(jsonPayload.to)"
+  }
+
+  depends_on = [google_project_service.services]
+}
+
+locals {
+  log_metric_type = {
+    reconcile_repairs      = "logging.googleapis.com/user/${google_logging_metric.reconcile_repairs.name}"
+    oldest_open_round_age  = "logging.googleapis.com/user/${google_logging_metric.oldest_open_round_age.name}"
+    token_refresh_failures = "logging.googleapis.com/user/${google_logging_metric.token_refresh_failures.name}"
+    round_state_changes    = "logging.googleapis.com/user/${google_logging_metric.round_state_changes.name}"
+  }
+}
+
+# --- Alerts ---------------------------------------------------------------------------------------------
+
+# A message on a dead-letter subscription is an export that stopped: it failed every delivery. Nothing
+# reads these subscriptions, so the backlog stays until an operator replays or discards it.
+resource "google_monitoring_alert_policy" "dead_letter_backlog" {
+  project      = var.project_id
+  display_name = "Portability: messages on a dead-letter subscription"
+  combiner     = "OR"
+  severity     = "ERROR"
+  user_labels  = local.labels
+
+  conditions {
+    display_name = "Undelivered messages on a <topic>-dead-letter subscription > 0"
+
+    condition_threshold {
+      filter          = "metric.type = \"pubsub.googleapis.com/subscription/num_undelivered_messages\" AND ${local.dead_letter_subscriptions_filter}"
+      comparison      = "COMPARISON_GT"
+      threshold_value = 0
+      duration        = "0s"
+
+      aggregations {
+        alignment_period   = "300s"
+        per_series_aligner = "ALIGN_MAX"
+      }
+
+      trigger {
+        count = 1
+      }
+    }
+  }
+
+  notification_channels = var.notification_channels
+
+  documentation {
+    subject   = "Dead letters on $${resource.label.subscription_id}"
+    mime_type = "text/markdown"
+    content   = <<-EOT
+      Messages failed every delivery (${var.dead_letter_max_attempts} attempts) and were parked on the
+      dead-letter subscription `$${resource.label.subscription_id}`: the exports they carry stopped.
+
+      Runbook: ${local.runbook.dead_letter_backlog}
+    EOT
+
+    links {
+      display_name = "Runbook"
+      url          = local.runbook.dead_letter_backlog
+    }
+  }
+
+  depends_on = [google_project_service.services]
+}
+
+# A push subscription whose oldest message waits too long: its function fails or cannot keep up, and the
+# message is on its way to the dead letter.
+resource "google_monitoring_alert_policy" "push_oldest_unacked" {
+  project      = var.project_id
+  display_name = "Portability: a push subscription's oldest message is old"
+  combiner     = "OR"
+  severity     = "WARNING"
+  user_labels  = local.labels
+
+  conditions {
+    display_name = "Oldest unacknowledged message of a push subscription > ${var.alert_thresholds.push_oldest_unacked_seconds} s"
+
+    condition_threshold {
+      filter          = "metric.type = \"pubsub.googleapis.com/subscription/oldest_unacked_message_age\" AND ${local.push_subscriptions_filter}"
+      comparison      = "COMPARISON_GT"
+      threshold_value = var.alert_thresholds.push_oldest_unacked_seconds
+      duration        = "300s"
+
+      aggregations {
+        alignment_period   = "300s"
+        per_series_aligner = "ALIGN_MAX"
+      }
+
+      trigger {
+        count = 1
+      }
+    }
+  }
+
+  notification_channels = var.notification_channels
+
+  documentation {
+    subject   = "Old messages on $${resource.label.subscription_id}"
+    mime_type = "text/markdown"
+    content   = <<-EOT
+      The oldest unacknowledged message of the push subscription `$${resource.label.subscription_id}` is
+      older than ${var.alert_thresholds.push_oldest_unacked_seconds} s: its function keeps failing or falls
+      behind, and after ${var.dead_letter_max_attempts} failed deliveries the message goes to the dead letter.
+
+      Runbook: ${local.runbook.push_oldest_unacked}
+    EOT
+
+    links {
+      display_name = "Runbook"
+      url          = local.runbook.push_oldest_unacked
+    }
+  }
+
+  depends_on = [google_project_service.services]
+}
+
+# The share of a function's requests answered 5xx. Steps answer 5xx to be redelivered after a transient
+# error, so the ratio must stay high for a while before it means something is broken.
+resource "google_monitoring_alert_policy" "function_5xx" {
+  project      = var.project_id
+  display_name = "Portability: a function answers 5xx"
+  combiner     = "OR"
+  severity     = "ERROR"
+  user_labels  = local.labels
+
+  conditions {
+    display_name = "5xx share of a function's requests > ${var.alert_thresholds.function_5xx_ratio} for ${var.alert_thresholds.function_5xx_minutes} min"
+
+    condition_threshold {
+      filter             = "metric.type = \"run.googleapis.com/request_count\" AND metric.label.response_code_class = \"5xx\" AND ${local.monitoring_filter_functions}"
+      denominator_filter = "metric.type = \"run.googleapis.com/request_count\" AND ${local.monitoring_filter_functions}"
+      comparison         = "COMPARISON_GT"
+      threshold_value    = var.alert_thresholds.function_5xx_ratio
+      duration           = "${var.alert_thresholds.function_5xx_minutes * 60}s"
+
+      aggregations {
+        alignment_period     = "300s"
+        per_series_aligner   = "ALIGN_DELTA"
+        cross_series_reducer = "REDUCE_SUM"
+        group_by_fields      = ["resource.label.service_name"]
+      }
+
+      denominator_aggregations {
+        alignment_period     = "300s"
+        per_series_aligner   = "ALIGN_DELTA"
+        cross_series_reducer = "REDUCE_SUM"
+        group_by_fields      = ["resource.label.service_name"]
+      }
+
+      trigger {
+        count = 1
+      }
+    }
+  }
+
+  notification_channels = var.notification_channels
+
+  documentation {
+    subject   = "5xx from $${resource.label.service_name}"
+    mime_type = "text/markdown"
+    content   = <<-EOT
+      More than ${var.alert_thresholds.function_5xx_ratio * 100}% of the requests to
+      `$${resource.label.service_name}` were answered 5xx for ${var.alert_thresholds.function_5xx_minutes}
+      minutes. Pushed steps answer 5xx to be retried; this many means the retries are not healing.
+
+      Runbook: ${local.runbook.function_5xx}
+    EOT
+
+    links {
+      display_name = "Runbook"
+      url          = local.runbook.function_5xx
+    }
+  }
+
+  depends_on = [google_project_service.services]
+}
+
+# The reconciler repairs something in every run for an hour: hand-offs keep getting lost, or a repair does
+# not hold (the same work is re-driven again and again). One repair now and then is the reconciler doing
+# its job and alerts nobody.
+resource "google_monitoring_alert_policy" "reconciler_repairs" {
+  project      = var.project_id
+  display_name = "Portability: the reconciler keeps repairing"
+  combiner     = "OR"
+  severity     = "WARNING"
+  user_labels  = local.labels
+
+  conditions {
+    display_name = "Reconciler repairs > 0 in every 20 minutes for an hour"
+
+    condition_threshold {
+      filter          = "metric.type = \"${local.log_metric_type.reconcile_repairs}\" AND resource.type = \"cloud_run_revision\""
+      comparison      = "COMPARISON_GT"
+      threshold_value = 0
+      duration        = "3600s"
+
+      # Twenty minutes hold two runs (every 10 minutes): a window is above zero while the runs repair.
+      aggregations {
+        alignment_period     = "1200s"
+        per_series_aligner   = "ALIGN_DELTA"
+        cross_series_reducer = "REDUCE_SUM"
+      }
+
+      trigger {
+        count = 1
+      }
+    }
+  }
+
+  notification_channels = var.notification_channels
+
+  documentation {
+    subject   = "The reconciler has been repairing for an hour"
+    mime_type = "text/markdown"
+    content   = <<-EOT
+      The reconciler found work past its deadline and re-drove it in every run for an hour
+      (metric `${local.log_metric_type.reconcile_repairs}`, label `kind`). Hand-offs keep getting lost,
+      or a repair does not hold.
+
+      Runbook: ${local.runbook.reconciler_repairs}
+    EOT
+
+    links {
+      display_name = "Runbook"
+      url          = local.runbook.reconciler_repairs
+    }
+  }
+
+  depends_on = [google_project_service.services]
+}
+
+# The reconciler stopped reporting: nothing repairs lost hand-offs and the oldest-round alert is blind.
+resource "google_monitoring_alert_policy" "reconciler_silent" {
+  project      = var.project_id
+  display_name = "Portability: the reconciler stopped reporting"
+  combiner     = "OR"
+  severity     = "ERROR"
+  user_labels  = local.labels
+
+  conditions {
+    display_name = "No reconcile.summary for ${var.alert_thresholds.reconciler_silent_minutes} min"
+
+    condition_absent {
+      filter   = "metric.type = \"${local.log_metric_type.oldest_open_round_age}\" AND resource.type = \"cloud_run_revision\""
+      duration = "${var.alert_thresholds.reconciler_silent_minutes * 60}s"
+
+      aggregations {
+        alignment_period     = "600s"
+        per_series_aligner   = "ALIGN_PERCENTILE_99"
+        cross_series_reducer = "REDUCE_MAX"
+      }
+
+      trigger {
+        count = 1
+      }
+    }
+  }
+
+  notification_channels = var.notification_channels
+
+  documentation {
+    subject   = "The reconciler stopped reporting"
+    mime_type = "text/markdown"
+    content   = <<-EOT
+      No reconciler run logged its `reconcile.summary` line for ${var.alert_thresholds.reconciler_silent_minutes}
+      minutes (it runs every 10). Lost hand-offs are not repaired meanwhile, and the oldest-open-round
+      alert sees nothing.
+
+      Runbook: ${local.runbook.reconciler_silent}
+    EOT
+
+    links {
+      display_name = "Runbook"
+      url          = local.runbook.reconciler_silent
+    }
+  }
+
+  depends_on = [google_project_service.services]
+}
+
+# Google refused token refreshes with invalid_grant: those people's exports fail until they consent again.
+# One now and then is a person revoking access; more at once point at the OAuth client or consent screen.
+resource "google_monitoring_alert_policy" "token_refresh_failures" {
+  project      = var.project_id
+  display_name = "Portability: token refreshes refused (invalid_grant)"
+  combiner     = "OR"
+  severity     = "WARNING"
+  user_labels  = local.labels
+
+  conditions {
+    display_name = "Token refreshes refused with invalid_grant in an hour > ${var.alert_thresholds.token_refresh_failures_per_hour}"
+
+    condition_threshold {
+      filter          = "metric.type = \"${local.log_metric_type.token_refresh_failures}\" AND resource.type = \"cloud_run_revision\""
+      comparison      = "COMPARISON_GT"
+      threshold_value = var.alert_thresholds.token_refresh_failures_per_hour
+      duration        = "0s"
+
+      aggregations {
+        alignment_period     = "3600s"
+        per_series_aligner   = "ALIGN_DELTA"
+        cross_series_reducer = "REDUCE_SUM"
+      }
+
+      trigger {
+        count = 1
+      }
+    }
+  }
+
+  notification_channels = var.notification_channels
+
+  documentation {
+    subject   = "Token refreshes refused with invalid_grant"
+    mime_type = "text/markdown"
+    content   = <<-EOT
+      Google refused more than ${var.alert_thresholds.token_refresh_failures_per_hour} token refreshes
+      with `invalid_grant` in an hour (metric `${local.log_metric_type.token_refresh_failures}`): those
+      people revoked access, or their refresh tokens died. Their exports fail until they consent again.
+
+      Runbook: ${local.runbook.token_refresh_failures}
+    EOT
+
+    links {
+      display_name = "Runbook"
+      url          = local.runbook.token_refresh_failures
+    }
+  }
+
+  depends_on = [google_project_service.services]
+}
+
+# The oldest open round is older than a round may live: something stopped moving and the reconciler did
+# not (or could not) repair it.
+resource "google_monitoring_alert_policy" "oldest_open_round" {
+  project      = var.project_id
+  display_name = "Portability: a round is open longer than its expected life"
+  combiner     = "OR"
+  severity     = "ERROR"
+  user_labels  = local.labels
+
+  conditions {
+    display_name = "Oldest open round > ${var.alert_thresholds.round_expected_life_hours} h"
+
+    condition_threshold {
+      filter          = "metric.type = \"${local.log_metric_type.oldest_open_round_age}\" AND resource.type = \"cloud_run_revision\""
+      comparison      = "COMPARISON_GT"
+      threshold_value = local.round_expected_life_seconds
+      duration        = "0s"
+
+      aggregations {
+        alignment_period     = "1200s"
+        per_series_aligner   = "ALIGN_PERCENTILE_99"
+        cross_series_reducer = "REDUCE_MAX"
+      }
+
+      trigger {
+        count = 1
+      }
+    }
+  }
+
+  notification_channels = var.notification_channels
+
+  documentation {
+    subject   = "A round is open longer than ${var.alert_thresholds.round_expected_life_hours} h"
+    mime_type = "text/markdown"
+    content   = <<-EOT
+      The reconciler reports a round still open (not closed) after more than
+      ${var.alert_thresholds.round_expected_life_hours} hours, longer than an export, its transfer and its
+      reset should take. A person is waiting for an archive that is not coming by itself.
+
+      Runbook: ${local.runbook.oldest_open_round}
+    EOT
+
+    links {
+      display_name = "Runbook"
+      url          = local.runbook.oldest_open_round
+    }
+  }
+
+  depends_on = [google_project_service.services]
+}
+
+# --- Dashboard ----------------------------------------------------------------------------------------
+
+locals {
+  # One chart: a title and the time series it draws (a filter and how to align and reduce it).
+  dashboard_charts = [
+    {
+      title  = "Pub/Sub backlog: push subscriptions (undelivered messages)"
+      filter = "metric.type = \"pubsub.googleapis.com/subscription/num_undelivered_messages\" AND ${local.push_subscriptions_filter}"
+      agg    = { alignmentPeriod = "60s", perSeriesAligner = "ALIGN_MAX", crossSeriesReducer = "REDUCE_MAX", groupByFields = ["resource.label.subscription_id"] }
+      plot   = "LINE"
+    },
+    {
+      title  = "Pub/Sub backlog: dead-letter subscriptions (undelivered messages)"
+      filter = "metric.type = \"pubsub.googleapis.com/subscription/num_undelivered_messages\" AND ${local.dead_letter_subscriptions_filter}"
+      agg    = { alignmentPeriod = "60s", perSeriesAligner = "ALIGN_MAX", crossSeriesReducer = "REDUCE_MAX", groupByFields = ["resource.label.subscription_id"] }
+      plot   = "LINE"
+    },
+    {
+      title     = "Oldest unacknowledged message of each push subscription (s)"
+      filter    = "metric.type = \"pubsub.googleapis.com/subscription/oldest_unacked_message_age\" AND ${local.push_subscriptions_filter}"
+      agg       = { alignmentPeriod = "60s", perSeriesAligner = "ALIGN_MAX", crossSeriesReducer = "REDUCE_MAX", groupByFields = ["resource.label.subscription_id"] }
+      plot      = "LINE"
+      threshold = var.alert_thresholds.push_oldest_unacked_seconds
+    },
+    {
+      title  = "Function errors: 5xx answers per second"
+      filter = "metric.type = \"run.googleapis.com/request_count\" AND metric.label.response_code_class = \"5xx\" AND ${local.monitoring_filter_functions}"
+      agg    = { alignmentPeriod = "60s", perSeriesAligner = "ALIGN_RATE", crossSeriesReducer = "REDUCE_SUM", groupByFields = ["resource.label.service_name"] }
+      plot   = "LINE"
+    },
+    {
+      title  = "Function latency: 95th percentile (ms)"
+      filter = "metric.type = \"run.googleapis.com/request_latencies\" AND ${local.monitoring_filter_functions}"
+      agg    = { alignmentPeriod = "60s", perSeriesAligner = "ALIGN_DELTA", crossSeriesReducer = "REDUCE_PERCENTILE_95", groupByFields = ["resource.label.service_name"] }
+      plot   = "LINE"
+    },
+    {
+      title  = "Reconciler repairs by kind (per 10 minutes)"
+      filter = "metric.type = \"${local.log_metric_type.reconcile_repairs}\" AND resource.type = \"cloud_run_revision\""
+      agg    = { alignmentPeriod = "600s", perSeriesAligner = "ALIGN_DELTA", crossSeriesReducer = "REDUCE_SUM", groupByFields = ["metric.label.kind"] }
+      plot   = "STACKED_BAR"
+    },
+    {
+      title  = "Rounds by state entered (per 10 minutes)"
+      filter = "metric.type = \"${local.log_metric_type.round_state_changes}\" AND resource.type = \"cloud_run_revision\""
+      agg    = { alignmentPeriod = "600s", perSeriesAligner = "ALIGN_DELTA", crossSeriesReducer = "REDUCE_SUM", groupByFields = ["metric.label.to"] }
+      plot   = "STACKED_BAR"
+    },
+    {
+      title     = "Oldest open round (s)"
+      filter    = "metric.type = \"${local.log_metric_type.oldest_open_round_age}\" AND resource.type = \"cloud_run_revision\""
+      agg       = { alignmentPeriod = "600s", perSeriesAligner = "ALIGN_PERCENTILE_99", crossSeriesReducer = "REDUCE_MAX", groupByFields = [] }
+      plot      = "LINE"
+      threshold = local.round_expected_life_seconds
+    },
+    {
+      title  = "Token refreshes refused with invalid_grant (per hour)"
+      filter = "metric.type = \"${local.log_metric_type.token_refresh_failures}\" AND resource.type = \"cloud_run_revision\""
+      agg    = { alignmentPeriod = "3600s", perSeriesAligner = "ALIGN_DELTA", crossSeriesReducer = "REDUCE_SUM", groupByFields = ["resource.label.service_name"] }
+      plot   = "STACKED_BAR"
+    },
+  ]
+
+  # Two charts a row on the 48-column grid.
+  dashboard_tiles = [for i, c in local.dashboard_charts : {
+    xPos   = (i % 2) * 24
+    yPos   = floor(i / 2) * 16
+    width  = 24
+    height = 16
+    widget = {
+      title = c.title
+      xyChart = {
+        dataSets = [{
+          plotType = c.plot
+          timeSeriesQuery = {
+            timeSeriesFilter = {
+              filter      = c.filter
+              aggregation = c.agg
+            }
+          }
+        }]
+        # The alert's threshold, where the chart has one.
+        thresholds        = try(c.threshold, null) == null ? [] : [{ value = c.threshold, label = "alert" }]
+        timeshiftDuration = "0s"
+        yAxis             = { scale = "LINEAR" }
+      }
+    }
+  }]
+}
+
+resource "google_monitoring_dashboard" "pipeline" {
+  project = var.project_id
+  dashboard_json = jsonencode({
+    displayName  = "Portability pipeline"
+    mosaicLayout = { columns = 48, tiles = local.dashboard_tiles }
+  })
+
+  depends_on = [google_project_service.services]
+}
