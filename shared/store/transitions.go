@@ -420,6 +420,9 @@ func (s *Store) SettleRound(ctx context.Context, rid string) (r *Round, complete
 				Objects: res.Objects, Bytes: res.Bytes, Reason: res.Reason,
 				StartTime: res.StartTime, ExportTime: res.ExportTime, TimeFilter: res.TimeFilter})
 		}
+		if err := RoundLifecycle.check(r.State, RoundComplete); err != nil {
+			return err
+		}
 		r.State, r.CompletedAt, complete, settled = RoundComplete, s.now(), true, true
 		slices.SortFunc(summary, func(a, b EventResource) int { return strings.Compare(a.Name, b.Name) })
 		if err := s.recordEvent(tx, Event{ID: EventID(EventRoundCompleted, rid), Type: EventRoundCompleted, User: r.User,
@@ -495,6 +498,9 @@ func (s *Store) closeRound(ctx context.Context, rid, outcome string, nextRoundAt
 		}
 		if r.State == RoundClosed {
 			return nil
+		}
+		if err := RoundLifecycle.check(r.State, RoundClosed); err != nil {
+			return err
 		}
 		from, closed = r.State, r
 		r.Outcome = outcome
