@@ -166,7 +166,7 @@ func one(ctx context.Context, env *setup.Env, api portability.API, r *store.Roun
 
 // releaseClaim gives a claimed resource back to pending after a transient error, so a redelivery tries again.
 func releaseClaim(ctx context.Context, env *setup.Env, round, name string, err error) error {
-	if _, rerr := env.Store.Transition(ctx, round, name, []string{store.ResInitiating}, "", func(x *store.Resource) { x.State = store.ResPending }); rerr != nil {
+	if _, rerr := env.Store.ReleaseInitiate(ctx, round, name); rerr != nil {
 		return errors.Join(err, rerr)
 	}
 	return err
@@ -213,9 +213,7 @@ func adopt(ctx context.Context, env *setup.Env, r *store.Round, name, job string
 
 func terminal(ctx context.Context, env *setup.Env, round, name, state, reason string) error {
 	logging.FromContext(ctx).Info("resource ends without export", "state", state, "reason", reason)
-	_, err := env.Store.Transition(ctx, round, name, []string{store.ResInitiating}, "", func(x *store.Resource) {
-		x.State, x.Reason = state, reason
-	})
+	_, err := env.Store.EndInitiate(ctx, round, name, state, reason)
 	return err
 }
 
@@ -225,9 +223,7 @@ func cooldown(ctx context.Context, env *setup.Env, r *store.Round, name string, 
 		// The documented FAILED_PRECONDITION form carries no time: wait a day from the last export we saw.
 		after = lastExport(ctx, env, r, name).Add(24 * time.Hour)
 	}
-	if _, err := env.Store.Transition(ctx, r.ID, name, []string{store.ResInitiating}, "", func(x *store.Resource) {
-		x.State, x.NotBefore, x.Reason = store.ResCooldown, after, "Google allows one export a day; the next starts at "+after.Format(time.RFC3339)
-	}); err != nil {
+	if _, err := env.Store.Cooldown(ctx, r.ID, name, after, "Google allows one export a day; the next starts at "+after.Format(time.RFC3339)); err != nil {
 		return err
 	}
 	res, err := env.Store.GetResource(ctx, r.ID, name)
@@ -275,9 +271,7 @@ func failAll(ctx context.Context, env *setup.Env, round string, list []store.Res
 		if store.Terminal(res.State) {
 			continue
 		}
-		if _, err := env.Store.Transition(ctx, round, res.Name, []string{res.State}, "", func(x *store.Resource) {
-			x.State, x.Reason = store.ResFailed, reason
-		}); err != nil {
+		if _, err := env.Store.FailUnfinished(ctx, round, res.Name, reason); err != nil {
 			return err
 		}
 	}

@@ -160,9 +160,7 @@ func apiStatus(err error) int {
 // end moves the resource to a terminal state and settles the round.
 func end(ctx context.Context, env *setup.Env, m *messages.PollCheck, state, reason string) error {
 	logging.FromContext(ctx).Info("resource ends", "state", state, "reason", reason)
-	if _, err := env.Store.Transition(ctx, m.Round, m.Resource, []string{store.ResExporting, store.ResRetrying}, m.Job, func(r *store.Resource) {
-		r.State, r.Reason = state, reason
-	}); err != nil {
+	if _, err := env.Store.EndJob(ctx, m.Round, m.Resource, m.Job, state, reason); err != nil {
 		return err
 	}
 	return rounds.Settle(ctx, env, m.Round)
@@ -187,7 +185,7 @@ func retry(ctx context.Context, env *setup.Env, api portability.API, m *messages
 	newJob, err := api.Retry(ctx, m.Job)
 	if err != nil {
 		if portability.KindOf(err) == portability.KindRetry {
-			_, rerr := env.Store.Transition(ctx, m.Round, m.Resource, []string{store.ResRetrying}, m.Job, func(r *store.Resource) { r.State = store.ResExporting })
+			_, rerr := env.Store.ReleaseRetry(ctx, m.Round, m.Resource, m.Job)
 			return errors.Join(err, rerr)
 		}
 		return end(ctx, env, m, store.ResFailed, "Google refused to retry the failed export: "+err.Error())

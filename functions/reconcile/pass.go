@@ -217,9 +217,7 @@ func (p *pass) failRound(ctx context.Context, r store.Round, list []store.Resour
 		if res.Job != "" && (res.State == store.ResExporting || res.State == store.ResRetrying) {
 			cancelJob(ctx, env, r.User, res.Job)
 		}
-		if _, err := env.Store.Transition(ctx, r.ID, res.Name, []string{res.State}, "", func(x *store.Resource) {
-			x.State, x.Reason = store.ResFailed, reason
-		}); err != nil {
+		if _, err := env.Store.FailUnfinished(ctx, r.ID, res.Name, reason); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -310,9 +308,7 @@ func (p *pass) failOldJob(ctx context.Context, r *store.Round, res store.Resourc
 	if !cancelJob(ctx, env, r.User, res.Job) {
 		reason = fmt.Sprintf("Google did not finish the export within %s; it was given up (Google did not cancel it).", age)
 	}
-	if _, err := env.Store.Transition(ctx, r.ID, res.Name, []string{store.ResExporting}, res.Job, func(x *store.Resource) {
-		x.State, x.Reason = store.ResFailed, reason
-	}); err != nil {
+	if _, err := env.Store.EndJob(ctx, r.ID, res.Name, res.Job, store.ResFailed, reason); err != nil {
 		return err
 	}
 	return rounds.Settle(ctx, env, r.ID)

@@ -254,9 +254,7 @@ func (o *Operator) Cancel(ctx context.Context, user, resource string) (string, e
 	if err := api.Cancel(ctx, res.Job); err != nil {
 		return "", fmt.Errorf("Google did not cancel job %s: %w", res.Job, err) //nolint:staticcheck // ST1005: "Google" is a name
 	}
-	if _, err := o.Env.Store.Transition(ctx, r.ID, resource, running, res.Job, func(x *store.Resource) {
-		x.State, x.Reason = store.ResCancelled, "The export was cancelled by the operator."
-	}); err != nil {
+	if _, err := o.Env.Store.EndJob(ctx, r.ID, resource, res.Job, store.ResCancelled, "The export was cancelled by the operator."); err != nil {
 		return "", err
 	}
 	return res.Job, rounds.Settle(ctx, o.Env, r.ID)

@@ -286,6 +286,9 @@ func (s *Store) BeginRound(ctx context.Context, rid string) error {
 			return nil
 		}
 		begun = r
+		if err := RoundLifecycle.check(r.State, RoundExporting); err != nil {
+			return err
+		}
 		return tx.Update(s.round(rid), []firestore.Update{{Path: "state", Value: RoundExporting}})
 	})
 	if err == nil && begun != nil {

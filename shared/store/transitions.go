@@ -50,7 +50,9 @@ func (s *Store) ClaimInitiate(ctx context.Context, rid, name string, lease time.
 }
 
 // Transition sets a resource's state when it is in one of from (and, when job is not empty, runs that
-// job). It reports whether it changed anything; apply may adjust other fields.
+// job). It reports whether it changed anything; apply may adjust other fields. A change of state the
+// lifecycle (ResourceLifecycle) does not declare is refused with ErrNotAllowed. Steps use the named
+// transitions (RecordJob, Cooldown, EndJob, FailUnfinished...), which say their from-states once.
 func (s *Store) Transition(ctx context.Context, rid, name string, from []string, job string, apply func(r *Resource)) (bool, error) {
 	ref := s.resource(rid, name)
 	changed := false
@@ -418,6 +420,9 @@ func (s *Store) SettleRound(ctx context.Context, rid string) (r *Round, complete
 				Objects: res.Objects, Bytes: res.Bytes, Reason: res.Reason,
 				StartTime: res.StartTime, ExportTime: res.ExportTime, TimeFilter: res.TimeFilter})
 		}
+		if err := RoundLifecycle.check(r.State, RoundComplete); err != nil {
+			return err
+		}
 		r.State, r.CompletedAt, complete, settled = RoundComplete, s.now(), true, true
 		slices.SortFunc(summary, func(a, b EventResource) int { return strings.Compare(a.Name, b.Name) })
 		if err := s.recordEvent(tx, Event{ID: EventID(EventRoundCompleted, rid), Type: EventRoundCompleted, User: r.User,
@@ -506,6 +511,9 @@ func (s *Store) closeRound(ctx context.Context, rid, outcome string, nextRoundAt
 		if r.State == RoundClosed {
 			return nil
 		}
+		if err := RoundLifecycle.check(r.State, RoundClosed); err != nil {
+			return err
+		}
 		from, closed = r.State, r
 		r.Outcome = outcome
 		now := s.now()
@@ -528,4 +536,53 @@ func (s *Store) closeRound(ctx context.Context, rid, outcome string, nextRoundAt
 		logRound(ctx, closed, rid, from, RoundClosed)
 	}
 	return err
+}
+
+// --- named transitions of a resource (the from-states are the lifecycle's, asserted here) ---------------
+
+// ReleaseInitiate gives a claimed initiate back after a transient API error (initiating -> pending), so
+// the redelivery claims it again.
+func (s *Store) ReleaseInitiate(ctx context.Context, rid, name string) (bool, error) {
+	return s.Transition(ctx, rid, name, []string{ResInitiating}, "", func(r *Resource) { r.State = ResPending })
+}
+
+// EndInitiate ends a claimed resource the API refused to export (initiating -> exhausted, not_granted or
+// failed), with a reason.
+func (s *Store) EndInitiate(ctx context.Context, rid, name, state, reason string) (bool, error) {
+	if !Terminal(state) {
+		return false, fmt.Errorf("%w: %s is not a terminal state", ErrNotAllowed, state)
+	}
+	return s.Transition(ctx, rid, name, []string{ResInitiating}, "", func(r *Resource) { r.State, r.Reason = state, reason })
+}
+
+// Cooldown parks a claimed resource until the API allows its next export (initiating -> cooldown).
+func (s *Store) Cooldown(ctx context.Context, rid, name string, notBefore time.Time, reason string) (bool, error) {
+	return s.Transition(ctx, rid, name, []string{ResInitiating}, "", func(r *Resource) {
+		r.State, r.NotBefore, r.Reason = ResCooldown, notBefore, reason
+	})
+}
+
+// ReleaseRetry gives a claimed retry of job back after a transient API error (retrying -> exporting).
+func (s *Store) ReleaseRetry(ctx context.Context, rid, name, job string) (bool, error) {
+	return s.Transition(ctx, rid, name, []string{ResRetrying}, job, func(r *Resource) { r.State = ResExporting })
+}
+
+// EndJob ends the resource running job (exporting or retrying -> failed or cancelled), with a reason.
+func (s *Store) EndJob(ctx context.Context, rid, name, job, state, reason string) (bool, error) {
+	if state != ResFailed && state != ResCancelled {
+		return false, fmt.Errorf("%w: a job ends failed or cancelled, not %s", ErrNotAllowed, state)
+	}
+	return s.Transition(ctx, rid, name, []string{ResExporting, ResRetrying}, job, func(r *Resource) { r.State, r.Reason = state, reason })
+}
+
+// FailUnfinished fails a resource that is not terminal yet, whatever it is doing (the consent is gone, or
+// the round outlived MAX_ROUND_AGE), with a reason. A terminal resource is left as it is.
+func (s *Store) FailUnfinished(ctx context.Context, rid, name, reason string) (bool, error) {
+	var open []string
+	for _, st := range ResourceLifecycle.States {
+		if !st.Terminal {
+			open = append(open, st.Name)
+		}
+	}
+	return s.Transition(ctx, rid, name, open, "", func(r *Resource) { r.State, r.Reason = ResFailed, reason })
 }
