@@ -91,23 +91,9 @@ func finishPurged(ctx context.Context, env *setup.Env, m *messages.TransferPart,
 		}
 		return err
 	}
-	b := env.Storage.Bucket(env.Config.Bucket)
-	names := []string{manifest.ObjectName(env.Config.ObjectPrefix, m.User, m.Round, m.Resource, m.Job)}
-	it := b.Objects(ctx, &storage.Query{Prefix: partsPrefix(m)})
-	for {
-		a, err := it.Next()
-		if errors.Is(err, iterator.Done) {
-			break
-		}
-		if err != nil {
-			return err
-		}
-		names = append(names, a.Name)
-	}
-	for _, n := range names {
-		if err := b.Object(n).Delete(ctx); err != nil && !errors.Is(err, storage.ErrObjectNotExist) {
-			return fmt.Errorf("delete %s of a purged resource: %w", n, err)
-		}
+	name := manifest.ObjectName(env.Config.ObjectPrefix, m.User, m.Round, m.Resource, m.Job)
+	if err := deletePurged(ctx, env, partsPrefix(m), name); err != nil {
+		return fmt.Errorf("purged resource: %w", err)
 	}
 	return handler.Drop("resource %s of round %s was purged while its manifest was built; it is deleted", m.Resource, m.Round)
 }

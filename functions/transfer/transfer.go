@@ -100,9 +100,17 @@ func purgedMidway(ctx context.Context, env *setup.Env, m *messages.TransferPart,
 		}
 		return err
 	}
+	final := engine.ObjectName(env.Config.ObjectPrefix, m.User, m.Round, m.Resource, m.Job, m.Object, o.SourceName)
+	if err := deletePurged(ctx, env, engine.TempPrefix(m.User, m.Round, m.Resource, m.Job, m.Object), final); err != nil {
+		return fmt.Errorf("purged object: %w", err)
+	}
+	return handler.Drop("object %d of %s in round %s was purged during the copy; its files are deleted", m.Object, m.Resource, m.Round)
+}
+
+// deletePurged deletes the named objects and every object under prefix (already gone counts as deleted).
+func deletePurged(ctx context.Context, env *setup.Env, prefix string, names ...string) error {
 	b := env.Storage.Bucket(env.Config.Bucket)
-	names := []string{engine.ObjectName(env.Config.ObjectPrefix, m.User, m.Round, m.Resource, m.Job, m.Object, o.SourceName)}
-	it := b.Objects(ctx, &storage.Query{Prefix: engine.TempPrefix(m.User, m.Round, m.Resource, m.Job, m.Object)})
+	it := b.Objects(ctx, &storage.Query{Prefix: prefix})
 	for {
 		a, err := it.Next()
 		if errors.Is(err, iterator.Done) {
@@ -115,10 +123,10 @@ func purgedMidway(ctx context.Context, env *setup.Env, m *messages.TransferPart,
 	}
 	for _, n := range names {
 		if err := b.Object(n).Delete(ctx); err != nil && !errors.Is(err, storage.ErrObjectNotExist) {
-			return fmt.Errorf("delete %s of a purged object: %w", n, err)
+			return fmt.Errorf("delete %s: %w", n, err)
 		}
 	}
-	return handler.Drop("object %d of %s in round %s was purged during the copy; its files are deleted", m.Object, m.Resource, m.Round)
+	return nil
 }
 
 func sink(env *setup.Env) engine.Sink { return engine.NewGCSSink(env.Storage, env.Config.Bucket) }

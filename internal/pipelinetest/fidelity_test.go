@@ -268,8 +268,9 @@ func TestJobInProgressForWeeks(t *testing.T) {
 	if elapsed < 14*24*time.Hour {
 		t.Fatalf("only %v of virtual time passed", elapsed)
 	}
-	// 5 ladder steps (75 min), then one call per hour.
-	if limit := 5 + int((elapsed-75*time.Minute)/time.Hour) + 2; calls > limit || calls < limit-4 {
+	// 5 ladder steps (75 min), then one call per hour; the virtual clock stops just after a call or just
+	// before the next, so the count may be a couple off either way.
+	if limit := 5 + int((elapsed-75*time.Minute)/time.Hour) + 2; calls > limit+2 || calls < limit-4 {
 		t.Errorf("%d state calls in %v, want about %d (one per hour after the ladder)", calls, elapsed, limit)
 	}
 	t.Logf("%d state calls in %v of a job that never ends", calls, elapsed.Round(time.Hour))
