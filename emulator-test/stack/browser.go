@@ -45,19 +45,12 @@ func Browser() *http.Client {
 // the consent page, the consent form, and the redirect back to the callback. It returns the page the
 // callback shows.
 func SignIn(ctx context.Context, startURL string, c Consent) (*Page, error) {
-	page, _, err := SignInWith(ctx, Browser(), startURL, c)
-	return page, err
-}
-
-// SignInWith is SignIn in the given browser (from Browser); it also returns the consent page's URL, the
-// one an attacker could forward.
-func SignInWith(ctx context.Context, client *http.Client, startURL string, c Consent) (page *Page, consentURL string, err error) {
-	consentURL, err = Authorize(ctx, client, startURL)
+	client := Browser()
+	consentURL, err := Authorize(ctx, client, startURL)
 	if err != nil {
-		return nil, consentURL, err
+		return nil, err
 	}
-	page, err = GiveConsent(ctx, client, consentURL, c)
-	return page, consentURL, err
+	return GiveConsent(ctx, client, consentURL, c)
 }
 
 // Authorize opens the start link in the browser and presses Continue; it returns the consent URL.

@@ -42,8 +42,7 @@ func (s *Stack) linkKey() startlink.Key {
 // StartLink returns a signed start link for user and resources, valid for up to an hour, as the
 // operator's app would sign it. Each call gives a new link (each works once).
 func (s *Stack) StartLink(user string, resources []string) string {
-	v := startlink.Sign(s.linkKey(), startlink.Link{User: user, Resources: resources, Purpose: startlink.PurposeStart, Expires: expiry(startlink.MaxStartTTL)})
-	return s.Functions["OAuthCallback"].URL() + "/start?" + v.Encode()
+	return s.StartLinkSince(user, resources, time.Time{})
 }
 
 // StatusLink returns a signed status link for user, valid for up to ttl (at most STATUS_LINK_TTL, 10

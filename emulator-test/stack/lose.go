@@ -32,9 +32,6 @@ const (
 	LossTaskExhausted LossKind = "task exhausted its attempts"
 )
 
-// LossKinds lists them in table order.
-var LossKinds = []LossKind{LossAck, LossDeadLetter, LossTaskDeleted, LossTaskExhausted}
-
 // Loss arms the loss of the next hand-off of one user to one entry point.
 type Loss struct {
 	Kind LossKind
@@ -145,8 +142,7 @@ func (s *Stack) taskFault(own func(string, int) faketasks.Fault) func(string, in
 	return func(name string, attempt int, body []byte) faketasks.Fault {
 		entry := ""
 		var env struct {
-			Job   string `json:"job"`
-			Check *int   `json:"check"`
+			Job string `json:"job"`
 		}
 		_ = json.Unmarshal(body, &env)
 		if env.Job != "" {

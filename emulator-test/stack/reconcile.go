@@ -22,7 +22,6 @@ type scheduler struct {
 	done    chan struct{}
 	runs    atomic.Int64
 	failed  atomic.Int64
-	pause   atomic.Bool
 	trigger chan chan error
 	once    sync.Once
 }
@@ -42,9 +41,6 @@ func (s *Stack) startScheduler(period time.Duration) {
 			case reply := <-sc.trigger:
 				reply <- s.callReconcile()
 			case <-t.C:
-				if sc.pause.Load() {
-					continue
-				}
 				if err := s.callReconcile(); err != nil {
 					s.opts.Log.Warn("reconcile run failed", "error", err.Error())
 				}
@@ -97,14 +93,6 @@ func (s *Stack) Reconcile() error {
 		return fmt.Errorf("the scheduler has stopped")
 	}
 	return <-reply
-}
-
-// PauseReconciler stops (true) or resumes the scheduled runs (Reconcile still runs one on demand): a test
-// first shows that a lost hand-off stays lost, then lets the reconciler heal it.
-func (s *Stack) PauseReconciler(on bool) {
-	if s.scheduler != nil {
-		s.scheduler.pause.Store(on)
-	}
 }
 
 // ReconcileRuns counts the reconciler runs so far and those that failed.
