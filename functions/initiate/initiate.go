@@ -204,7 +204,7 @@ func exportRange(ctx context.Context, env *setup.Env, r *store.Round, name strin
 
 // adopt records the job and hands it to the poll step.
 func adopt(ctx context.Context, env *setup.Env, r *store.Round, name, job string, rng timeRange) error {
-	if _, err := env.Store.RecordJobRange(ctx, r.ID, name, job, rng.start, rng.filter); err != nil {
+	if _, err := env.Store.RecordJob(ctx, r.ID, name, job, rng.start, rng.filter); err != nil {
 		return err
 	}
 	return env.Publisher.Publish(ctx, env.Config.Topics.Jobs, &messages.JobStarted{

@@ -161,7 +161,7 @@ func TestStatusStates(t *testing.T) {
 	})
 	// youtube.subscriptions: transferring, one file verified (500 bytes), one copying with 400 of 1000 bytes done.
 	f.set(rid, "youtube.subscriptions", func(x *store.Resource) { x.State, x.Job = store.ResExporting, "job-subs" })
-	if _, _, err := f.env.Store.PlanTransfer(f.ctx, rid, "youtube.subscriptions", "job-subs", time.Now(), []store.Object{
+	if _, _, err := f.env.Store.PlanTransfer(f.ctx, rid, "youtube.subscriptions", "job-subs", time.Time{}, time.Now(), []store.Object{
 		{Index: 0, Size: 1000, Parts: 2, PartSize: 500, State: store.ObjCopying},
 		{Index: 1, Size: 500, Parts: 1, PartSize: 500, State: store.ObjVerified},
 	}); err != nil {

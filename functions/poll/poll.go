@@ -56,7 +56,7 @@ func Start(ctx context.Context, env *setup.Env, m *messages.JobStarted) error {
 func schedule(ctx context.Context, env *setup.Env, c messages.PollCheck) error {
 	at := time.Now().Add(env.Config.Tasks.PollDelay(c.Check))
 	if err := env.Tasks.Enqueue(ctx, tasks.Task{
-		Key:  fmt.Sprintf("poll/%s/%d", c.Job, c.Check),
+		Key:  c.TaskKey(),
 		URL:  env.Config.Tasks.PollURL,
 		Body: c,
 		At:   at,
@@ -219,7 +219,7 @@ func plan(ctx context.Context, env *setup.Env, m *messages.PollCheck, st portabi
 			return schedule(ctx, env, next)
 		}
 		log.Info("export complete with no files", "answers", m.EmptyAnswers+1)
-		if _, _, err := env.Store.PlanTransferRange(ctx, m.Round, m.Resource, m.Job, st.StartTime, st.ExportTime, nil); err != nil {
+		if _, _, err := env.Store.PlanTransfer(ctx, m.Round, m.Resource, m.Job, st.StartTime, st.ExportTime, nil); err != nil {
 			return err
 		}
 		if _, _, err := env.Store.FinishResource(ctx, m.Round, m.Resource); err != nil {
@@ -256,7 +256,7 @@ func plan(ctx context.Context, env *setup.Env, m *messages.PollCheck, st portabi
 			}
 		}
 	}
-	_, recorded, err := env.Store.PlanTransferRange(ctx, m.Round, m.Resource, m.Job, st.StartTime, st.ExportTime, objects)
+	_, recorded, err := env.Store.PlanTransfer(ctx, m.Round, m.Resource, m.Job, st.StartTime, st.ExportTime, objects)
 	if err != nil {
 		return err
 	}

@@ -280,12 +280,8 @@ func (p *pass) resource(rule resourceRule, rid string, res store.Resource, cutof
 		check := int(p.now.Unix() / 60)
 		rp.Action = "re-create the poll task"
 		return p.do(rp, func(ctx context.Context) error {
-			return env.Tasks.Enqueue(ctx, tasks.Task{
-				Key:  fmt.Sprintf("poll/%s/%d", res.Job, check),
-				URL:  cfg.Tasks.PollURL,
-				Body: messages.PollCheck{V: messages.Version, User: r.User, Round: rid, Resource: res.Name, Job: res.Job, Check: check},
-				At:   time.Now(),
-			})
+			c := messages.PollCheck{V: messages.Version, User: r.User, Round: rid, Resource: res.Name, Job: res.Job, Check: check}
+			return env.Tasks.Enqueue(ctx, tasks.Task{Key: c.TaskKey(), URL: cfg.Tasks.PollURL, Body: c, At: time.Now()})
 		})
 	case KindJobAge:
 		if res.JobStartedAt.IsZero() {

@@ -150,10 +150,17 @@ type Export struct {
 	// limit of an event-driven function.
 	FinishReadBudget int64         `env:"FINISH_READ_BUDGET, default=536870912"`
 	FinishTimeBudget time.Duration `env:"FINISH_TIME_BUDGET, default=3m"`
+
+	// urlPolicy is ArchiveURLHosts parsed once by Load (see URLPolicy).
+	urlPolicy *transfer.URLPolicy
 }
 
-// URLPolicy returns the allow-list of signed archive URLs (validated by Load).
+// URLPolicy returns the allow-list of signed archive URLs: the one Load parsed and validated, or, for a
+// Config built without Load, ArchiveURLHosts parsed now.
 func (e Export) URLPolicy() *transfer.URLPolicy {
+	if e.urlPolicy != nil {
+		return e.urlPolicy
+	}
 	p, err := transfer.NewURLPolicy(e.ArchiveURLHosts)
 	if err != nil {
 		panic(err) // Load refuses such a configuration
@@ -224,9 +231,11 @@ func (c *Config) validate() error {
 	if c.Export.RoundOverlap < 0 || c.Export.RoundOverlap > 24*time.Hour {
 		return fmt.Errorf("ROUND_OVERLAP must be between 0 and 24h, got %s", c.Export.RoundOverlap)
 	}
-	if _, err := transfer.NewURLPolicy(c.Export.ArchiveURLHosts); err != nil {
+	policy, err := transfer.NewURLPolicy(c.Export.ArchiveURLHosts)
+	if err != nil {
 		return fmt.Errorf("ARCHIVE_URL_HOSTS: %w", err)
 	}
+	c.Export.urlPolicy = policy
 	if c.Export.MaxFileSize < 1 {
 		return fmt.Errorf("MAX_ARCHIVE_FILE_SIZE must be positive, got %d", c.Export.MaxFileSize)
 	}

@@ -48,6 +48,10 @@ type PollCheck struct {
 	EmptyAnswers int `json:"emptyAnswers,omitempty"`
 }
 
+// TaskKey names the Cloud Task of this check after job and check number, so duplicates of one check
+// collapse into one task (the poll step and the reconciler's repair both schedule checks).
+func (c PollCheck) TaskKey() string { return fmt.Sprintf("poll/%s/%d", c.Job, c.Check) }
+
 // TransferPart asks the transfer step to copy one byte range of one archive object, or, with Finish, to
 // finish a done resource (its manifest, a bounded share per delivery, then the round's settlement).
 type TransferPart struct {

@@ -173,13 +173,10 @@ func (l *Lifecycle) State(name string) (StateSpec, bool) {
 
 // check refuses an undeclared transition.
 func (l *Lifecycle) check(from, to string) error {
-	if from == to && !l.Allows(from, to) {
-		return nil // an update within a state (fields only)
+	if from == to || l.Allows(from, to) {
+		return nil // a declared transition, or an update within a state (fields only)
 	}
-	if !l.Allows(from, to) {
-		return fmt.Errorf("%w: %s %s -> %s is not a transition of the lifecycle", ErrNotAllowed, l.Name, from, to)
-	}
-	return nil
+	return fmt.Errorf("%w: %s %s -> %s is not a transition of the lifecycle", ErrNotAllowed, l.Name, from, to)
 }
 
 // Mermaid renders the lifecycle as a Mermaid state diagram: initial states from [*], terminal states

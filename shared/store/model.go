@@ -41,13 +41,11 @@ const (
 	ResCancelled    = "cancelled"
 )
 
-// Terminal reports whether a resource state ends the resource's part in the round.
+// Terminal reports whether a resource state ends the resource's part in the round, as ResourceLifecycle
+// declares it.
 func Terminal(state string) bool {
-	switch state {
-	case ResDone, ResFailed, ResNotGranted, ResExhausted, ResCancelled:
-		return true
-	}
-	return false
+	spec, _ := ResourceLifecycle.State(state)
+	return spec.Terminal
 }
 
 // Round states.

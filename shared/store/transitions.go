@@ -87,14 +87,9 @@ func (s *Store) Transition(ctx context.Context, rid, name string, from []string,
 	return changed, err
 }
 
-// RecordJob stores the job an initiate (or an adopted 409) started for a claimed resource.
-func (s *Store) RecordJob(ctx context.Context, rid, name, job string) (bool, error) {
-	return s.RecordJobRange(ctx, rid, name, job, time.Time{}, "")
-}
-
-// RecordJobRange is RecordJob that also records the range asked: startTime (zero: none) and the
-// resource's TimeFilter.
-func (s *Store) RecordJobRange(ctx context.Context, rid, name, job string, startTime time.Time, filter string) (bool, error) {
+// RecordJob stores the job an initiate (or an adopted 409) started for a claimed resource, with the range
+// asked: startTime (zero: none) and the resource's TimeFilter.
+func (s *Store) RecordJob(ctx context.Context, rid, name, job string, startTime time.Time, filter string) (bool, error) {
 	now := s.now()
 	return s.Transition(ctx, rid, name, []string{ResInitiating}, "", func(r *Resource) {
 		r.State, r.Job, r.Reason = ResExporting, job, ""
@@ -144,13 +139,9 @@ func (s *Store) RecordRetry(ctx context.Context, rid, name, oldJob, newJob strin
 
 // PlanTransfer moves a resource whose job completed to transferring and records its objects, once. When
 // the plan exists already (a redelivered poll), it returns the recorded objects with planned false.
-func (s *Store) PlanTransfer(ctx context.Context, rid, name, job string, exportTime time.Time, objects []Object) (planned bool, out []Object, err error) {
-	return s.PlanTransferRange(ctx, rid, name, job, time.Time{}, exportTime, objects)
-}
-
-// PlanTransferRange is PlanTransfer with the job's echoed startTime: when the state carries one it
-// replaces the start recorded at initiate (the API's word on what the archive covers wins).
-func (s *Store) PlanTransferRange(ctx context.Context, rid, name, job string, startTime, exportTime time.Time, objects []Object) (planned bool, out []Object, err error) {
+// startTime is the job's echoed start (zero: none); when the state carries one it replaces the start
+// recorded at initiate (the API's word on what the archive covers wins).
+func (s *Store) PlanTransfer(ctx context.Context, rid, name, job string, startTime, exportTime time.Time, objects []Object) (planned bool, out []Object, err error) {
 	ref := s.resource(rid, name)
 	var after *Resource
 	err = s.fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
@@ -578,11 +569,16 @@ func (s *Store) EndJob(ctx context.Context, rid, name, job, state, reason string
 // FailUnfinished fails a resource that is not terminal yet, whatever it is doing (the consent is gone, or
 // the round outlived MAX_ROUND_AGE), with a reason. A terminal resource is left as it is.
 func (s *Store) FailUnfinished(ctx context.Context, rid, name, reason string) (bool, error) {
+	return s.Transition(ctx, rid, name, openResourceStates, "", func(r *Resource) { r.State, r.Reason = ResFailed, reason })
+}
+
+// openResourceStates are the resource states ResourceLifecycle does not mark terminal.
+var openResourceStates = func() []string {
 	var open []string
 	for _, st := range ResourceLifecycle.States {
 		if !st.Terminal {
 			open = append(open, st.Name)
 		}
 	}
-	return s.Transition(ctx, rid, name, open, "", func(r *Resource) { r.State, r.Reason = ResFailed, reason })
-}
+	return open
+}()
