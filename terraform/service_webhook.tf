@@ -1,5 +1,5 @@
 # Webhook (Pub/Sub, optional): delivers every export event to var.webhook_url as a POST signed with the
-# webhook secret (X-Portability-Signature, see shared/webhook). It exists only when webhook_url is set.
+# webhook secret (X-Portability-Signature, see shared/webhooksig). It exists only when webhook_url is set.
 #
 # Its own push subscription on export-events (apart from the four pushed topics of pubsub.tf, which are
 # always there): ordered by user, retried with backoff while the endpoint answers non-2xx, and after

@@ -158,7 +158,7 @@ func begin(t *testing.T) (context.Context, context.Context) {
 	// The emulator's clear can time out on a busy machine: try it a few times.
 	var err error
 	for range 3 {
-		if err = st.Reset(ctx); err == nil {
+		if err = st.ClearData(ctx); err == nil {
 			break
 		}
 		t.Logf("reset the stack: %v (trying again)", err)

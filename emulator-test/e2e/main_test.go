@@ -58,7 +58,7 @@ func begin(t *testing.T) context.Context {
 	t.Cleanup(serial.Unlock)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	t.Cleanup(cancel)
-	if err := st.Reset(ctx); err != nil {
+	if err := st.ClearData(ctx); err != nil {
 		t.Fatalf("reset the stack: %v", err)
 	}
 	return ctx

@@ -86,7 +86,7 @@ func (s *Server) handleControlFault(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleControlReset(w http.ResponseWriter, r *http.Request) {
-	s.Reset()
+	s.ClearData()
 	s.log.Info("state reset")
 	writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
 }

@@ -48,7 +48,7 @@ func (s *Server) IssuedSecrets() map[string]string {
 }
 
 // ResetTimes returns the wall-clock times (time.Now, not the virtual clock) of the user's successful
-// authorization:reset calls since the last Reset of the fake, in order.
+// authorization:reset calls since the last ClearData of the fake, in order.
 func (s *Server) ResetTimes(user string) []time.Time {
 	s.mu.Lock()
 	defer s.mu.Unlock()

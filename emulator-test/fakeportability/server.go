@@ -165,9 +165,9 @@ func (s *Server) Clock() *Clock { return s.clock }
 // Handler returns the HTTP handler serving the API, OAuth, OIDC, downloads and control endpoints.
 func (s *Server) Handler() http.Handler { return s.logRequests(s.mux) }
 
-// Reset clears all state: users, grants, tokens, jobs, faults, counters and the clock offset. Cached archive
+// ClearData clears all state: users, grants, tokens, jobs, faults, counters and the clock offset. Cached archive
 // checksums survive (content is deterministic).
-func (s *Server) Reset() {
+func (s *Server) ClearData() {
 	s.mu.Lock()
 	s.resetState()
 	s.mu.Unlock()

@@ -31,7 +31,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/portability-pipeline/pipeline/shared/transfer"
+	"github.com/portability-pipeline/pipeline/shared/copyengine"
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -512,8 +512,8 @@ func (s *Server) compose(w http.ResponseWriter, r *http.Request, bucket, name st
 		apiError(w, http.StatusBadRequest, "parseError", "bad compose request: "+err.Error())
 		return
 	}
-	if len(req.SourceObjects) == 0 || len(req.SourceObjects) > transfer.MaxComposeSources {
-		apiError(w, http.StatusBadRequest, "invalid", fmt.Sprintf("compose needs 1 to %d sources, got %d", transfer.MaxComposeSources, len(req.SourceObjects)))
+	if len(req.SourceObjects) == 0 || len(req.SourceObjects) > copyengine.MaxComposeSources {
+		apiError(w, http.StatusBadRequest, "invalid", fmt.Sprintf("compose needs 1 to %d sources, got %d", copyengine.MaxComposeSources, len(req.SourceObjects)))
 		return
 	}
 	s.mu.Lock()
@@ -526,7 +526,7 @@ func (s *Server) compose(w http.ResponseWriter, r *http.Request, bucket, name st
 			apiError(w, http.StatusNotFound, "notFound", "Object "+so.Name+" not found")
 			return
 		}
-		crc = transfer.CombineCRC32C(crc, o.CRC32C, o.Size)
+		crc = copyengine.CombineCRC32C(crc, o.CRC32C, o.Size)
 		size += o.Size
 	}
 	s.mu.Unlock()

@@ -12,8 +12,8 @@ import (
 	"google.golang.org/api/option"
 
 	"github.com/portability-pipeline/pipeline/emulator-test/fastsink"
-	"github.com/portability-pipeline/pipeline/shared/transfer"
-	"github.com/portability-pipeline/pipeline/shared/transfer/transfertest"
+	"github.com/portability-pipeline/pipeline/shared/copyengine"
+	"github.com/portability-pipeline/pipeline/shared/copyengine/copyenginetest"
 )
 
 func start(t *testing.T) (*fastsink.Server, *storage.Client) {
@@ -49,7 +49,7 @@ func TestStorageClientWrites(t *testing.T) {
 		{"one chunk and one byte", 256<<10 + 1, 256 << 10},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			data := transfertest.Bytes(0, int64(tc.size))
+			data := copyenginetest.Bytes(0, int64(tc.size))
 			name := "dir/" + tc.name + "/obj"
 			w := client.Bucket("b").Object(name).NewWriter(ctx)
 			w.ChunkSize = tc.chunk
@@ -107,32 +107,32 @@ func TestTransferEngine(t *testing.T) {
 	fs, client := start(t)
 	ctx := context.Background()
 	const size = 40<<10 + 17
-	src := transfertest.NewSource(size, transfertest.Faults{})
+	src := copyenginetest.NewSource(size, copyenginetest.Faults{})
 	defer src.Close()
-	sink := transfer.NewGCSSink(client, "b")
+	sink := copyengine.NewGCSSink(client, "b")
 	sink.ChunkSize = 256 << 10
-	rs := transfer.NewURLSource(nil, src.SignedURL(), size, nil)
-	parts, err := transfer.CopyAll(ctx, rs, sink, transfer.Plan(size, transfer.PlanOptions{PartSize: 1 << 10}), 4, transfer.CopyOptions{TempPrefix: "tmp/t/"})
+	rs := copyengine.NewURLSource(nil, src.SignedURL(), size, nil)
+	parts, err := copyengine.CopyAll(ctx, rs, sink, copyengine.Plan(size, copyengine.PlanOptions{PartSize: 1 << 10}), 4, copyengine.CopyOptions{TempPrefix: "tmp/t/"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := transfer.Compose(ctx, sink, "final.zip", parts, transfer.ComposeOptions{SourceCRC32C: src.CRC32C, ContentType: "application/zip", Metadata: map[string]string{"job": "j"}})
+	res, err := copyengine.Compose(ctx, sink, "final.zip", parts, copyengine.ComposeOptions{SourceCRC32C: src.CRC32C, ContentType: "application/zip", Metadata: map[string]string{"job": "j"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Size != size || res.CRC32C != transfertest.CRC32C(size) || res.CleanupErr != nil {
+	if res.Size != size || res.CRC32C != copyenginetest.CRC32C(size) || res.CleanupErr != nil {
 		t.Errorf("result %+v", res)
 	}
 	if names := fs.Names("b"); len(names) != 1 || names[0] != "final.zip" {
 		t.Errorf("objects left: %v", names)
 	}
-	if _, err := sink.Attrs(ctx, "missing"); !errors.Is(err, transfer.ErrNotExist) {
+	if _, err := sink.Attrs(ctx, "missing"); !errors.Is(err, copyengine.ErrNotExist) {
 		t.Errorf("attrs of a missing object: %v", err)
 	}
 	if err := sink.Delete(ctx, "missing"); err != nil {
 		t.Errorf("delete of a missing object: %v", err)
 	}
-	if _, err := sink.Compose(ctx, "x", []string{"missing"}, transfer.ObjectAttrs{}); !errors.Is(err, transfer.ErrNotExist) {
+	if _, err := sink.Compose(ctx, "x", []string{"missing"}, copyengine.ObjectAttrs{}); !errors.Is(err, copyengine.ErrNotExist) {
 		t.Errorf("compose of a missing source: %v", err)
 	}
 }

@@ -128,8 +128,8 @@ func SignIn(ctx context.Context, st *stack.Stack, users []User) error {
 	return nil
 }
 
-// Settle waits until every user's grant is closed.
-func Settle(ctx context.Context, st *stack.Stack, users []User) error {
+// WaitClosed waits until every user's grant is closed.
+func WaitClosed(ctx context.Context, st *stack.Stack, users []User) error {
 	ids := make([]string, len(users))
 	for i, u := range users {
 		ids[i] = u.ID
@@ -361,9 +361,9 @@ func (b *DeadLetterBook) Republish(ctx context.Context, st *stack.Stack) error {
 	return nil
 }
 
-// Settled waits (up to limit) until every expected poison message was dead-lettered, then checks that
+// WaitAllDeadLettered waits (up to limit) until every expected poison message was dead-lettered, then checks that
 // none arrived twice and none is missing.
-func (b *DeadLetterBook) Settled(ctx context.Context, st *stack.Stack, t *Tally, limit time.Duration) error {
+func (b *DeadLetterBook) WaitAllDeadLettered(ctx context.Context, st *stack.Stack, t *Tally, limit time.Duration) error {
 	deadline := time.Now().Add(limit)
 	for {
 		if err := b.Drain(ctx, st, t); err != nil {

@@ -166,7 +166,7 @@ func TestRunningJobAndCooldown(t *testing.T) {
 // begin2 starts a second scenario in the same test on a fresh tally (the stack is not cleared).
 func begin2(t *testing.T, s *suite) *suite {
 	return &suite{t: t, ctx: s.ctx, tasksFailed: TasksFailed(st),
-		env: &Env{St: st, T: NewTally(), DL: deadLetters, Settle: s.env.Settle, Log: t.Logf}}
+		env: &Env{St: st, T: NewTally(), DL: deadLetters, CloseWithin: s.env.CloseWithin, Log: t.Logf}}
 }
 
 // One user withdraws consent while their jobs run (401 everywhere); another user of the same round of

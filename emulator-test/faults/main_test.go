@@ -31,7 +31,7 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	dlTally := NewTally()
-	if err := deadLetters.Settled(context.Background(), st, dlTally, 2*time.Minute); err != nil {
+	if err := deadLetters.WaitAllDeadLettered(context.Background(), st, dlTally, 2*time.Minute); err != nil {
 		fmt.Fprintln(os.Stderr, "faults: dead letters:", err)
 		code = 1
 	}
@@ -73,7 +73,7 @@ func begin(t *testing.T) *suite {
 	// The emulator's clear can time out on a busy machine: try it a few times (as the browser tests do).
 	var err error
 	for range 3 {
-		if err = st.Reset(ctx); err == nil {
+		if err = st.ClearData(ctx); err == nil {
 			break
 		}
 		t.Logf("reset the stack: %v (trying again)", err)
@@ -85,7 +85,7 @@ func begin(t *testing.T) *suite {
 		t.Fatalf("topology: %v", err)
 	}
 	s := &suite{t: t, ctx: ctx, tasksFailed: TasksFailed(st),
-		env: &Env{St: st, T: NewTally(), DL: deadLetters, Settle: 3 * time.Minute, Log: t.Logf}}
+		env: &Env{St: st, T: NewTally(), DL: deadLetters, CloseWithin: 3 * time.Minute, Log: t.Logf}}
 	return s
 }
 

@@ -87,8 +87,8 @@ type Env struct {
 	// Exclusive is held for reading by every scenario and for writing by those that need the stack alone
 	// (the Pub/Sub restart: the emulator forgets unacknowledged messages, which the real service keeps).
 	Exclusive *sync.RWMutex
-	// Settle bounds the wait for a scenario's grants to close.
-	Settle time.Duration
+	// CloseWithin bounds the wait for a scenario's grants to close.
+	CloseWithin time.Duration
 }
 
 func (e *Env) logf(format string, args ...any) {
@@ -146,13 +146,13 @@ func Run(ctx context.Context, e *Env, sc Scenario) error {
 			return fmt.Errorf("%s: after: %w", sc.Name, err)
 		}
 	}
-	limit := e.Settle
+	limit := e.CloseWithin
 	if limit <= 0 {
 		limit = 3 * time.Minute
 	}
 	sctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
-	if err := Settle(sctx, e.St, sc.Users); err != nil {
+	if err := WaitClosed(sctx, e.St, sc.Users); err != nil {
 		e.T.violate("%s: %v", sc.Name, err)
 		return fmt.Errorf("%s: did not settle: %w", sc.Name, err)
 	}

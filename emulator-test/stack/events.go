@@ -51,7 +51,7 @@ func createEventSubscription(ctx context.Context, client *pubsub.Client, project
 }
 
 // Events pulls what waits on the demo consumer's subscription and returns every event received since the
-// last Reset, deduplicated by id, in order of first arrival.
+// last ClearData, deduplicated by id, in order of first arrival.
 func (s *Stack) Events(ctx context.Context) ([]Event, error) {
 	l := &s.events
 	l.mu.Lock()

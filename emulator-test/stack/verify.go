@@ -190,9 +190,9 @@ func (s *Stack) WaitClosed(ctx context.Context, users []string, progress func())
 // quiet reports that no task is running or due: what remains waits for the clock.
 func (s *Stack) quiet() bool { return !s.Tasks.Busy() }
 
-// Reset clears what a test left: Firestore documents, the fake's users, jobs, faults and clock, waiting
+// ClearData clears what a test left: Firestore documents, the fake's users, jobs, faults and clock, waiting
 // tasks and every object in the bucket. Call it between tests, once the previous one has settled.
-func (s *Stack) Reset(ctx context.Context) error {
+func (s *Stack) ClearData(ctx context.Context) error {
 	s.DeliverTwice(false)
 	s.losses.mu.Lock()
 	s.losses.armed = nil
@@ -203,7 +203,7 @@ func (s *Stack) Reset(ctx context.Context) error {
 	if err := s.Firestore.Clear(ctx, s.Project); err != nil {
 		return err
 	}
-	s.Fake.Reset()
+	s.Fake.ClearData()
 	s.clearGCSFaults()
 	if err := s.clearEvents(ctx); err != nil {
 		return err

@@ -86,7 +86,7 @@ func Round(ctx context.Context, env *setup.Env, m *messages.InitiateRequest) err
 			retry = append(retry, fmt.Errorf("%s: %w", res.Name, err))
 		}
 	}
-	if err := rounds.Settle(ctx, env, m.Round); err != nil {
+	if err := rounds.CompleteIfDone(ctx, env, m.Round); err != nil {
 		retry = append(retry, err)
 	}
 	return errors.Join(retry...)
@@ -275,5 +275,5 @@ func failAll(ctx context.Context, env *setup.Env, round string, list []store.Res
 			return err
 		}
 	}
-	return rounds.Settle(ctx, env, round)
+	return rounds.CompleteIfDone(ctx, env, round)
 }

@@ -14,11 +14,11 @@ import (
 
 	"google.golang.org/api/iterator"
 
+	"github.com/portability-pipeline/pipeline/shared/copyengine"
 	"github.com/portability-pipeline/pipeline/shared/purge"
 	"github.com/portability-pipeline/pipeline/shared/setup"
 	"github.com/portability-pipeline/pipeline/shared/startlink"
 	"github.com/portability-pipeline/pipeline/shared/store"
-	"github.com/portability-pipeline/pipeline/shared/transfer"
 )
 
 // statusLink signs a status link valid for ttl.
@@ -217,7 +217,7 @@ func TestStatusStates(t *testing.T) {
 		f.set(rid, name, func(x *store.Resource) { x.State, x.Objects, x.Bytes = store.ResDone, 1, 10 })
 	}
 	// The round completes: the page reloads until its wrap-up (the reset) is recorded.
-	if _, complete, err := f.env.Store.SettleRound(f.ctx, rid); err != nil || !complete {
+	if _, complete, err := f.env.Store.CompleteRoundIfDone(f.ctx, rid); err != nil || !complete {
 		t.Fatalf("settle: complete %v, %v", complete, err)
 	}
 	body = b.do(http.MethodGet, "/status", nil).Body.String()
@@ -280,7 +280,7 @@ func TestDeleteFlow(t *testing.T) {
 
 	// Archives in the bucket: a final object and a temporary part.
 	bkt := f.env.Storage.Bucket(testBucket)
-	names := []string{transfer.UserPrefix(f.env.Config.ObjectPrefix, user) + "r/x/j/0-a.zip", transfer.TempUserPrefix(user) + "r/x/j/0/part-00000"}
+	names := []string{copyengine.UserPrefix(f.env.Config.ObjectPrefix, user) + "r/x/j/0-a.zip", copyengine.TempUserPrefix(user) + "r/x/j/0/part-00000"}
 	for _, n := range names {
 		w := bkt.Object(n).NewWriter(f.ctx)
 		w.Write([]byte("archive"))

@@ -15,6 +15,7 @@ import (
 	"github.com/GoogleCloudPlatform/functions-framework-go/functions"
 
 	"github.com/portability-pipeline/pipeline/shared/config"
+	"github.com/portability-pipeline/pipeline/shared/copyengine"
 	"github.com/portability-pipeline/pipeline/shared/events"
 	"github.com/portability-pipeline/pipeline/shared/handler"
 	"github.com/portability-pipeline/pipeline/shared/logging"
@@ -26,7 +27,6 @@ import (
 	"github.com/portability-pipeline/pipeline/shared/store"
 	"github.com/portability-pipeline/pipeline/shared/tasks"
 	"github.com/portability-pipeline/pipeline/shared/tokens"
-	"github.com/portability-pipeline/pipeline/shared/transfer"
 )
 
 // Env is built on first use from the environment; tests set Env.Override.
@@ -83,9 +83,9 @@ func Check(ctx context.Context, env *setup.Env, m *messages.PollCheck) error {
 	if res.Job != m.Job || (res.State != store.ResExporting && res.State != store.ResRetrying && res.State != store.ResTransferring) {
 		if store.Terminal(res.State) && res.Job == m.Job {
 			// An earlier delivery ended the resource, then failed to publish what follows (the round's
-			// reset request, its events): Pub/Sub was down, say. Settle again (idempotent; it flushes the
+			// reset request, its events): Pub/Sub was down, say. rounds.CompleteIfDone again (idempotent; it flushes the
 			// events too), or the round would wait for a reset request nobody sends.
-			if err := rounds.Settle(ctx, env, m.Round); err != nil {
+			if err := rounds.CompleteIfDone(ctx, env, m.Round); err != nil {
 				return err
 			}
 		} else if store.Terminal(res.State) {
@@ -163,7 +163,7 @@ func end(ctx context.Context, env *setup.Env, m *messages.PollCheck, state, reas
 	if _, err := env.Store.EndJob(ctx, m.Round, m.Resource, m.Job, state, reason); err != nil {
 		return err
 	}
-	return rounds.Settle(ctx, env, m.Round)
+	return rounds.CompleteIfDone(ctx, env, m.Round)
 }
 
 // retry asks the API to run a FAILED job again, at most MaxRetries times per resource.
@@ -225,7 +225,7 @@ func plan(ctx context.Context, env *setup.Env, m *messages.PollCheck, st portabi
 		if _, _, err := env.Store.FinishResource(ctx, m.Round, m.Resource); err != nil {
 			return err
 		}
-		return rounds.Settle(ctx, env, m.Round)
+		return rounds.CompleteIfDone(ctx, env, m.Round)
 	}
 	policy := env.Config.Export.URLPolicy()
 	client := policy.Client(httpClient)
@@ -265,7 +265,7 @@ func plan(ctx context.Context, env *setup.Env, m *messages.PollCheck, st portabi
 		if _, _, err := env.Store.FinishResource(ctx, m.Round, m.Resource); err != nil {
 			return err
 		}
-		return rounds.Settle(ctx, env, m.Round)
+		return rounds.CompleteIfDone(ctx, env, m.Round)
 	}
 	// Publish every part not yet verified; after a redelivery some go twice, which transfer absorbs.
 	for _, o := range recorded {
@@ -284,28 +284,28 @@ func plan(ctx context.Context, env *setup.Env, m *messages.PollCheck, st portabi
 
 // planObject checks and probes URL i. A non-empty reason fails the file (plain words, no URL query); an
 // error means try the whole check again later.
-func planObject(ctx context.Context, env *setup.Env, m *messages.PollCheck, policy *transfer.URLPolicy, client *http.Client, i int, u string, now time.Time, again bool) (store.Object, string, error) {
+func planObject(ctx context.Context, env *setup.Env, m *messages.PollCheck, policy *copyengine.URLPolicy, client *http.Client, i int, u string, now time.Time, again bool) (store.Object, string, error) {
 	o := store.Object{Index: i, Job: m.Job, State: store.ObjCopying, PartSize: env.Config.Export.PartSize, URLFetched: now, PlannedAt: now}
 	if err := policy.Check(u); err != nil {
 		return o, "Google returned a download link this pipeline does not accept (" + err.Error() + ").", nil
 	}
-	path, err := transfer.ObjectPath(u)
+	path, err := copyengine.ObjectPath(u)
 	if err != nil {
 		return o, "Google returned a download link without a file path.", nil
 	}
 	o.URLPath = path
-	src, err := transfer.Probe(ctx, client, u)
-	switch class := transfer.Classify(err); {
+	src, err := copyengine.Probe(ctx, client, u)
+	switch class := copyengine.Classify(err); {
 	case err == nil:
-	case (class == transfer.Gone || class == transfer.URLExpired) && !again:
+	case (class == copyengine.Gone || class == copyengine.URLExpired) && !again:
 		return o, "", errStaleURL
-	case class == transfer.Gone:
+	case class == copyengine.Gone:
 		return o, "The archive is no longer available at Google.", nil
-	case class == transfer.URLExpired:
+	case class == copyengine.URLExpired:
 		// Fresh URLs from a second state call refused too: a later try will not do better.
-		return o, "Google's storage refused its freshly issued download links (" + transfer.Describe(err) + ").", nil
-	case transfer.IsSourceFault(err):
-		return o, "Google's storage answered the size probe in a way the transfer cannot use (" + transfer.Describe(err) + ").", nil
+		return o, "Google's storage refused its freshly issued download links (" + copyengine.Describe(err) + ").", nil
+	case copyengine.IsSourceFault(err):
+		return o, "Google's storage answered the size probe in a way the transfer cannot use (" + copyengine.Describe(err) + ").", nil
 	default:
 		return o, "", fmt.Errorf("probe archive file %d: %w", i, err)
 	}
@@ -316,7 +316,7 @@ func planObject(ctx context.Context, env *setup.Env, m *messages.PollCheck, poli
 	if err != nil {
 		return o, "", err
 	}
-	parts := transfer.Plan(src.Size, transfer.PlanOptions{PartSize: env.Config.Export.PartSize})
+	parts := copyengine.Plan(src.Size, copyengine.PlanOptions{PartSize: env.Config.Export.PartSize})
 	o.SourceName, o.Size, o.CRC32C, o.HasCRC32C, o.ContentType = src.Name, src.Size, src.CRC32C, src.HasCRC32C, src.ContentType
 	o.Parts, o.URL = len(parts), sealed
 	return o, "", nil

@@ -166,7 +166,7 @@ func (p *pass) round(r store.Round, cutoff time.Time) error {
 		if open == 0 {
 			return p.do(Repair{Kind: KindSettle, User: r.User, Round: r.ID, State: r.State, Overdue: cutoff.Sub(r.CreatedAt),
 				Action: "settle the round: every resource is terminal"}, func(ctx context.Context) error {
-				return rounds.Settle(ctx, env, r.ID)
+				return rounds.CompleteIfDone(ctx, env, r.ID)
 			})
 		}
 		if age := p.now.Sub(r.CreatedAt); age > cfg.Reconcile.MaxRoundAge {
@@ -180,7 +180,7 @@ func (p *pass) round(r store.Round, cutoff time.Time) error {
 		if !r.ResetPublished {
 			return p.do(Repair{Kind: KindSettle, User: r.User, Round: r.ID, State: r.State, Overdue: cutoff.Sub(r.CompletedAt),
 				Action: "settle the complete round: its reset request was never published"}, func(ctx context.Context) error {
-				return rounds.Settle(ctx, env, r.ID)
+				return rounds.CompleteIfDone(ctx, env, r.ID)
 			})
 		}
 		return p.do(Repair{Kind: KindReset, User: r.User, Round: r.ID, State: r.State, Overdue: cutoff.Sub(r.CompletedAt),
@@ -224,7 +224,7 @@ func (p *pass) failRound(ctx context.Context, r store.Round, list []store.Resour
 	if len(errs) > 0 {
 		return errors.Join(errs...)
 	}
-	return rounds.Settle(ctx, env, r.ID)
+	return rounds.CompleteIfDone(ctx, env, r.ID)
 }
 
 // cancelJob asks Google to cancel a job and reports whether it did. The API cancels in-progress jobs
@@ -307,7 +307,7 @@ func (p *pass) failOldJob(ctx context.Context, r *store.Round, res store.Resourc
 	if _, err := env.Store.EndJob(ctx, r.ID, res.Name, res.Job, store.ResFailed, reason); err != nil {
 		return err
 	}
-	return rounds.Settle(ctx, env, r.ID)
+	return rounds.CompleteIfDone(ctx, env, r.ID)
 }
 
 // transfer re-drives a transferring resource whose parts stopped: every part not recorded done in its

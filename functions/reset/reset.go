@@ -52,7 +52,7 @@ func Round(ctx context.Context, env *setup.Env, m *messages.ResetRequest) error 
 	case r.State == store.RoundClosed:
 		return handler.Drop("round %s is closed already", m.Round)
 	case r.State != store.RoundComplete:
-		// Never reset while a download is unfinished; Settle publishes again when the round completes.
+		// Never reset while a download is unfinished; rounds.CompleteIfDone publishes again when the round completes.
 		return handler.Drop("round %s is %s, not complete", m.Round, r.State)
 	case !won:
 		return fmt.Errorf("another delivery is ending round %s", m.Round)

@@ -14,6 +14,7 @@ import (
 	"cloud.google.com/go/storage"
 	"google.golang.org/api/iterator"
 
+	"github.com/portability-pipeline/pipeline/shared/copyengine"
 	"github.com/portability-pipeline/pipeline/shared/events"
 	"github.com/portability-pipeline/pipeline/shared/handler"
 	"github.com/portability-pipeline/pipeline/shared/logging"
@@ -22,7 +23,6 @@ import (
 	"github.com/portability-pipeline/pipeline/shared/rounds"
 	"github.com/portability-pipeline/pipeline/shared/setup"
 	"github.com/portability-pipeline/pipeline/shared/store"
-	engine "github.com/portability-pipeline/pipeline/shared/transfer"
 )
 
 // requestFinish hands a done resource's finishing to its own message (Finish), so the delivery that
@@ -78,7 +78,7 @@ func finish(ctx context.Context, env *setup.Env, m *messages.TransferPart) error
 			return requestFinish(ctx, env, m)
 		}
 	}
-	return rounds.Settle(ctx, env, m.Round)
+	return rounds.CompleteIfDone(ctx, env, m.Round)
 }
 
 // finishPurged handles records that vanished while this delivery built the manifest (the user was purged):
@@ -105,9 +105,9 @@ type described struct {
 }
 
 // partsPrefix is where the described archives of a job wait for the manifest's assembly (under
-// engine.TempRoot: the bucket's lifecycle rule removes what a purge or an abandoned job leaves).
+// copyengine.TempRoot: the bucket's lifecycle rule removes what a purge or an abandoned job leaves).
 func partsPrefix(m *messages.TransferPart) string {
-	p := engine.TempPrefix(m.User, m.Round, m.Resource, m.Job, 0)
+	p := copyengine.TempPrefix(m.User, m.Round, m.Resource, m.Job, 0)
 	return strings.TrimSuffix(p, "0/") + "manifest/"
 }
 

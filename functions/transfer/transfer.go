@@ -18,6 +18,7 @@ import (
 	"github.com/GoogleCloudPlatform/functions-framework-go/functions"
 	"google.golang.org/api/iterator"
 
+	"github.com/portability-pipeline/pipeline/shared/copyengine"
 	"github.com/portability-pipeline/pipeline/shared/handler"
 	"github.com/portability-pipeline/pipeline/shared/logging"
 	"github.com/portability-pipeline/pipeline/shared/messages"
@@ -27,7 +28,6 @@ import (
 	"github.com/portability-pipeline/pipeline/shared/signedurl"
 	"github.com/portability-pipeline/pipeline/shared/store"
 	"github.com/portability-pipeline/pipeline/shared/tokens"
-	engine "github.com/portability-pipeline/pipeline/shared/transfer"
 )
 
 // Env is built on first use from the environment; tests set Env.Override.
@@ -100,8 +100,8 @@ func purgedMidway(ctx context.Context, env *setup.Env, m *messages.TransferPart,
 		}
 		return err
 	}
-	final := engine.ObjectName(env.Config.ObjectPrefix, m.User, m.Round, m.Resource, m.Job, m.Object, o.SourceName)
-	if err := deletePurged(ctx, env, engine.TempPrefix(m.User, m.Round, m.Resource, m.Job, m.Object), final); err != nil {
+	final := copyengine.ObjectName(env.Config.ObjectPrefix, m.User, m.Round, m.Resource, m.Job, m.Object, o.SourceName)
+	if err := deletePurged(ctx, env, copyengine.TempPrefix(m.User, m.Round, m.Resource, m.Job, m.Object), final); err != nil {
 		return fmt.Errorf("purged object: %w", err)
 	}
 	return handler.Drop("object %d of %s in round %s was purged during the copy; its files are deleted", m.Object, m.Resource, m.Round)
@@ -129,10 +129,12 @@ func deletePurged(ctx context.Context, env *setup.Env, prefix string, names ...s
 	return nil
 }
 
-func sink(env *setup.Env) engine.Sink { return engine.NewGCSSink(env.Storage, env.Config.Bucket) }
+func sink(env *setup.Env) copyengine.Sink {
+	return copyengine.NewGCSSink(env.Storage, env.Config.Bucket)
+}
 
 func tempPrefix(m *messages.TransferPart, attempt int) string {
-	return engine.TempPrefix(m.User, m.Round, m.Resource, m.Job, m.Object) + "a" + strconv.Itoa(attempt) + "/"
+	return copyengine.TempPrefix(m.User, m.Round, m.Resource, m.Job, m.Object) + "a" + strconv.Itoa(attempt) + "/"
 }
 
 // retention is how long Google keeps an archive after its job completed.
@@ -184,7 +186,7 @@ func copyPart(ctx context.Context, env *setup.Env, m *messages.TransferPart, o *
 		sealed, urls, err := signedurl.Fresh(ctx, env.Crypto, api, policy, m.Job, paths)
 		switch kind := portability.KindOf(err); {
 		case err == nil:
-		case errors.Is(err, signedurl.ErrMismatch), errors.Is(err, engine.ErrURLRefused):
+		case errors.Is(err, signedurl.ErrMismatch), errors.Is(err, copyengine.ErrURLRefused):
 			refuse("Google's fresh download links do not match the files planned (" + err.Error() + ").")
 		case errors.Is(err, signedurl.ErrNotComplete):
 			refuse("Google no longer reports the export as complete, so no fresh download links could be had (" + err.Error() + ").")
@@ -208,28 +210,28 @@ func copyPart(ctx context.Context, env *setup.Env, m *messages.TransferPart, o *
 		logging.FromContext(ctx).Info("signed URLs refreshed")
 		return urls[m.Object], nil
 	}
-	parts := engine.Plan(o.Size, engine.PlanOptions{PartSize: o.PartSize})
+	parts := copyengine.Plan(o.Size, copyengine.PlanOptions{PartSize: o.PartSize})
 	if len(parts) != o.Parts {
 		return handler.Drop("object %d plans %d parts, recorded %d", m.Object, len(parts), o.Parts)
 	}
-	src := engine.NewURLSource(policy.Client(httpClient), url, o.Size, refresh)
+	src := copyengine.NewURLSource(policy.Client(httpClient), url, o.Size, refresh)
 	start := time.Now()
 	// One refresh per delivery: fresh URLs that fail the same way will not work on a later try either.
-	res, err := engine.CopyPart(ctx, src, sink(env), parts[m.Part], engine.CopyOptions{TempPrefix: tempPrefix(m, o.Attempt), MaxRefreshes: 1})
+	res, err := copyengine.CopyPart(ctx, src, sink(env), parts[m.Part], copyengine.CopyOptions{TempPrefix: tempPrefix(m, o.Attempt), MaxRefreshes: 1})
 	if err != nil {
-		class := engine.Classify(err)
+		class := copyengine.Classify(err)
 		reason := ""
 		switch {
 		case consentGone.Load():
 			reason = "Google no longer accepts this consent (withdrawn or expired), so the rest of the archive could not be fetched."
 		case refusal.Load() != nil:
 			reason = *refusal.Load()
-		case errors.Is(err, errPastRetention), class == engine.Gone && refreshed.Load():
+		case errors.Is(err, errPastRetention), class == copyengine.Gone && refreshed.Load():
 			reason = "The archive is no longer available at Google."
-		case class == engine.URLExpired && refreshed.Load():
-			reason = "Google's storage refused the download link again after fresh links were fetched (" + engine.Describe(err) + ")."
-		case engine.IsSourceFault(err):
-			reason = "Google's storage answered in a way the transfer cannot use (" + engine.Describe(err) + ")."
+		case class == copyengine.URLExpired && refreshed.Load():
+			reason = "Google's storage refused the download link again after fresh links were fetched (" + copyengine.Describe(err) + ")."
+		case copyengine.IsSourceFault(err):
+			reason = "Google's storage answered in a way the transfer cannot use (" + copyengine.Describe(err) + ")."
 		}
 		if reason != "" {
 			logging.FromContext(ctx).Warn("archive file cannot be copied", "reason", reason, "class", class.String())
@@ -256,12 +258,12 @@ func finishObject(ctx context.Context, env *setup.Env, m *messages.TransferPart,
 	if err != nil {
 		return err
 	}
-	results := make([]engine.PartResult, len(done))
+	results := make([]copyengine.PartResult, len(done))
 	for i, p := range done {
-		results[i] = engine.PartResult{Index: p.Index, Name: p.Temp, Offset: p.Offset, Length: p.Length, CRC32C: p.CRC32C}
+		results[i] = copyengine.PartResult{Index: p.Index, Name: p.Temp, Offset: p.Offset, Length: p.Length, CRC32C: p.CRC32C}
 	}
-	final := engine.ObjectName(env.Config.ObjectPrefix, m.User, m.Round, m.Resource, m.Job, m.Object, o.SourceName)
-	out, err := engine.Compose(ctx, sink(env), final, results, engine.ComposeOptions{
+	final := copyengine.ObjectName(env.Config.ObjectPrefix, m.User, m.Round, m.Resource, m.Job, m.Object, o.SourceName)
+	out, err := copyengine.Compose(ctx, sink(env), final, results, copyengine.ComposeOptions{
 		SourceCRC32C:   o.CRC32C,
 		NoSourceCRC32C: !o.HasCRC32C,
 		ContentType:    o.ContentType,
@@ -275,7 +277,7 @@ func finishObject(ctx context.Context, env *setup.Env, m *messages.TransferPart,
 	})
 	log := logging.FromContext(ctx)
 	switch {
-	case errors.Is(err, engine.ErrChecksumMismatch), errors.Is(err, engine.ErrPartsMissing):
+	case errors.Is(err, copyengine.ErrChecksumMismatch), errors.Is(err, copyengine.ErrPartsMissing):
 		log.Warn("archive file failed verification; copying it again", "error", err.Error(), "attempt", o.Attempt)
 		return recopy(ctx, env, m, o)
 	case err != nil:
@@ -339,7 +341,7 @@ func finishResource(ctx context.Context, env *setup.Env, m *messages.TransferPar
 		}
 	}
 	if store.Terminal(state) {
-		return rounds.Settle(ctx, env, m.Round)
+		return rounds.CompleteIfDone(ctx, env, m.Round)
 	}
 	return nil
 }

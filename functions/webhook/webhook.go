@@ -1,6 +1,6 @@
 // Package webhook delivers export events to the operator's HTTPS endpoint (entry point Webhook, pushed
 // by a subscription on export-events): it POSTs the event's JSON to WEBHOOK_URL, signed with
-// WEBHOOK_SECRET (header X-Portability-Signature, see shared/webhook). A non-2xx answer or a network error
+// WEBHOOK_SECRET (header X-Portability-Signature, see shared/webhooksig). A non-2xx answer or a network error
 // returns an error, so Pub/Sub delivers again with the subscription's backoff and, after its maximum
 // attempts, moves the message to export-events-dead-letter (the record of what never arrived).
 package webhook
@@ -20,7 +20,7 @@ import (
 	"github.com/portability-pipeline/pipeline/shared/logging"
 	"github.com/portability-pipeline/pipeline/shared/messages"
 	"github.com/portability-pipeline/pipeline/shared/setup"
-	"github.com/portability-pipeline/pipeline/shared/webhook"
+	"github.com/portability-pipeline/pipeline/shared/webhooksig"
 )
 
 // Env is built on first use from the environment; tests set Env.Override.
@@ -59,7 +59,7 @@ func Deliver(ctx context.Context, url string, secret, body []byte, ev events.Eve
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set(webhook.Header, webhook.Sign(secret, body, Now()))
+	req.Header.Set(webhooksig.Header, webhooksig.Sign(secret, body, Now()))
 	req.Header.Set("X-Portability-Event-Id", ev.ID)
 	req.Header.Set("X-Portability-Event-Type", ev.Type)
 	resp, err := Client.Do(req)

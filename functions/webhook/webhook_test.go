@@ -17,7 +17,7 @@ import (
 	"github.com/portability-pipeline/pipeline/shared/logging"
 	"github.com/portability-pipeline/pipeline/shared/messages"
 	"github.com/portability-pipeline/pipeline/shared/setup"
-	"github.com/portability-pipeline/pipeline/shared/webhook"
+	"github.com/portability-pipeline/pipeline/shared/webhooksig"
 )
 
 const secret = "0123456789abcdef0123456789abcdef-webhook"
@@ -39,7 +39,7 @@ func TestHandleSignsAndRetries(t *testing.T) {
 	var got atomic.Value
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
-		if err := webhook.Verify([]byte(secret), r.Header.Get(webhook.Header), b, time.Now(), webhook.Tolerance); err != nil {
+		if err := webhooksig.Verify([]byte(secret), r.Header.Get(webhooksig.Header), b, time.Now(), webhooksig.Tolerance); err != nil {
 			http.Error(w, err.Error(), http.StatusUnauthorized)
 			return
 		}
@@ -72,9 +72,9 @@ func TestHandleSignsAndRetries(t *testing.T) {
 		t.Error("a request signed 10 minutes ago was accepted")
 	}
 	Now = time.Now
-	sig := webhook.Sign([]byte(secret), body, time.Now())
+	sig := webhooksig.Sign([]byte(secret), body, time.Now())
 	tampered := []byte(`{"schema_version":1,"id":"e1","type":"round.completed","user":"eve","stage":2}`)
-	if err := webhook.Verify([]byte(secret), sig, tampered, time.Now(), webhook.Tolerance); err == nil {
+	if err := webhooksig.Verify([]byte(secret), sig, tampered, time.Now(), webhooksig.Tolerance); err == nil {
 		t.Error("a tampered body verified")
 	}
 	// Not an event: refused (dead-lettered after the attempts).

@@ -257,7 +257,7 @@ func (o *Operator) Cancel(ctx context.Context, user, resource string) (string, e
 	if _, err := o.Env.Store.EndJob(ctx, r.ID, resource, res.Job, store.ResCancelled, "The export was cancelled by the operator."); err != nil {
 		return "", err
 	}
-	return res.Job, rounds.Settle(ctx, o.Env, r.ID)
+	return res.Job, rounds.CompleteIfDone(ctx, o.Env, r.ID)
 }
 
 // ResetOutcome says what a forced reset did.

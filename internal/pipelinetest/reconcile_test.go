@@ -129,7 +129,7 @@ func TestReconcilerRepairs(t *testing.T) {
 				}); err != nil {
 					t.Fatal(err)
 				}
-				if _, complete, err := h.Env.Store.SettleRound(h.Ctx, round); err != nil || !complete {
+				if _, complete, err := h.Env.Store.CompleteRoundIfDone(h.Ctx, round); err != nil || !complete {
 					t.Fatalf("settle: %v %v", complete, err)
 				}
 			}, after: grace + time.Minute, kind: reconcile.KindSettle, want: store.ResFailed},

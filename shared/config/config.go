@@ -14,7 +14,7 @@ import (
 
 	"github.com/sethvargo/go-envconfig"
 
-	"github.com/portability-pipeline/pipeline/shared/transfer"
+	"github.com/portability-pipeline/pipeline/shared/copyengine"
 )
 
 // Config is the whole configuration of a pipeline process.
@@ -152,16 +152,16 @@ type Export struct {
 	FinishTimeBudget time.Duration `env:"FINISH_TIME_BUDGET, default=3m"`
 
 	// urlPolicy is ArchiveURLHosts parsed once by Load (see URLPolicy).
-	urlPolicy *transfer.URLPolicy
+	urlPolicy *copyengine.URLPolicy
 }
 
 // URLPolicy returns the allow-list of signed archive URLs: the one Load parsed and validated, or, for a
 // Config built without Load, ArchiveURLHosts parsed now.
-func (e Export) URLPolicy() *transfer.URLPolicy {
+func (e Export) URLPolicy() *copyengine.URLPolicy {
 	if e.urlPolicy != nil {
 		return e.urlPolicy
 	}
-	p, err := transfer.NewURLPolicy(e.ArchiveURLHosts)
+	p, err := copyengine.NewURLPolicy(e.ArchiveURLHosts)
 	if err != nil {
 		panic(err) // Load refuses such a configuration
 	}
@@ -231,7 +231,7 @@ func (c *Config) validate() error {
 	if c.Export.RoundOverlap < 0 || c.Export.RoundOverlap > 24*time.Hour {
 		return fmt.Errorf("ROUND_OVERLAP must be between 0 and 24h, got %s", c.Export.RoundOverlap)
 	}
-	policy, err := transfer.NewURLPolicy(c.Export.ArchiveURLHosts)
+	policy, err := copyengine.NewURLPolicy(c.Export.ArchiveURLHosts)
 	if err != nil {
 		return fmt.Errorf("ARCHIVE_URL_HOSTS: %w", err)
 	}

@@ -24,7 +24,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/portability-pipeline/pipeline/shared/transfer"
+	"github.com/portability-pipeline/pipeline/shared/copyengine"
 )
 
 // Version is the manifest format version (field manifest_version). Version 2 lists CRC32s from the
@@ -124,9 +124,9 @@ type Totals struct {
 	BytesRead        int64 `json:"bytes_read"`
 }
 
-// ObjectName is where the manifest of a job's archives is stored (beside transfer.ObjectName's objects).
+// ObjectName is where the manifest of a job's archives is stored (beside copyengine.ObjectName's objects).
 func ObjectName(prefix, user, round, resource, job string) string {
-	n := transfer.ObjectName(prefix, user, round, resource, job, 0, "x")
+	n := copyengine.ObjectName(prefix, user, round, resource, job, 0, "x")
 	return n[:strings.LastIndexByte(n, '/')+1] + FileName
 }
 

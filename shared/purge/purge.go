@@ -29,12 +29,12 @@ import (
 	"cloud.google.com/go/storage"
 	"google.golang.org/api/iterator"
 
+	"github.com/portability-pipeline/pipeline/shared/copyengine"
 	"github.com/portability-pipeline/pipeline/shared/logging"
 	"github.com/portability-pipeline/pipeline/shared/portability"
 	"github.com/portability-pipeline/pipeline/shared/setup"
 	"github.com/portability-pipeline/pipeline/shared/store"
 	"github.com/portability-pipeline/pipeline/shared/tokens"
-	"github.com/portability-pipeline/pipeline/shared/transfer"
 )
 
 // ErrNothingToPurge means no record, token or archive of the user exists (never signed in, or purged).
@@ -82,7 +82,7 @@ func Purge(ctx context.Context, env *setup.Env, user string) (Report, error) {
 	if err != nil {
 		return rep, err
 	}
-	prefixes := []string{transfer.UserPrefix(env.Config.ObjectPrefix, user), transfer.TempUserPrefix(user)}
+	prefixes := []string{copyengine.UserPrefix(env.Config.ObjectPrefix, user), copyengine.TempUserPrefix(user)}
 	hasObjects := false
 	for _, p := range prefixes {
 		if n, err := eachObject(ctx, env, p, 1, nil); err != nil {

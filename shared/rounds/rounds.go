@@ -1,6 +1,6 @@
 // Package rounds decides when a round is over: once every resource of the round is terminal, the round is
 // marked complete and its reset request is published, once (at-least-once publish, idempotent reset).
-// Settle also publishes the user's pending events for the operator's app (shared/events).
+// CompleteIfDone also publishes the user's pending events for the operator's app (shared/events).
 package rounds
 
 import (
@@ -13,10 +13,10 @@ import (
 	"github.com/portability-pipeline/pipeline/shared/setup"
 )
 
-// Settle completes the round if every resource is terminal and makes sure its reset request is published.
+// CompleteIfDone completes the round if every resource is terminal and makes sure its reset request is published.
 // Every step calls it after a resource reaches a terminal state; calling it again is harmless.
-func Settle(ctx context.Context, env *setup.Env, round string) error {
-	r, complete, err := env.Store.SettleRound(ctx, round)
+func CompleteIfDone(ctx context.Context, env *setup.Env, round string) error {
+	r, complete, err := env.Store.CompleteRoundIfDone(ctx, round)
 	if err != nil {
 		return fmt.Errorf("settle round %s: %w", round, err)
 	}

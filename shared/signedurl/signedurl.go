@@ -8,9 +8,9 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/portability-pipeline/pipeline/shared/copyengine"
 	"github.com/portability-pipeline/pipeline/shared/crypto"
 	"github.com/portability-pipeline/pipeline/shared/portability"
-	"github.com/portability-pipeline/pipeline/shared/transfer"
 )
 
 // ErrMismatch: a fresh state call lists other files than were planned (another count, or a path that no
@@ -37,11 +37,11 @@ func Open(ctx context.Context, enc crypto.Encrypter, job string, index int, seal
 }
 
 // Fresh asks the API for newly signed URLs of a complete job and matches them to the planned files:
-// paths[i] is the object path (transfer.ObjectPath) recorded for file i at planning; "" (a file planned
+// paths[i] is the object path (copyengine.ObjectPath) recorded for file i at planning; "" (a file planned
 // before paths were recorded) takes the URL at position i. Each URL must pass policy. It returns the
 // sealed URLs and the URLs, both by file index. Nothing documents that the API keeps the order of its
 // URLs between state calls, so position is never trusted when a path is known.
-func Fresh(ctx context.Context, enc crypto.Encrypter, api portability.API, policy *transfer.URLPolicy, job string, paths []string) (map[int][]byte, []string, error) {
+func Fresh(ctx context.Context, enc crypto.Encrypter, api portability.API, policy *copyengine.URLPolicy, job string, paths []string) (map[int][]byte, []string, error) {
 	st, err := api.State(ctx, job)
 	if err != nil {
 		return nil, nil, err
@@ -63,7 +63,7 @@ func Fresh(ctx context.Context, enc crypto.Encrypter, api portability.API, polic
 }
 
 // Match orders fresh by the planned paths (see Fresh). Errors never quote a URL's query.
-func Match(fresh, paths []string, policy *transfer.URLPolicy) ([]string, error) {
+func Match(fresh, paths []string, policy *copyengine.URLPolicy) ([]string, error) {
 	if len(fresh) != len(paths) {
 		return nil, fmt.Errorf("the job now lists %d files at Google, %d were planned: %w", len(fresh), len(paths), ErrMismatch)
 	}
@@ -72,7 +72,7 @@ func Match(fresh, paths []string, policy *transfer.URLPolicy) ([]string, error) 
 		if err := policy.Check(u); err != nil {
 			return nil, err
 		}
-		p, err := transfer.ObjectPath(u)
+		p, err := copyengine.ObjectPath(u)
 		if err != nil {
 			return nil, err
 		}

@@ -5,13 +5,13 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/portability-pipeline/pipeline/shared/copyengine"
 	"github.com/portability-pipeline/pipeline/shared/signedurl"
-	"github.com/portability-pipeline/pipeline/shared/transfer"
 )
 
 func TestMatch(t *testing.T) {
 	t.Parallel()
-	policy, err := transfer.NewURLPolicy(transfer.DefaultURLHosts)
+	policy, err := copyengine.NewURLPolicy(copyengine.DefaultURLHosts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +49,7 @@ func TestMatch(t *testing.T) {
 	}
 	// A fresh URL on another host is refused, not matched.
 	_, err = signedurl.Match([]string{u("a.zip", "1"), u("b.zip", "2"), "https://evil.example/takeout/c.json?X-Goog-Signature=3"}, planned, policy)
-	if !errors.Is(err, transfer.ErrURLRefused) {
+	if !errors.Is(err, copyengine.ErrURLRefused) {
 		t.Errorf("fresh URL on another host: %v, want ErrURLRefused", err)
 	}
 }

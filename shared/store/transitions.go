@@ -375,9 +375,9 @@ func (s *Store) FinishResource(ctx context.Context, rid, name string) (state str
 	return state, changed, err
 }
 
-// SettleRound marks an exporting round complete when every resource is terminal. It returns the round as
+// CompleteRoundIfDone marks an exporting round complete when every resource is terminal. It returns the round as
 // it is afterwards; complete means the round is (now or already) complete.
-func (s *Store) SettleRound(ctx context.Context, rid string) (r *Round, complete bool, err error) {
+func (s *Store) CompleteRoundIfDone(ctx context.Context, rid string) (r *Round, complete bool, err error) {
 	ref := s.round(rid)
 	settled := false
 	err = s.fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {

@@ -16,7 +16,7 @@ import (
 	"cloud.google.com/go/storage"
 	"google.golang.org/api/option"
 
-	"github.com/portability-pipeline/pipeline/shared/transfer"
+	"github.com/portability-pipeline/pipeline/shared/copyengine"
 )
 
 // childSpec is what a measured child does.
@@ -121,7 +121,7 @@ func ceiling(ctx context.Context, sp childSpec) (childResult, error) {
 		return childResult{}, err
 	}
 	defer resp.Body.Close()
-	n, err := io.CopyBuffer(io.Discard, resp.Body, make([]byte, transfer.DefaultBufferSize))
+	n, err := io.CopyBuffer(io.Discard, resp.Body, make([]byte, copyengine.DefaultBufferSize))
 	return childResult{Bytes: n, Verified: n == sp.Size}, err
 }
 
@@ -155,18 +155,18 @@ func naive(ctx context.Context, client *storage.Client, sp childSpec) (childResu
 // engine is the transfer path: probe, plan, parallel ranged parts (CopyAll: CopyPart each), compose,
 // CRC32C verification (Compose checks the parts' combined CRC32C and storage's against the source's).
 func engine(ctx context.Context, client *storage.Client, sp childSpec) (childResult, error) {
-	src, err := transfer.Probe(ctx, downloadClient, sp.URL)
+	src, err := copyengine.Probe(ctx, downloadClient, sp.URL)
 	if err != nil {
 		return childResult{}, err
 	}
-	parts := transfer.Plan(src.Size, transfer.PlanOptions{PartSize: sp.PartSize})
-	sink := transfer.NewGCSSink(client, sp.Bucket)
-	rs := transfer.NewURLSource(downloadClient, sp.URL, src.Size, nil)
-	results, err := transfer.CopyAll(ctx, rs, sink, parts, sp.InFlight, transfer.CopyOptions{TempPrefix: "tmp/" + sp.Object + "/"})
+	parts := copyengine.Plan(src.Size, copyengine.PlanOptions{PartSize: sp.PartSize})
+	sink := copyengine.NewGCSSink(client, sp.Bucket)
+	rs := copyengine.NewURLSource(downloadClient, sp.URL, src.Size, nil)
+	results, err := copyengine.CopyAll(ctx, rs, sink, parts, sp.InFlight, copyengine.CopyOptions{TempPrefix: "tmp/" + sp.Object + "/"})
 	if err != nil {
 		return childResult{Parts: len(parts)}, err
 	}
-	obj, err := transfer.Compose(ctx, sink, sp.Object, results, transfer.ComposeOptions{SourceCRC32C: src.CRC32C,
+	obj, err := copyengine.Compose(ctx, sink, sp.Object, results, copyengine.ComposeOptions{SourceCRC32C: src.CRC32C,
 		NoSourceCRC32C: !src.HasCRC32C, ContentType: src.ContentType})
 	if err != nil {
 		return childResult{Parts: len(parts)}, err

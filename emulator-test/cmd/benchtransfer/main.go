@@ -1,4 +1,4 @@
-// Command benchtransfer measures the transfer engine (shared/transfer) on one archive served by the Data
+// Command benchtransfer measures the transfer engine (shared/copyengine) on one archive served by the Data
 // Portability fake's signed URL, against a read into io.Discard (the ceiling) and a naive copy (one GET
 // streamed through one storage.Writer), into a Cloud Storage stand-in: fastsink (checksums and discards,
 // any size) and fake-gcs-server (256 MiB only: it is slow and holds several copies of every object).
@@ -45,7 +45,7 @@ import (
 	"github.com/portability-pipeline/pipeline/emulator-test/emulators"
 	"github.com/portability-pipeline/pipeline/emulator-test/fakeportability"
 	"github.com/portability-pipeline/pipeline/emulator-test/fastsink"
-	"github.com/portability-pipeline/pipeline/shared/transfer"
+	"github.com/portability-pipeline/pipeline/shared/copyengine"
 )
 
 const (
@@ -112,7 +112,7 @@ func main() {
 	partsFlag := flag.String("parts", "1,2,4,8", "parts in flight for the transfer path (comma list)")
 	capBps := flag.Int64("cap", 50_000_000, "the fake's per-connection bandwidth cap in bytes/s for the capped runs (0: no capped runs)")
 	gcs := flag.Bool("gcs", true, "also measure fake-gcs-server as the sink (256 MiB archives only)")
-	partSize := flag.Int64("part-size", 0, "bytes per part (default: size/16 rounded to MiB, at most transfer.DefaultPartSize)")
+	partSize := flag.Int64("part-size", 0, "bytes per part (default: size/16 rounded to MiB, at most copyengine.DefaultPartSize)")
 	allCapped := flag.Bool("all-capped", false, "above 4 GiB, run every capped variant (default: only the transfer at >= 4 in flight, the rest take size/cap)")
 	jsonOut := flag.String("json", "", "write the report as JSON to this file")
 	manifestSize := flag.String("manifest-size", "256MiB", "archive size of the manifest measurements, one of 64 KiB and one of 1 MiB entries (0: none)")
@@ -150,7 +150,7 @@ func main() {
 		fail("%v", err)
 	}
 	rep := Report{Started: time.Now(), CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), LoadStart: loadavg(),
-		Command: strings.Join(os.Args, " "), CapBps: *capBps, ChunkSize: transfer.DefaultChunkSize, BufferSize: transfer.DefaultBufferSize,
+		Command: strings.Join(os.Args, " "), CapBps: *capBps, ChunkSize: copyengine.DefaultChunkSize, BufferSize: copyengine.DefaultBufferSize,
 		Note: "MB/s are 10^6 bytes per second of wall time in the child, from the first request to the verified object; " +
 			"CPU seconds (user+sys) and peak RSS (maxrss) are the child's: the fake (source) and fastsink run in the parent, fake-gcs-server in its own process. " +
 			"One measurement per row; load1 is the 1-minute load average of the machine when the row started."}
@@ -184,7 +184,7 @@ func main() {
 	for _, size := range sizeList {
 		ps := *partSize
 		if ps <= 0 {
-			ps = min(max(size/16/mib*mib, mib), transfer.DefaultPartSize)
+			ps = min(max(size/16/mib*mib, mib), copyengine.DefaultPartSize)
 		}
 		for _, cp := range caps {
 			src, err := newSource(size, cp)

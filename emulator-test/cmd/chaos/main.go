@@ -59,7 +59,7 @@ func main() {
 			printMu.Unlock()
 		}
 	}
-	env := &faults.Env{St: st, T: t, DL: dl, Log: logf, Exclusive: &sync.RWMutex{}, Settle: *settle}
+	env := &faults.Env{St: st, T: t, DL: dl, Log: logf, Exclusive: &sync.RWMutex{}, CloseWithin: *settle}
 	rng := rand.New(rand.NewPCG(*seed, 0x5eed))
 	scenarios := make([]faults.Scenario, *rounds)
 	for i := range scenarios {
@@ -110,7 +110,7 @@ func main() {
 	wg.Wait()
 
 	// Every poison message dead-lettered exactly once, nothing else; no task given up.
-	if err := dl.Settled(ctx, st, t, 2*time.Minute); err != nil {
+	if err := dl.WaitAllDeadLettered(ctx, st, t, 2*time.Minute); err != nil {
 		failures = append(failures, "dead letters: "+err.Error())
 	}
 	faults.CheckTasks(st, tasksFailed, t)

@@ -1,4 +1,4 @@
-package transfer_test
+package copyengine_test
 
 import (
 	"context"
@@ -8,12 +8,12 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/portability-pipeline/pipeline/shared/transfer"
+	"github.com/portability-pipeline/pipeline/shared/copyengine"
 )
 
 func TestURLPolicyCheck(t *testing.T) {
 	t.Parallel()
-	p, err := transfer.NewURLPolicy([]string{"storage.googleapis.com", "http://127.0.0.1:8090"})
+	p, err := copyengine.NewURLPolicy([]string{"storage.googleapis.com", "http://127.0.0.1:8090"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +37,7 @@ func TestURLPolicyCheck(t *testing.T) {
 		if ok != (err == nil) {
 			t.Errorf("Check(%q) = %v, want ok=%v", raw, err, ok)
 		}
-		if err != nil && (!errors.Is(err, transfer.ErrURLRefused) || transfer.Classify(err) != transfer.Permanent) {
+		if err != nil && (!errors.Is(err, copyengine.ErrURLRefused) || copyengine.Classify(err) != copyengine.Permanent) {
 			t.Errorf("Check(%q) error %v is not a permanent ErrURLRefused", raw, err)
 		}
 		if err != nil && strings.Contains(err.Error(), "Signature") {
@@ -45,7 +45,7 @@ func TestURLPolicyCheck(t *testing.T) {
 		}
 	}
 	for _, bad := range [][]string{nil, {""}, {"https://h/path"}, {"http://"}, {"h/x"}} {
-		if _, err := transfer.NewURLPolicy(bad); err == nil {
+		if _, err := copyengine.NewURLPolicy(bad); err == nil {
 			t.Errorf("NewURLPolicy(%q) accepted", bad)
 		}
 	}
@@ -72,39 +72,39 @@ func TestURLPolicyRedirects(t *testing.T) {
 	}))
 	defer src.Close()
 	host := strings.TrimPrefix(src.URL, "http://")
-	p, err := transfer.NewURLPolicy([]string{"http://" + host, "http://" + strings.TrimPrefix(other.URL, "http://")})
+	p, err := copyengine.NewURLPolicy([]string{"http://" + host, "http://" + strings.TrimPrefix(other.URL, "http://")})
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := p.Client(nil)
-	_, err = transfer.Probe(context.Background(), c, src.URL+"/away?X-Goog-Signature=secret")
-	if !errors.Is(err, transfer.ErrURLRefused) || transfer.Classify(err) != transfer.Permanent || !transfer.IsSourceFault(err) {
-		t.Fatalf("probe through a cross-host redirect: %v (class %v)", err, transfer.Classify(err))
+	_, err = copyengine.Probe(context.Background(), c, src.URL+"/away?X-Goog-Signature=secret")
+	if !errors.Is(err, copyengine.ErrURLRefused) || copyengine.Classify(err) != copyengine.Permanent || !copyengine.IsSourceFault(err) {
+		t.Fatalf("probe through a cross-host redirect: %v (class %v)", err, copyengine.Classify(err))
 	}
 	if strings.Contains(err.Error(), "secret") {
 		t.Errorf("error quotes the signature: %v", err)
 	}
-	rs := transfer.NewURLSource(c, src.URL+"/away", 10, nil)
-	if _, err := rs.OpenRange(context.Background(), 0, 5); !errors.Is(err, transfer.ErrURLRefused) {
+	rs := copyengine.NewURLSource(c, src.URL+"/away", 10, nil)
+	if _, err := rs.OpenRange(context.Background(), 0, 5); !errors.Is(err, copyengine.ErrURLRefused) {
 		t.Fatalf("ranged GET through a cross-host redirect: %v", err)
 	}
 	if elsewhere != 0 {
 		t.Errorf("the other host was reached %d times", elsewhere)
 	}
 	// A redirect on the same host is followed.
-	if s, err := transfer.Probe(context.Background(), c, src.URL+"/here"); err != nil || s.Size != 10 {
+	if s, err := copyengine.Probe(context.Background(), c, src.URL+"/here"); err != nil || s.Size != 10 {
 		t.Errorf("same-host redirect: %+v %v", s, err)
 	}
 }
 
 func TestObjectPath(t *testing.T) {
 	t.Parallel()
-	a, _ := transfer.ObjectPath("https://storage.googleapis.com/b/dir/f%20x.zip?X-Goog-Date=1&X-Goog-Signature=a")
-	b, _ := transfer.ObjectPath("https://storage.googleapis.com/b/dir/f%20x.zip?X-Goog-Date=2&X-Goog-Signature=b")
+	a, _ := copyengine.ObjectPath("https://storage.googleapis.com/b/dir/f%20x.zip?X-Goog-Date=1&X-Goog-Signature=a")
+	b, _ := copyengine.ObjectPath("https://storage.googleapis.com/b/dir/f%20x.zip?X-Goog-Date=2&X-Goog-Signature=b")
 	if a != b || a != "/b/dir/f%20x.zip" {
 		t.Errorf("paths %q %q", a, b)
 	}
-	if _, err := transfer.ObjectPath("https://storage.googleapis.com"); err == nil {
+	if _, err := copyengine.ObjectPath("https://storage.googleapis.com"); err == nil {
 		t.Error("a URL without a path has an object path")
 	}
 }

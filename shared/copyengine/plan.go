@@ -1,4 +1,4 @@
-package transfer
+package copyengine
 
 // DefaultPartSize is the part size when PlanOptions.PartSize is zero: a part
 // of 256 MiB copies in seconds to tens of seconds, well inside a 540 s

@@ -1,4 +1,4 @@
-// Package webhook signs the events the pipeline POSTs to the operator's HTTPS endpoint (functions/webhook)
+// Package webhooksig signs the events the pipeline POSTs to the operator's HTTPS endpoint (functions/webhook)
 // and verifies them on the receiving side.
 //
 // Every POST carries the event's JSON as its body and the header
@@ -10,7 +10,7 @@
 // at-least-once: deduplicate by the event's id. Verification in Go, as the receiver would write it:
 //
 //	body, _ := io.ReadAll(r.Body)
-//	if err := webhook.Verify(secret, r.Header.Get(webhook.Header), body, time.Now(), webhook.Tolerance); err != nil {
+//	if err := webhooksig.Verify(secret, r.Header.Get(webhooksig.Header), body, time.Now(), webhooksig.Tolerance); err != nil {
 //		http.Error(w, "bad signature", http.StatusUnauthorized)
 //		return
 //	}
@@ -46,7 +46,7 @@
 //		}
 //		return false
 //	}
-package webhook
+package webhooksig
 
 import (
 	"crypto/hmac"

@@ -1,19 +1,19 @@
-// Package transfer copies an archive from a signed URL into Cloud Storage in
+// Package copyengine copies an archive from a signed URL into Cloud Storage in
 // byte-range parts, so that objects of tens of GB move in pieces that each
 // fit in one 540 s function invocation, several instances share one archive,
 // and nothing is held whole in memory or on disk.
 //
 // The flow of the transfer step:
 //
-//	src, err := transfer.Probe(ctx, httpClient, url)          // size, CRC32C, name: no download
-//	parts := transfer.Plan(src.Size, transfer.PlanOptions{})  // one Pub/Sub message per part
+//	src, err := copyengine.Probe(ctx, httpClient, url)          // size, CRC32C, name: no download
+//	parts := copyengine.Plan(src.Size, copyengine.PlanOptions{})  // one Pub/Sub message per part
 //	// per message:
-//	rs := transfer.NewURLSource(httpClient, url, src.Size, refresh) // refresh: a state call, urls[i]
-//	res, err := transfer.CopyPart(ctx, rs, transfer.NewGCSSink(gcs, bucket), parts[p],
-//		transfer.CopyOptions{TempPrefix: transfer.TempPrefix(user, round, resource, job, i)})
+//	rs := copyengine.NewURLSource(httpClient, url, src.Size, refresh) // refresh: a state call, urls[i]
+//	res, err := copyengine.CopyPart(ctx, rs, copyengine.NewGCSSink(gcs, bucket), parts[p],
+//		copyengine.CopyOptions{TempPrefix: copyengine.TempPrefix(user, round, resource, job, i)})
 //	// persist res (Offset, Length, CRC32C, Name); when every part is done:
-//	out, err := transfer.Compose(ctx, sink, transfer.ObjectName(prefix, user, round, resource, job, i, src.Name),
-//		results, transfer.ComposeOptions{SourceCRC32C: src.CRC32C, ContentType: src.ContentType, Metadata: md})
+//	out, err := copyengine.Compose(ctx, sink, copyengine.ObjectName(prefix, user, round, resource, job, i, src.Name),
+//		results, copyengine.ComposeOptions{SourceCRC32C: src.CRC32C, ContentType: src.ContentType, Metadata: md})
 //
 // Errors: Classify(err) says Retryable, URLExpired (refresh the URL), Gone
 // (past retention) or Permanent; ErrChecksumMismatch and ErrPartsMissing mean
@@ -33,4 +33,4 @@
 // the storage library's writer), plus a few KiB of HTTP buffers: about
 // 8.3 MiB with the defaults, independent of the part's and the object's
 // size. CopyAll with N in flight uses N times that.
-package transfer
+package copyengine

@@ -1,4 +1,4 @@
-package transfertest
+package copyenginetest
 
 import (
 	"bytes"
@@ -9,17 +9,17 @@ import (
 	"slices"
 	"sync"
 
-	"github.com/portability-pipeline/pipeline/shared/transfer"
+	"github.com/portability-pipeline/pipeline/shared/copyengine"
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 type object struct {
 	data []byte // nil in a DiscardSink
-	info transfer.ObjectInfo
+	info copyengine.ObjectInfo
 }
 
-// MemSink is an in-memory transfer.Sink. With discard set (NewDiscardSink) it
+// MemSink is an in-memory copyengine.Sink. With discard set (NewDiscardSink) it
 // keeps only each object's size and CRC32C, so arbitrarily large copies can
 // run through it; composes combine the CRC32Cs.
 type MemSink struct {
@@ -29,7 +29,7 @@ type MemSink struct {
 	gen     int64
 	// ComposeHook, when set, may change the info a compose reports (e.g. to
 	// simulate storage corrupting the result).
-	ComposeHook func(dst string, info *transfer.ObjectInfo)
+	ComposeHook func(dst string, info *copyengine.ObjectInfo)
 	aborts      int
 	composes    int
 }
@@ -64,8 +64,8 @@ func (m *MemSink) Aborts() int { m.mu.Lock(); defer m.mu.Unlock(); return m.abor
 // Composes counts compose calls.
 func (m *MemSink) Composes() int { m.mu.Lock(); defer m.mu.Unlock(); return m.composes }
 
-// NewPartWriter implements transfer.Sink.
-func (m *MemSink) NewPartWriter(ctx context.Context, name string) (transfer.PartWriter, error) {
+// NewPartWriter implements copyengine.Sink.
+func (m *MemSink) NewPartWriter(ctx context.Context, name string) (copyengine.PartWriter, error) {
 	return &memWriter{m: m, name: name}, nil
 }
 
@@ -95,7 +95,7 @@ func (w *memWriter) Commit() (uint32, int64, error) {
 		return 0, 0, fmt.Errorf("commit after commit or abort")
 	}
 	w.done = true
-	w.m.put(w.name, &object{data: w.bytes(), info: transfer.ObjectInfo{Name: w.name, Size: w.n, CRC32C: w.crc, ContentType: "application/octet-stream"}})
+	w.m.put(w.name, &object{data: w.bytes(), info: copyengine.ObjectInfo{Name: w.name, Size: w.n, CRC32C: w.crc, ContentType: "application/octet-stream"}})
 	return w.crc, w.n, nil
 }
 
@@ -124,10 +124,10 @@ func (m *MemSink) put(name string, o *object) {
 	m.objects[name] = o
 }
 
-// Compose implements transfer.Sink.
-func (m *MemSink) Compose(ctx context.Context, dst string, srcs []string, attrs transfer.ObjectAttrs) (transfer.ObjectInfo, error) {
-	if len(srcs) == 0 || len(srcs) > transfer.MaxComposeSources {
-		return transfer.ObjectInfo{}, fmt.Errorf("compose %s: %d sources", dst, len(srcs))
+// Compose implements copyengine.Sink.
+func (m *MemSink) Compose(ctx context.Context, dst string, srcs []string, attrs copyengine.ObjectAttrs) (copyengine.ObjectInfo, error) {
+	if len(srcs) == 0 || len(srcs) > copyengine.MaxComposeSources {
+		return copyengine.ObjectInfo{}, fmt.Errorf("compose %s: %d sources", dst, len(srcs))
 	}
 	m.mu.Lock()
 	m.composes++
@@ -140,19 +140,19 @@ func (m *MemSink) Compose(ctx context.Context, dst string, srcs []string, attrs 
 		o, ok := m.objects[s]
 		if !ok {
 			m.mu.Unlock()
-			return transfer.ObjectInfo{}, fmt.Errorf("compose %s: source %s: %w", dst, s, transfer.ErrNotExist)
+			return copyengine.ObjectInfo{}, fmt.Errorf("compose %s: source %s: %w", dst, s, copyengine.ErrNotExist)
 		}
 		if !m.discard {
 			data = append(data, o.data...)
 		}
-		crc = transfer.CombineCRC32C(crc, o.info.CRC32C, o.info.Size)
+		crc = copyengine.CombineCRC32C(crc, o.info.CRC32C, o.info.Size)
 		size += o.info.Size
 	}
 	m.mu.Unlock()
 	if !m.discard {
 		crc = crc32.Checksum(data, castagnoli) // recomputed, as storage does
 	}
-	info := transfer.ObjectInfo{Name: dst, Size: size, CRC32C: crc, ContentType: attrs.ContentType, Metadata: maps.Clone(attrs.Metadata)}
+	info := copyengine.ObjectInfo{Name: dst, Size: size, CRC32C: crc, ContentType: attrs.ContentType, Metadata: maps.Clone(attrs.Metadata)}
 	if m.ComposeHook != nil {
 		m.ComposeHook(dst, &info)
 	}
@@ -160,18 +160,18 @@ func (m *MemSink) Compose(ctx context.Context, dst string, srcs []string, attrs 
 	return m.Attrs(ctx, dst)
 }
 
-// Attrs implements transfer.Sink.
-func (m *MemSink) Attrs(ctx context.Context, name string) (transfer.ObjectInfo, error) {
+// Attrs implements copyengine.Sink.
+func (m *MemSink) Attrs(ctx context.Context, name string) (copyengine.ObjectInfo, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	o, ok := m.objects[name]
 	if !ok {
-		return transfer.ObjectInfo{}, fmt.Errorf("attrs %s: %w", name, transfer.ErrNotExist)
+		return copyengine.ObjectInfo{}, fmt.Errorf("attrs %s: %w", name, copyengine.ErrNotExist)
 	}
 	return o.info, nil
 }
 
-// Delete implements transfer.Sink.
+// Delete implements copyengine.Sink.
 func (m *MemSink) Delete(ctx context.Context, name string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -1,4 +1,4 @@
-package transfer_test
+package copyengine_test
 
 import (
 	"bytes"
@@ -11,8 +11,8 @@ import (
 	"github.com/fsouza/fake-gcs-server/fakestorage"
 	"google.golang.org/api/option"
 
-	"github.com/portability-pipeline/pipeline/shared/transfer"
-	"github.com/portability-pipeline/pipeline/shared/transfer/transfertest"
+	"github.com/portability-pipeline/pipeline/shared/copyengine"
+	"github.com/portability-pipeline/pipeline/shared/copyengine/copyenginetest"
 )
 
 // newFakeGCS starts fake-gcs-server in process with one bucket and returns a
@@ -68,22 +68,22 @@ func TestGCSSink(t *testing.T) {
 		name     string
 		size     int64
 		partSize int64
-		faults   transfertest.Faults
+		faults   copyenginetest.Faults
 		wantErr  error
 	}{
 		{name: "multi-chunk parts", size: 2<<20 + 300*kib + 7, partSize: 1 << 20},
 		{name: "tree of 40 parts", size: 40*16*kib - 1, partSize: 16 * kib},
 		{name: "zero bytes", size: 0, partSize: 1 << 20},
-		{name: "resume after cut", size: 1 << 20, partSize: 1 << 20, faults: transfertest.Faults{CutAfter: 300 * kib, CutTimes: 1}},
-		{name: "corrupt byte", size: 1 << 20, partSize: 512 * kib, faults: transfertest.Faults{Corrupt: true, CorruptAt: 700 * kib}, wantErr: transfer.ErrChecksumMismatch},
+		{name: "resume after cut", size: 1 << 20, partSize: 1 << 20, faults: copyenginetest.Faults{CutAfter: 300 * kib, CutTimes: 1}},
+		{name: "corrupt byte", size: 1 << 20, partSize: 512 * kib, faults: copyenginetest.Faults{Corrupt: true, CorruptAt: 700 * kib}, wantErr: copyengine.ErrChecksumMismatch},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			client, bucket := newFakeGCS(t)
-			sink := transfer.NewGCSSink(client, bucket)
+			sink := copyengine.NewGCSSink(client, bucket)
 			sink.ChunkSize = 256 * kib // several chunks per part
-			src := transfertest.NewSource(tc.size, tc.faults)
+			src := copyenginetest.NewSource(tc.size, tc.faults)
 			defer src.Close()
 			res, _, err := run(t, src, sink, tc.partSize, 2, nil)
 			if tc.wantErr != nil {
@@ -98,7 +98,7 @@ func TestGCSSink(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := readObject(t, client, bucket, res.Name); !bytes.Equal(got, transfertest.Bytes(0, tc.size)) {
+			if got := readObject(t, client, bucket, res.Name); !bytes.Equal(got, copyenginetest.Bytes(0, tc.size)) {
 				t.Fatalf("final object differs (%d bytes, want %d)", len(got), tc.size)
 			}
 			a, err := client.Bucket(bucket).Object(res.Name).Attrs(context.Background())
@@ -119,21 +119,21 @@ func TestGCSSinkIdempotentCompose(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	client, bucket := newFakeGCS(t)
-	sink := transfer.NewGCSSink(client, bucket)
+	sink := copyengine.NewGCSSink(client, bucket)
 	size := int64(300 * kib)
-	src := transfertest.NewSource(size, transfertest.Faults{})
+	src := copyenginetest.NewSource(size, copyenginetest.Faults{})
 	defer src.Close()
-	rs := transfer.NewURLSource(nil, src.SignedURL(), size, nil)
-	parts, err := transfer.CopyAll(ctx, rs, sink, transfer.Plan(size, transfer.PlanOptions{PartSize: 100 * kib}), 3, fastOpts("tmp/i/"))
+	rs := copyengine.NewURLSource(nil, src.SignedURL(), size, nil)
+	parts, err := copyengine.CopyAll(ctx, rs, sink, copyengine.Plan(size, copyengine.PlanOptions{PartSize: 100 * kib}), 3, fastOpts("tmp/i/"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts := transfer.ComposeOptions{SourceCRC32C: src.CRC32C, Metadata: map[string]string{"job": "j"}}
-	first, err := transfer.Compose(ctx, sink, "exports/f.zip", parts, opts)
+	opts := copyengine.ComposeOptions{SourceCRC32C: src.CRC32C, Metadata: map[string]string{"job": "j"}}
+	first, err := copyengine.Compose(ctx, sink, "exports/f.zip", parts, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	second, err := transfer.Compose(ctx, sink, "exports/f.zip", parts, opts)
+	second, err := copyengine.Compose(ctx, sink, "exports/f.zip", parts, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +149,7 @@ func TestGCSPartWriter(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	client, bucket := newFakeGCS(t)
-	sink := transfer.NewGCSSink(client, bucket)
+	sink := copyengine.NewGCSSink(client, bucket)
 	sink.ChunkSize = 256 * kib
 
 	// Abort after more than one chunk was sent: nothing is committed.
@@ -157,18 +157,18 @@ func TestGCSPartWriter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := w.Write(transfertest.Bytes(0, 600*kib)); err != nil {
+	if _, err := w.Write(copyenginetest.Bytes(0, 600*kib)); err != nil {
 		t.Fatal(err)
 	}
 	w.Abort()
 	w.Abort() // twice is fine
-	if _, err := sink.Attrs(ctx, "tmp/a/part-00000"); !errors.Is(err, transfer.ErrNotExist) {
+	if _, err := sink.Attrs(ctx, "tmp/a/part-00000"); !errors.Is(err, copyengine.ErrNotExist) {
 		t.Errorf("aborted upload: attrs err %v, want ErrNotExist", err)
 	}
 
 	// Commit reports storage's CRC32C and size.
 	w, _ = sink.NewPartWriter(ctx, "tmp/a/part-00001")
-	data := transfertest.Bytes(5, 600*kib)
+	data := copyenginetest.Bytes(5, 600*kib)
 	w.Write(data)
 	crc, n, err := w.Commit()
 	if err != nil || n != int64(len(data)) || crc != crc32c(data) {

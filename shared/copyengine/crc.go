@@ -1,4 +1,4 @@
-package transfer
+package copyengine
 
 import "hash/crc32"
 

@@ -1,4 +1,4 @@
-package webhook
+package webhooksig
 
 import (
 	"crypto/hmac"

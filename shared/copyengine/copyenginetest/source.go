@@ -1,8 +1,8 @@
-// Package transfertest provides fakes for tests of code built on package
-// transfer: an HTTP source that serves deterministic content like a signed
+// Package copyenginetest provides fakes for tests of code built on package
+// copyengine: an HTTP source that serves deterministic content like a signed
 // Cloud Storage URL (Range, x-goog-hash, injectable faults), an in-memory
 // Sink and a Sink that keeps only checksums.
-package transfertest
+package copyenginetest
 
 import (
 	"crypto/rand"

@@ -1,4 +1,4 @@
-package transfer_test
+package copyengine_test
 
 import (
 	"hash/crc32"
@@ -6,7 +6,7 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/portability-pipeline/pipeline/shared/transfer"
+	"github.com/portability-pipeline/pipeline/shared/copyengine"
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -31,18 +31,18 @@ func TestCombineCRC32C(t *testing.T) {
 		}
 		cuts = append(cuts, n)
 		slices.Sort(cuts)
-		var parts []transfer.PartResult
+		var parts []copyengine.PartResult
 		for i := 1; i < len(cuts); i++ {
 			piece := data[cuts[i-1]:cuts[i]]
-			parts = append(parts, transfer.PartResult{Offset: int64(cuts[i-1]), Length: int64(len(piece)), CRC32C: crc32.Checksum(piece, castagnoli)})
+			parts = append(parts, copyengine.PartResult{Offset: int64(cuts[i-1]), Length: int64(len(piece)), CRC32C: crc32.Checksum(piece, castagnoli)})
 		}
-		if got := transfer.CombineParts(parts); got != want {
+		if got := copyengine.CombineParts(parts); got != want {
 			t.Fatalf("n=%d cuts=%v: combined %08x, want %08x", n, cuts, got, want)
 		}
 		if len(parts) >= 2 {
 			a, b := parts[0], parts[1]
 			ab := crc32.Checksum(data[:a.Length+b.Length], castagnoli)
-			if got := transfer.CombineCRC32C(a.CRC32C, b.CRC32C, b.Length); got != ab {
+			if got := copyengine.CombineCRC32C(a.CRC32C, b.CRC32C, b.Length); got != ab {
 				t.Fatalf("pair: %08x, want %08x", got, ab)
 			}
 		}
@@ -57,20 +57,20 @@ func TestCombineCRC32CLarge(t *testing.T) {
 	z := crc32.Checksum(zeros, castagnoli) // CRC of 1 MiB of zeros
 	zl := int64(len(zeros))
 	for zl < 1<<34 { // 16 GiB of zeros, by doubling
-		z = transfer.CombineCRC32C(z, z, zl)
+		z = copyengine.CombineCRC32C(z, z, zl)
 		zl *= 2
 	}
 	head := []byte("portability")
 	h := crc32.Checksum(head, castagnoli)
 	// head || 16 GiB zeros, two ways: at once, and as head||8GiB||8GiB.
-	once := transfer.CombineCRC32C(h, z, zl)
+	once := copyengine.CombineCRC32C(h, z, zl)
 	half := crc32.Checksum(zeros, castagnoli) // rebuilt up to 8 GiB of zeros
 	hl := int64(len(zeros))
 	for hl < zl/2 {
-		half = transfer.CombineCRC32C(half, half, hl)
+		half = copyengine.CombineCRC32C(half, half, hl)
 		hl *= 2
 	}
-	twice := transfer.CombineCRC32C(transfer.CombineCRC32C(h, half, hl), half, hl)
+	twice := copyengine.CombineCRC32C(copyengine.CombineCRC32C(h, half, hl), half, hl)
 	if once != twice {
 		t.Fatalf("16 GiB: %08x vs %08x", once, twice)
 	}
@@ -107,7 +107,7 @@ func TestCombineCRC32CBeyond512MiB(t *testing.T) {
 			want = crc32.Update(want, castagnoli, chunk[:k])
 			rest -= k
 		}
-		if got := transfer.CombineCRC32C(h, crcOf(n), n); got != want {
+		if got := copyengine.CombineCRC32C(h, crcOf(n), n); got != want {
 			t.Errorf("head + %d bytes: combined %08x, computed %08x", n, got, want)
 		}
 	}

@@ -1,4 +1,4 @@
-package transfer_test
+package copyengine_test
 
 import (
 	"context"
@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portability-pipeline/pipeline/shared/transfer"
-	"github.com/portability-pipeline/pipeline/shared/transfer/transfertest"
+	"github.com/portability-pipeline/pipeline/shared/copyengine"
+	"github.com/portability-pipeline/pipeline/shared/copyengine/copyenginetest"
 )
 
 // heapPeak samples the Go heap every few milliseconds until stop is called,
@@ -50,21 +50,21 @@ func TestMemoryBounded(t *testing.T) {
 		t.Skip("copies 512 MiB")
 	}
 	const size = 512 << 20
-	src := transfertest.NewSource(size, transfertest.Faults{})
+	src := copyenginetest.NewSource(size, copyenginetest.Faults{})
 	defer src.Close()
 	runtime.GC()
 	var base runtime.MemStats
 	runtime.ReadMemStats(&base)
 
 	stop := heapPeak()
-	rs := transfer.NewURLSource(nil, src.SignedURL(), size, nil)
-	parts := transfer.Plan(size, transfer.PlanOptions{PartSize: 64 << 20})
-	sink := transfertest.NewDiscardSink()
-	results, err := transfer.CopyAll(context.Background(), rs, sink, parts, 4, transfer.CopyOptions{TempPrefix: "tmp/m/"})
+	rs := copyengine.NewURLSource(nil, src.SignedURL(), size, nil)
+	parts := copyengine.Plan(size, copyengine.PlanOptions{PartSize: 64 << 20})
+	sink := copyenginetest.NewDiscardSink()
+	results, err := copyengine.CopyAll(context.Background(), rs, sink, parts, 4, copyengine.CopyOptions{TempPrefix: "tmp/m/"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := transfer.Compose(context.Background(), sink, "final", results, transfer.ComposeOptions{SourceCRC32C: src.CRC32C})
+	res, err := copyengine.Compose(context.Background(), sink, "final", results, copyengine.ComposeOptions{SourceCRC32C: src.CRC32C})
 	peak := stop()
 	if err != nil {
 		t.Fatal(err)
@@ -87,17 +87,17 @@ func mib(b uint64) float64 { return float64(b) / (1 << 20) }
 // into a sink that discards (CRC32C on both sides, as with storage).
 func BenchmarkCopyAll(b *testing.B) {
 	const size = 256 << 20
-	src := transfertest.NewSource(size, transfertest.Faults{})
+	src := copyenginetest.NewSource(size, copyenginetest.Faults{})
 	defer src.Close()
-	parts := transfer.Plan(size, transfer.PlanOptions{PartSize: 32 << 20})
+	parts := copyengine.Plan(size, copyengine.PlanOptions{PartSize: 32 << 20})
 	for _, n := range []int{1, 2, 4, 8} {
 		b.Run(fmt.Sprintf("inflight=%d", n), func(b *testing.B) {
 			b.SetBytes(size)
 			runtime.GC()
 			stop := heapPeak()
 			for b.Loop() {
-				rs := transfer.NewURLSource(nil, src.SignedURL(), size, nil)
-				if _, err := transfer.CopyAll(context.Background(), rs, transfertest.NewDiscardSink(), parts, n, transfer.CopyOptions{TempPrefix: "tmp/b/"}); err != nil {
+				rs := copyengine.NewURLSource(nil, src.SignedURL(), size, nil)
+				if _, err := copyengine.CopyAll(context.Background(), rs, copyenginetest.NewDiscardSink(), parts, n, copyengine.CopyOptions{TempPrefix: "tmp/b/"}); err != nil {
 					b.Fatal(err)
 				}
 			}
