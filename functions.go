@@ -211,27 +211,28 @@ func decoded[M any, P message[M]](build func(*setup.Env) (handler.Step[P], error
 }
 
 func pubsub[M any, P message[M]](entry, name, topicVar string, needs setup.Needs, build func(*setup.Env) (handler.Step[P], error)) Route {
-	return Route{Entry: entry, Trigger: PubSub, Var: topicVar, Needs: needs, deliver: decoded(build),
-		serve: func(env *setup.Env) (http.Handler, error) {
-			fn, err := build(env)
-			if err != nil {
-				return nil, err
-			}
-			return handler.PubSub(env, name, func() P { return new(M) }, fn), nil
-		}}
+	return messageRoute(Route{Entry: entry, Trigger: PubSub, Var: topicVar, Needs: needs}, name, build, handler.PubSub[P])
 }
 
 func task[M any, P message[M]](entry, name, urlVar string, needs setup.Needs, build func(*setup.Env) (handler.Step[P], error)) Route {
 	needs.TaskAuth = true
 	needs.TaskAudience = func(c *config.Config) string { v, _ := Setting(c, urlVar); return v }
-	return Route{Entry: entry, Trigger: Task, Var: urlVar, Needs: needs, deliver: decoded(build),
-		serve: func(env *setup.Env) (http.Handler, error) {
-			fn, err := build(env)
-			if err != nil {
-				return nil, err
-			}
-			return handler.Task(env, name, func() P { return new(M) }, fn), nil
-		}}
+	return messageRoute(Route{Entry: entry, Trigger: Task, Var: urlVar, Needs: needs}, name, build, handler.Task[P])
+}
+
+// messageRoute completes r, a route whose step takes P messages, served by serve (handler.PubSub or
+// handler.Task) and delivered decoded by an in-process bus.
+func messageRoute[M any, P message[M]](r Route, name string, build func(*setup.Env) (handler.Step[P], error),
+	serve func(*setup.Env, string, func() P, handler.Step[P]) http.HandlerFunc) Route {
+	r.deliver = decoded(build)
+	r.serve = func(env *setup.Env) (http.Handler, error) {
+		fn, err := build(env)
+		if err != nil {
+			return nil, err
+		}
+		return serve(env, name, func() P { return new(M) }, fn), nil
+	}
+	return r
 }
 
 func events(entry, name, topicVar string, needs setup.Needs, build func(*setup.Env) (func(context.Context, messages.Push) error, error)) Route {

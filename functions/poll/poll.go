@@ -125,7 +125,7 @@ func check(ctx context.Context, env *setup.Env, probes *http.Client, m *messages
 		return err
 	case kind == portability.KindUnauthorized:
 		return end(ctx, env, m, store.ResFailed, "Google no longer accepts this consent (withdrawn or expired).")
-	case apiStatus(err) == http.StatusNotFound:
+	case portability.StatusOf(err) == http.StatusNotFound:
 		return end(ctx, env, m, store.ResFailed, "Google no longer knows this export (its job is gone).")
 	default:
 		return end(ctx, env, m, store.ResFailed, "Google could not report the export: "+err.Error())
@@ -156,15 +156,6 @@ func check(ctx context.Context, env *setup.Env, probes *http.Client, m *messages
 	default:
 		return fmt.Errorf("job %s in unknown state %q", m.Job, st.State)
 	}
-}
-
-// apiStatus is the HTTP status of a classified API error (0: none).
-func apiStatus(err error) int {
-	var pe *portability.Error
-	if errors.As(err, &pe) {
-		return pe.Status
-	}
-	return 0
 }
 
 // end moves the resource to a terminal state and settles the round.

@@ -121,23 +121,32 @@ func purgedMidway(ctx context.Context, env *setup.Env, m *messages.TransferPart,
 // deletePurged deletes the named objects and every object under prefix (already gone counts as deleted).
 func deletePurged(ctx context.Context, env *setup.Env, prefix string, names ...string) error {
 	b := env.Storage.Bucket(env.Config.Bucket)
-	it := b.Objects(ctx, &storage.Query{Prefix: prefix})
-	for {
-		a, err := it.Next()
-		if errors.Is(err, iterator.Done) {
-			break
-		}
-		if err != nil {
-			return err
-		}
-		names = append(names, a.Name)
+	under, err := objectNames(ctx, b, prefix)
+	if err != nil {
+		return err
 	}
-	for _, n := range names {
+	for _, n := range append(names, under...) {
 		if err := b.Object(n).Delete(ctx); err != nil && !errors.Is(err, storage.ErrObjectNotExist) {
 			return fmt.Errorf("delete %s: %w", n, err)
 		}
 	}
 	return nil
+}
+
+// objectNames lists the names of the objects under prefix.
+func objectNames(ctx context.Context, b *storage.BucketHandle, prefix string) ([]string, error) {
+	var names []string
+	it := b.Objects(ctx, &storage.Query{Prefix: prefix})
+	for {
+		a, err := it.Next()
+		if errors.Is(err, iterator.Done) {
+			return names, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		names = append(names, a.Name)
+	}
 }
 
 func sink(env *setup.Env) copyengine.Sink {
@@ -204,8 +213,7 @@ func copyPart(ctx context.Context, env *setup.Env, downloads *http.Client, m *me
 		case kind == portability.KindUnauthorized:
 			consentGone.Store(true)
 		case kind != portability.KindRetry:
-			var pe *portability.Error
-			if errors.As(err, &pe) && pe.Status == http.StatusNotFound {
+			if portability.StatusOf(err) == http.StatusNotFound {
 				refuse("Google no longer knows this export (its job is gone), so no fresh download links could be had.")
 			} else {
 				refuse("Google refused to give fresh download links (" + err.Error() + ").")
