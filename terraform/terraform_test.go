@@ -1,9 +1,10 @@
 // Package terraform_test keeps the Terraform in this directory and the Go code from drifting apart: the
-// functions Terraform deploys are the entry points the code registers, the topics are the code's topic
-// defaults, each Pub/Sub-triggered function is pushed the topic docs/design.md names, and every
+// functions Terraform deploys are the entry points of the routing table (pipeline.Routes), the topics
+// are the code's topic defaults, each Pub/Sub route is pushed the topic its TOPIC_* variable names, and every
 // environment variable Terraform sets is one shared/config reads (and every one it requires is set).
 //
-// It reads the .tf files with hclsyntax and the Go code with go/ast; nothing is deployed or planned.
+// It reads the .tf files with hclsyntax, the routing table as Go and shared/config with go/ast; nothing is
+// deployed or planned.
 package terraform_test
 
 import (
@@ -24,6 +25,8 @@ import (
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/function"
+
+	"github.com/portability-pipeline/pipeline"
 )
 
 // repoRoot is the module root, one level up from this directory.
@@ -490,74 +493,15 @@ func objectKeys(t *testing.T, o *hclsyntax.ObjectConsExpr, what string) []string
 
 // ---- Go side ----
 
-// goEntryPoints finds functions.HTTP("Name", h) and functions.CloudEvent("Name", ...) in functions/*/: an
-// HTTP registration whose handler is handler.PubSub(...) or handler.Push(...) is a Pub/Sub push endpoint
-// ("PubSub"), any other is "HTTP".
-func goEntryPoints(t *testing.T) map[string]string {
-	t.Helper()
-	const ff = "github.com/GoogleCloudPlatform/functions-framework-go/functions"
-	paths, _ := filepath.Glob(filepath.Join(repoRoot, "functions", "*", "*.go"))
+// codeEntryPoints reads the routing table (pipeline.Routes, which registers every entry point): a route
+// a Pub/Sub push subscription calls is "PubSub", any other "HTTP".
+func codeEntryPoints() map[string]string {
 	out := map[string]string{}
-	fset := token.NewFileSet()
-	for _, p := range paths {
-		if strings.HasSuffix(p, "_test.go") {
-			continue
+	for _, r := range pipeline.Routes {
+		out[r.Entry] = "HTTP"
+		if r.Trigger.Pushed() {
+			out[r.Entry] = "PubSub"
 		}
-		f, err := parser.ParseFile(fset, p, nil, parser.SkipObjectResolution)
-		if err != nil {
-			t.Fatalf("parse %s: %v", p, err)
-		}
-		alias := ""
-		for _, imp := range f.Imports {
-			if path, _ := strconv.Unquote(imp.Path.Value); path == ff {
-				alias = "functions"
-				if imp.Name != nil {
-					alias = imp.Name.Name
-				}
-			}
-		}
-		if alias == "" {
-			continue
-		}
-		ast.Inspect(f, func(n ast.Node) bool {
-			call, ok := n.(*ast.CallExpr)
-			if !ok || len(call.Args) == 0 {
-				return true
-			}
-			sel, ok := call.Fun.(*ast.SelectorExpr)
-			if !ok {
-				return true
-			}
-			if x, ok := sel.X.(*ast.Ident); !ok || x.Name != alias || (sel.Sel.Name != "HTTP" && sel.Sel.Name != "CloudEvent") {
-				return true
-			}
-			lit, ok := call.Args[0].(*ast.BasicLit)
-			if !ok || lit.Kind != token.STRING {
-				t.Errorf("%s: %s.%s with a non-literal name: this test cannot follow it", fset.Position(call.Pos()), alias, sel.Sel.Name)
-				return true
-			}
-			name, _ := strconv.Unquote(lit.Value)
-			if prev, dup := out[name]; dup {
-				t.Errorf("entry point %s registered twice (%s and %s)", name, prev, sel.Sel.Name)
-			}
-			kind := sel.Sel.Name
-			if kind == "HTTP" && len(call.Args) == 2 {
-				if h, ok := call.Args[1].(*ast.CallExpr); ok {
-					// handler.PubSub[T](...) parses as an index expression around the selector.
-					fun := h.Fun
-					if ix, ok := fun.(*ast.IndexExpr); ok {
-						fun = ix.X
-					}
-					if hs, ok := fun.(*ast.SelectorExpr); ok {
-						if x, ok := hs.X.(*ast.Ident); ok && x.Name == "handler" && (hs.Sel.Name == "PubSub" || hs.Sel.Name == "Push") {
-							kind = "PubSub"
-						}
-					}
-				}
-			}
-			out[name] = kind
-			return true
-		})
 	}
 	return out
 }
@@ -722,12 +666,8 @@ func requireDir(t *testing.T, dir, why string) {
 }
 
 func TestEntryPointsMatchCode(t *testing.T) {
-	requireDir(t, "functions", "the function packages register the entry points Terraform deploys")
 	tf := loadTerraform(t)
-	code := goEntryPoints(t)
-	if len(code) == 0 {
-		t.Fatal("no functions.HTTP/functions.CloudEvent registrations found under functions/*/")
-	}
+	code := codeEntryPoints()
 	pushed := map[string]bool{}
 	for _, fn := range tf.pushTargets(t) {
 		pushed[fn] = true
@@ -738,9 +678,7 @@ func TestEntryPointsMatchCode(t *testing.T) {
 		kind, ok := code[f.entryPoint]
 		switch {
 		case !ok:
-			t.Errorf("terraform deploys entry point %s (%s) but no functions/* package registers it", f.entryPoint, res)
-		case kind == "CloudEvent":
-			t.Errorf("%s is registered as a CloudEvent function: register Pub/Sub steps with functions.HTTP and handler.PubSub (see shared/handler)", f.entryPoint)
+			t.Errorf("terraform deploys entry point %s (%s) but the routing table (functions.go) has no such route", f.entryPoint, res)
 		case kind == "PubSub" && !pushed[res]:
 			t.Errorf("%s is a Pub/Sub push endpoint but no Pub/Sub push subscription calls %s", f.entryPoint, res)
 		case kind == "HTTP" && pushed[res]:
@@ -749,7 +687,7 @@ func TestEntryPointsMatchCode(t *testing.T) {
 	}
 	for _, name := range sortedKeys(code) {
 		if !deployed[name] {
-			t.Errorf("functions/* registers %s (%s) but terraform deploys no function with that entry point", name, code[name])
+			t.Errorf("the routing table has %s (%s) but terraform deploys no function with that entry point", name, code[name])
 		}
 	}
 	for _, d := range designFunctions(t) {
@@ -822,8 +760,8 @@ func TestTopicsMatchCodeAndDesign(t *testing.T) {
 		}
 	}
 
-	// docs/design.md: each Pub/Sub-triggered function is pushed its topic, which has a dead-letter topic
-	// with its own subscription.
+	// The routing table: each Pub/Sub route is pushed the topic its TOPIC_* variable names by default,
+	// which has a dead-letter topic with its own subscription; docs/design.md names the same topic.
 	functions := tf.functions(t)
 	byEntry := map[string]string{}
 	for res, f := range functions {
@@ -837,26 +775,41 @@ func TestTopicsMatchCodeAndDesign(t *testing.T) {
 	for k, n := range tfTopics {
 		keyOf[n] = k
 	}
-	for _, d := range designFunctions(t) {
-		if d.topic == "" {
+	routeTopic := map[string]string{}
+	for _, r := range pipeline.Routes {
+		if !r.Trigger.Pushed() {
 			continue
 		}
-		key, ok := keyOf[d.topic]
+		e, ok := env[r.Var]
+		if !ok || !strings.HasPrefix(r.Var, "TOPIC_") {
+			t.Errorf("routing table: %s is pushed the topic %s names, which is no TOPIC_* variable of shared/config", r.Entry, r.Var)
+			continue
+		}
+		routeTopic[r.Entry] = e.def
+		key, ok := keyOf[e.def]
 		if !ok {
-			t.Errorf("docs/design.md: %s is triggered by topic %s, terraform creates no such topic", d.entryPoint, d.topic)
+			t.Errorf("routing table: %s is triggered by topic %s, terraform creates no such topic", r.Entry, e.def)
 			continue
 		}
-		if got, want := targets[key], byEntry[d.entryPoint]; got == "" || got != want {
-			t.Errorf("topic %s must be pushed to %s (%s), terraform pushes it to %q", d.topic, d.entryPoint, want, got)
+		if r.Trigger != pipeline.PubSub {
+			continue // the webhook's subscription exists only with a webhook URL (service_webhook.tf)
+		}
+		if got, want := targets[key], byEntry[r.Entry]; got == "" || got != want {
+			t.Errorf("topic %s must be pushed to %s (%s), terraform pushes it to %q", e.def, r.Entry, want, got)
 		}
 		if _, ok := pushNames[key]; !ok {
-			t.Errorf("topic %s has no push subscription", d.topic)
+			t.Errorf("topic %s has no push subscription", e.def)
 		}
-		if got, want := deadTopics[key], d.topic+"-dead-letter"; got != want {
-			t.Errorf("topic %s: dead-letter topic is %q, want %q", d.topic, got, want)
+		if got, want := deadTopics[key], e.def+"-dead-letter"; got != want {
+			t.Errorf("topic %s: dead-letter topic is %q, want %q", e.def, got, want)
 		}
 		if _, ok := deadSubs[key]; !ok {
-			t.Errorf("dead-letter topic %s-dead-letter has no subscription", d.topic)
+			t.Errorf("dead-letter topic %s-dead-letter has no subscription", e.def)
+		}
+	}
+	for _, d := range designFunctions(t) {
+		if d.topic != "" && d.topic != routeTopic[d.entryPoint] {
+			t.Errorf("docs/design.md: %s is triggered by topic %s, the routing table says %q", d.entryPoint, d.topic, routeTopic[d.entryPoint])
 		}
 	}
 }

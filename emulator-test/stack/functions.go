@@ -11,10 +11,37 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/portability-pipeline/pipeline"
 )
 
-// Entries are the pipeline's entry points; each runs in a process of its own, as deployed.
-var Entries = []string{"OAuthCallback", "Initiate", "InitiateTask", "PollStart", "PollTask", "Transfer", "Reset", "Reconcile"}
+// Entries are the entry points of the routing table (pipeline.Routes) the stack runs, each in a process
+// of its own, as deployed: all but the webhook's (the stack keeps the events in a pull subscription for
+// Events instead).
+var Entries = func() []string {
+	var out []string
+	for _, r := range pipeline.Routes {
+		if r.Trigger != pipeline.Events {
+			out = append(out, r.Entry)
+		}
+	}
+	return out
+}()
+
+// routeURLs are the variables that tell the functions where the stack's entry points listen: the URL of
+// each Cloud Tasks, Scheduler and browser route, as Terraform sets them.
+func routeURLs(url func(entry string) string) []string {
+	var out []string
+	for _, r := range pipeline.Routes {
+		switch r.Trigger {
+		case pipeline.Task, pipeline.Scheduler:
+			out = append(out, r.Var+"="+url(r.Entry)+"/")
+		case pipeline.Browser:
+			out = append(out, r.Var+"="+url(r.Entry))
+		}
+	}
+	return out
+}
 
 // Function is one entry point served by its own process.
 type Function struct {

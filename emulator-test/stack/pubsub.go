@@ -7,9 +7,13 @@ import (
 
 	"cloud.google.com/go/pubsub/v2"
 	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
+	"github.com/sethvargo/go-envconfig"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/portability-pipeline/pipeline"
+	"github.com/portability-pipeline/pipeline/shared/config"
 )
 
 // Route connects a topic to the function that consumes it, as the Terraform module does.
@@ -18,13 +22,21 @@ type Route struct {
 	Entry string
 }
 
-// Routes are the Pub/Sub-triggered entry points and their topics.
-var Routes = []Route{
-	{Topic: "initiate-requests", Entry: "Initiate"},
-	{Topic: "archive-jobs", Entry: "PollStart"},
-	{Topic: "transfer-parts", Entry: "Transfer"},
-	{Topic: "reset-requests", Entry: "Reset"},
-}
+// Routes are the Pub/Sub-triggered entry points of the routing table (pipeline.Routes) and their topics,
+// named by the defaults of their TOPIC_* variables (the stack sets none).
+var Routes = func() []Route {
+	defaults, err := config.LoadFrom(context.Background(), envconfig.MapLookuper(nil))
+	if err != nil {
+		panic("the configuration's defaults: " + err.Error())
+	}
+	var out []Route
+	for _, r := range pipeline.Routes {
+		if r.Trigger == pipeline.PubSub {
+			out = append(out, Route{Topic: r.Name(defaults), Entry: r.Entry})
+		}
+	}
+	return out
+}()
 
 // DeadLetterSuffix names a topic's dead-letter topic.
 const DeadLetterSuffix = "-dead-letter"

@@ -253,12 +253,8 @@ func Start(ctx context.Context, opts Options) (s *Stack, err error) {
 		}
 		s.Functions[entry] = &Function{Entry: entry, Port: port, Log: filepath.Join(s.Dir, entry+".log"), bin: b.bin}
 	}
-	env = append(env,
-		"POLL_TASK_URL="+s.Functions["PollTask"].URL()+"/",
-		"INITIATE_TASK_URL="+s.Functions["InitiateTask"].URL()+"/",
-		"RECONCILE_URL="+s.Functions["Reconcile"].URL()+"/",
-		"RECONCILE_INVOKER_EMAIL="+s.reconcileInvoker(),
-		"PUBLIC_URL="+s.Functions["OAuthCallback"].URL())
+	env = append(env, routeURLs(func(entry string) string { return s.Functions[entry].URL() })...)
+	env = append(env, "RECONCILE_INVOKER_EMAIL="+s.reconcileInvoker())
 	for _, f := range s.Functions {
 		f.env = env
 	}

@@ -11,9 +11,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/GoogleCloudPlatform/functions-framework-go/functions"
-
-	"github.com/portability-pipeline/pipeline/shared/config"
 	"github.com/portability-pipeline/pipeline/shared/handler"
 	"github.com/portability-pipeline/pipeline/shared/logging"
 	"github.com/portability-pipeline/pipeline/shared/messages"
@@ -26,19 +23,28 @@ import (
 	"github.com/portability-pipeline/pipeline/shared/tokens"
 )
 
-// Env is built on first use from the environment; tests set Env.Override.
-var Env = setup.NewLazy(setup.Needs{Tokens: true, Publisher: true, Tasks: true, TaskAuth: true,
-	TaskAudience: func(c *config.Config) string { return c.Tasks.InitiateURL }})
+// Needs is what the step uses beyond the configuration and the logger: the store, the user's token (to
+// call the API), the publisher (JobStarted) and Cloud Tasks (a cooldown's delayed initiate).
+func Needs() setup.Needs { return setup.Needs{Store: true, Tokens: true, Publisher: true, Tasks: true} }
 
-func newRequest() *messages.InitiateRequest { return &messages.InitiateRequest{} }
+// Step is the initiate step, built from what it uses.
+type Step struct{ env *setup.Env }
 
-func init() {
-	functions.HTTP("Initiate", handler.PubSub(Env, "initiate", newRequest, Round))
-	functions.HTTP("InitiateTask", handler.Task(Env, "initiate-task", newRequest, Round))
+// New builds the step; it refuses an Env without what Needs names.
+func New(env *setup.Env) (*Step, error) {
+	if err := env.Require("initiate", Needs()); err != nil {
+		return nil, err
+	}
+	return &Step{env: env}, nil
 }
 
-// Round initiates the pending resources of a round (or only m.Resource, which may wait out a cooldown).
-func Round(ctx context.Context, env *setup.Env, m *messages.InitiateRequest) error {
+// Round initiates the pending resources of a round (or only m.Resource, which may wait out a cooldown):
+// the step of both entry points, Initiate (Pub/Sub) and InitiateTask (Cloud Tasks).
+func (s *Step) Round(ctx context.Context, m *messages.InitiateRequest) error {
+	return round(ctx, s.env, m)
+}
+
+func round(ctx context.Context, env *setup.Env, m *messages.InitiateRequest) error {
 	r, err := rounds.Owned(ctx, env, m.Round, m.User)
 	if err != nil {
 		return err

@@ -21,22 +21,28 @@ const maxConsentURL = 2000
 
 // verifyLink checks a start link; on failure it writes the refusal page and returns false.
 func (h *Handler) verifyLink(w http.ResponseWriter, r *http.Request, v url.Values) (startlink.Link, bool) {
-	l, err := startlink.Verify(h.links, startlink.PurposeStart, v, h.now(), startlink.MaxStartTTL)
-	if err != nil {
-		logger(r.Context()).Warn("start link refused", "path", r.URL.Path, "reason", err.Error())
-		switch {
-		case errors.Is(err, startlink.ErrExpired):
-			h.show(w, pageLinkExpired)
-		case errors.Is(err, startlink.ErrSince):
-			h.show(w, pageSinceInvalid)
-		case errors.Is(err, startlink.ErrUserID):
-			h.show(w, pageUserRefused)
-		default:
-			h.show(w, pageLinkInvalid)
-		}
-		return l, false
+	return h.verified(w, r, v, startlink.PurposeStart, startlink.MaxStartTTL, pageLinkExpired)
+}
+
+// verified checks a signed link of purpose (start or status); on failure it logs why, writes the
+// refusal page (expired: the page for an expired link of that purpose) and returns false.
+func (h *Handler) verified(w http.ResponseWriter, r *http.Request, v url.Values, purpose string, ttl time.Duration, expired message) (startlink.Link, bool) {
+	l, err := startlink.Verify(h.links, purpose, v, h.now(), ttl)
+	if err == nil {
+		return l, true
 	}
-	return l, true
+	logger(r.Context()).Warn(purpose+" link refused", "path", r.URL.Path, "reason", err.Error())
+	switch {
+	case errors.Is(err, startlink.ErrExpired):
+		h.show(w, expired)
+	case errors.Is(err, startlink.ErrSince) && purpose == startlink.PurposeStart:
+		h.show(w, pageSinceInvalid)
+	case errors.Is(err, startlink.ErrUserID):
+		h.show(w, pageUserRefused)
+	default:
+		h.show(w, pageLinkInvalid)
+	}
+	return l, false
 }
 
 // running reports whether the user has a round that has not closed (a new consent must wait for it).

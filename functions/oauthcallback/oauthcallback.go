@@ -24,10 +24,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
-	"github.com/GoogleCloudPlatform/functions-framework-go/functions"
 	"golang.org/x/oauth2"
 
 	"github.com/portability-pipeline/pipeline/shared/config"
@@ -38,48 +36,18 @@ import (
 	"github.com/portability-pipeline/pipeline/shared/trace"
 )
 
-func init() {
-	functions.HTTP("OAuthCallback", lazyHandler().ServeHTTP)
+// Needs is what the function uses beyond the configuration and the logger: the store, the token store
+// and its encrypter, the publisher (InitiateRequest) and, for the delete action, the API and the bucket
+// (shared/purge).
+func Needs() setup.Needs {
+	return setup.Needs{Store: true, Tokens: true, Publisher: true, Storage: true}
 }
 
-// lazy builds the Env and the Handler on the first request (never in init); a failed build is retried.
-type lazy struct {
-	env *setup.Lazy
-	mu  sync.Mutex
-	h   *Handler
-}
-
-func lazyHandler() *lazy {
-	return &lazy{env: setup.NewLazy(setup.Needs{Tokens: true, Publisher: true, Storage: true})}
-}
-
-func (l *lazy) get(ctx context.Context) (*Handler, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.h != nil {
-		return l.h, nil
-	}
-	env, err := l.env.Get(ctx)
-	if err != nil {
-		return nil, err
-	}
-	h, err := NewHandler(env)
-	if err != nil {
-		return nil, err
-	}
-	l.h = h
-	return h, nil
-}
-
-func (l *lazy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	h, err := l.get(r.Context())
-	if err != nil {
-		logging.Default().Error("oauthcallback cannot start", "error", err.Error())
-		securityHeaders(w.Header(), defaultCSP)
-		render(w, pageUnavailable.Status, "message", messagePage{message: pageUnavailable})
-		return
-	}
-	h.ServeHTTP(w, r)
+// Unavailable answers a request when the function cannot start (its configuration is incomplete): the
+// page a person sees instead of a bare error.
+func Unavailable(w http.ResponseWriter, _ *http.Request) {
+	securityHeaders(w.Header(), defaultCSP)
+	render(w, pageUnavailable.Status, "message", messagePage{message: pageUnavailable})
 }
 
 // Handler serves the routes of the function.
@@ -108,21 +76,15 @@ type Handler struct {
 	purge purgeFunc
 }
 
-// NewHandler returns the function's handler with explicit dependencies: env needs Config, Log, Store,
-// Tokens, Crypto and Publisher; the delete action also needs API and Storage (see shared/purge).
+// NewHandler returns the function's handler; it refuses an Env without what Needs names or without the
+// callback's configuration.
 func NewHandler(env *setup.Env) (*Handler, error) {
-	cfg := env.Config
-	if cfg == nil {
-		return nil, errors.New("oauthcallback: no configuration")
-	}
-	if err := cfg.RequireCallback(); err != nil {
+	if err := env.Require("oauthcallback", Needs()); err != nil {
 		return nil, err
 	}
-	if env.Store == nil || env.Tokens == nil || env.Crypto == nil || env.Publisher == nil {
-		return nil, errors.New("oauthcallback: needs Store, Tokens, Crypto and Publisher")
-	}
-	if env.Log == nil {
-		env.Log = logging.Default()
+	cfg := env.Config
+	if err := cfg.RequireCallback(); err != nil {
+		return nil, err
 	}
 	links, err := startlink.ParseKeyset(cfg.OAuth.StartLinkKey)
 	if err != nil {

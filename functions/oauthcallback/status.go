@@ -28,20 +28,7 @@ const paramRefresh = "refresh"
 
 // verifyStatus checks a status link; on failure it writes the refusal page and returns false.
 func (h *Handler) verifyStatus(w http.ResponseWriter, r *http.Request, v url.Values) (startlink.Link, bool) {
-	l, err := startlink.Verify(h.links, startlink.PurposeStatus, v, h.now(), h.cfg.OAuth.StatusLinkTTL)
-	if err != nil {
-		logger(r.Context()).Warn("status link refused", "path", r.URL.Path, "reason", err.Error())
-		switch {
-		case errors.Is(err, startlink.ErrExpired):
-			h.show(w, pageStatusExpired)
-		case errors.Is(err, startlink.ErrUserID):
-			h.show(w, pageUserRefused)
-		default:
-			h.show(w, pageLinkInvalid)
-		}
-		return l, false
-	}
-	return l, true
+	return h.verified(w, r, v, startlink.PurposeStatus, h.cfg.OAuth.StatusLinkTTL, pageStatusExpired)
 }
 
 // hasLink reports whether a query carries any parameter of a signed link.

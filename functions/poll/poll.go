@@ -12,9 +12,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/GoogleCloudPlatform/functions-framework-go/functions"
-
-	"github.com/portability-pipeline/pipeline/shared/config"
 	"github.com/portability-pipeline/pipeline/shared/copyengine"
 	"github.com/portability-pipeline/pipeline/shared/events"
 	"github.com/portability-pipeline/pipeline/shared/handler"
@@ -29,20 +26,34 @@ import (
 	"github.com/portability-pipeline/pipeline/shared/tokens"
 )
 
-// Env is built on first use from the environment; tests set Env.Override.
-var Env = setup.NewLazy(setup.Needs{Tokens: true, Publisher: true, Tasks: true, TaskAuth: true,
-	TaskAudience: func(c *config.Config) string { return c.Tasks.PollURL }})
+// Needs is what the steps use beyond the configuration and the logger: the store, the user's token (state
+// calls; the encrypter seals the signed URLs), the publisher (transfer parts) and Cloud Tasks (checks).
+func Needs() setup.Needs { return setup.Needs{Store: true, Tokens: true, Publisher: true, Tasks: true} }
 
-// Probes of signed URLs use this client (tests replace it).
-var httpClient = &http.Client{Timeout: 2 * time.Minute}
-
-func init() {
-	functions.HTTP("PollStart", handler.PubSub(Env, "poll-start", func() *messages.JobStarted { return &messages.JobStarted{} }, Start))
-	functions.HTTP("PollTask", handler.Task(Env, "poll", func() *messages.PollCheck { return &messages.PollCheck{} }, Check))
+// Steps are the poll steps, built from what they use.
+type Steps struct {
+	env *setup.Env
+	// probes makes the size probes of the signed URLs.
+	probes *http.Client
 }
 
-// Start schedules the first state check of a job.
-func Start(ctx context.Context, env *setup.Env, m *messages.JobStarted) error {
+// New builds the steps; it refuses an Env without what Needs names.
+func New(env *setup.Env) (*Steps, error) {
+	if err := env.Require("poll", Needs()); err != nil {
+		return nil, err
+	}
+	return &Steps{env: env, probes: &http.Client{Timeout: 2 * time.Minute}}, nil
+}
+
+// Start schedules the first state check of a job (entry point PollStart).
+func (s *Steps) Start(ctx context.Context, m *messages.JobStarted) error { return start(ctx, s.env, m) }
+
+// Check makes one state check of a job and acts on its state (entry point PollTask).
+func (s *Steps) Check(ctx context.Context, m *messages.PollCheck) error {
+	return check(ctx, s.env, s.probes, m)
+}
+
+func start(ctx context.Context, env *setup.Env, m *messages.JobStarted) error {
 	// The check's task is named after the job: one scheduled for the wrong user would also take the name
 	// of the right one's.
 	if _, err := rounds.Owned(ctx, env, m.Round, m.User); err != nil {
@@ -68,8 +79,7 @@ func schedule(ctx context.Context, env *setup.Env, c messages.PollCheck) error {
 	return env.Store.NotePollDue(ctx, c.Round, c.Resource, c.Job, at)
 }
 
-// Check makes one state check of a job and acts on its state.
-func Check(ctx context.Context, env *setup.Env, m *messages.PollCheck) error {
+func check(ctx context.Context, env *setup.Env, probes *http.Client, m *messages.PollCheck) error {
 	if _, err := rounds.Owned(ctx, env, m.Round, m.User); err != nil {
 		return err
 	}
@@ -115,7 +125,7 @@ func Check(ctx context.Context, env *setup.Env, m *messages.PollCheck) error {
 		return err
 	case kind == portability.KindUnauthorized:
 		return end(ctx, env, m, store.ResFailed, "Google no longer accepts this consent (withdrawn or expired).")
-	case apiStatus(err) == http.StatusNotFound:
+	case portability.StatusOf(err) == http.StatusNotFound:
 		return end(ctx, env, m, store.ResFailed, "Google no longer knows this export (its job is gone).")
 	default:
 		return end(ctx, env, m, store.ResFailed, "Google could not report the export: "+err.Error())
@@ -131,7 +141,7 @@ func Check(ctx context.Context, env *setup.Env, m *messages.PollCheck) error {
 		return end(ctx, env, m, store.ResCancelled, "The export was cancelled.")
 	case portability.StateComplete:
 		logging.FromContext(ctx).Info("export complete", "urls", len(st.URLs), "exportTime", st.ExportTime)
-		err := plan(ctx, env, m, st, false)
+		err := plan(ctx, env, probes, m, st, false)
 		if errors.Is(err, errStaleURL) {
 			// A URL of this answer was refused or not found: one fresh state call, as the transfer does.
 			if st, err = api.State(ctx, m.Job); err != nil {
@@ -140,21 +150,12 @@ func Check(ctx context.Context, env *setup.Env, m *messages.PollCheck) error {
 			if st.State != portability.StateComplete {
 				return end(ctx, env, m, store.ResFailed, "Google no longer reports the export as complete ("+st.State+").")
 			}
-			err = plan(ctx, env, m, st, true)
+			err = plan(ctx, env, probes, m, st, true)
 		}
 		return err
 	default:
 		return fmt.Errorf("job %s in unknown state %q", m.Job, st.State)
 	}
-}
-
-// apiStatus is the HTTP status of a classified API error (0: none).
-func apiStatus(err error) int {
-	var pe *portability.Error
-	if errors.As(err, &pe) {
-		return pe.Status
-	}
-	return 0
 }
 
 // end moves the resource to a terminal state and settles the round.
@@ -208,7 +209,7 @@ const emptyAnswersAccepted = 3
 // first time, Check asks for fresh URLs and plans again.
 var errStaleURL = errors.New("a signed URL of the state answer was refused")
 
-func plan(ctx context.Context, env *setup.Env, m *messages.PollCheck, st portability.State, again bool) error {
+func plan(ctx context.Context, env *setup.Env, probes *http.Client, m *messages.PollCheck, st portability.State, again bool) error {
 	log := logging.FromContext(ctx)
 	if len(st.URLs) == 0 {
 		if m.EmptyAnswers+1 < emptyAnswersAccepted {
@@ -228,7 +229,7 @@ func plan(ctx context.Context, env *setup.Env, m *messages.PollCheck, st portabi
 		return rounds.CompleteIfDone(ctx, env, m.Round)
 	}
 	policy := env.Config.Export.URLPolicy()
-	client := policy.Client(httpClient)
+	client := policy.Client(probes)
 	now := time.Now().UTC()
 	objects := make([]store.Object, len(st.URLs))
 	failed := ""

@@ -20,10 +20,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"sync"
 	"time"
-
-	"github.com/GoogleCloudPlatform/functions-framework-go/functions"
 
 	"github.com/portability-pipeline/pipeline/shared/logging"
 	"github.com/portability-pipeline/pipeline/shared/oidcauth"
@@ -31,60 +28,45 @@ import (
 	"github.com/portability-pipeline/pipeline/shared/trace"
 )
 
-// Env is built on first use from the environment; tests set Env.Override. The reconciler publishes to
-// the step topics, creates poll tasks, and calls the API with a user's token to cancel an overage job.
-var Env = setup.NewLazy(setup.Needs{Tokens: true, Publisher: true, Tasks: true})
+// Needs is what a run that repairs uses beyond the configuration and the logger: the store, and to
+// re-drive the work the publisher (the step topics), Cloud Tasks (poll checks) and a user's token (to
+// cancel an overage job). A dry run (portctl stuck) needs only the store.
+func Needs() setup.Needs { return setup.Needs{Store: true, Tokens: true, Publisher: true, Tasks: true} }
 
-func init() {
-	functions.HTTP("Reconcile", Handler(Env))
-}
-
-// Handler is the HTTP entry point: it admits only the scheduler's invoker (OIDC, audience RECONCILE_URL,
-// email RECONCILE_INVOKER_EMAIL), runs once and answers the run's counts.
-func Handler(lazy *setup.Lazy) http.HandlerFunc {
-	var mu sync.Mutex
-	var verifier *oidcauth.Verifier
-	return func(w http.ResponseWriter, r *http.Request) {
-		env, err := lazy.Get(r.Context())
-		if err == nil {
-			err = env.Config.RequireReconcile()
-		}
-		if err != nil {
-			logging.Default().Error("configuration", "step", "reconcile", "error", err.Error())
-			http.Error(w, "not configured", http.StatusInternalServerError)
+// NewHandler returns the HTTP entry point Reconcile: it admits only the scheduler's invoker (OIDC,
+// audience RECONCILE_URL, email RECONCILE_INVOKER_EMAIL), runs once and answers the run's counts. It
+// refuses an Env without what Needs names or without the reconciler's configuration.
+func NewHandler(env *setup.Env) (http.Handler, error) {
+	rec, err := New(env, Options{})
+	if err != nil {
+		return nil, err
+	}
+	if err := env.Config.RequireReconcile(); err != nil {
+		return nil, err
+	}
+	verifier := oidcauth.New(env.Config.Tasks.OIDCIssuer, env.Config.Reconcile.URL, env.Config.Reconcile.InvokerEmail)
+	// Each admitted run is one span (of the scheduler's request trace); its context reaches the run.
+	run := verifier.Require(trace.Serve(env.Tracer, "reconcile", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := r.Context()
+		if r.Method != http.MethodPost && r.Method != http.MethodGet {
+			http.Error(w, "POST or GET only", http.StatusMethodNotAllowed)
 			return
 		}
-		mu.Lock()
-		if verifier == nil {
-			verifier = oidcauth.New(env.Config.Tasks.OIDCIssuer, env.Config.Reconcile.URL, env.Config.Reconcile.InvokerEmail)
+		rep, err := rec.Run(ctx)
+		if err != nil {
+			logging.FromContext(ctx).Error("reconcile run failed", "error", err.Error())
+			http.Error(w, "reconcile failed; the next run tries again", http.StatusInternalServerError)
+			return
 		}
-		v := verifier
-		mu.Unlock()
-		ctx := logging.WithLogger(r.Context(), env.Log.With("step", "reconcile"))
-		// Each admitted run is one span (of the scheduler's request trace); its context reaches the run.
-		v.Require(trace.Serve(env.Tracer, "reconcile", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			ctx := r.Context()
-			if r.Method != http.MethodPost && r.Method != http.MethodGet {
-				http.Error(w, "POST or GET only", http.StatusMethodNotAllowed)
-				return
-			}
-			rec, err := New(env, Options{})
-			if err != nil {
-				http.Error(w, "not configured", http.StatusInternalServerError)
-				return
-			}
-			rep, err := rec.Run(ctx)
-			if err != nil {
-				logging.FromContext(ctx).Error("reconcile run failed", "error", err.Error())
-				http.Error(w, "reconcile failed; the next run tries again", http.StatusInternalServerError)
-				return
-			}
-			w.Header().Set("Content-Type", "application/json")
-			if err := json.NewEncoder(w).Encode(rep.Counts()); err != nil {
-				logging.FromContext(ctx).Warn("reconcile answer not written", "error", err.Error())
-			}
-		}))).ServeHTTP(w, r.WithContext(ctx))
-	}
+		w.Header().Set("Content-Type", "application/json")
+		if err := json.NewEncoder(w).Encode(rep.Counts()); err != nil {
+			logging.FromContext(ctx).Warn("reconcile answer not written", "error", err.Error())
+		}
+	})))
+	log := env.Log.With("step", "reconcile")
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		run.ServeHTTP(w, r.WithContext(logging.WithLogger(r.Context(), log)))
+	}), nil
 }
 
 // Options shape a Reconciler.
@@ -104,11 +86,12 @@ type Reconciler struct {
 
 // New checks what a run needs and returns a Reconciler.
 func New(env *setup.Env, opts Options) (*Reconciler, error) {
-	switch {
-	case env == nil || env.Config == nil || env.Store == nil:
-		return nil, errors.New("reconcile: needs a configuration and the store")
-	case !opts.DryRun && (env.Publisher == nil || env.Tasks == nil || env.API == nil):
-		return nil, errors.New("reconcile: repairs need the publisher, the task enqueuer and the API")
+	needs := Needs()
+	if opts.DryRun {
+		needs = setup.Needs{Store: true}
+	}
+	if err := env.Require("reconcile", needs); err != nil {
+		return nil, err
 	}
 	now := opts.Now
 	if now == nil {

@@ -10,7 +10,6 @@ import (
 
 	"github.com/portability-pipeline/pipeline/functions/reconcile"
 	"github.com/portability-pipeline/pipeline/internal/pipelinetest"
-	"github.com/portability-pipeline/pipeline/shared/setup"
 )
 
 func TestMain(m *testing.M) { os.Exit(pipelinetest.Main(m)) }
@@ -26,9 +25,11 @@ func TestHandlerAdmitsOnlyTheScheduler(t *testing.T) {
 	cfg.Reconcile.URL, cfg.Reconcile.InvokerEmail, cfg.Tasks.OIDCIssuer = url, invoker, h.FakeURL
 	env := *h.Env
 	env.Config = &cfg
-	lazy := setup.NewLazy(setup.Needs{})
-	lazy.Override = &env
-	srv := httptest.NewServer(reconcile.Handler(lazy))
+	handler, err := reconcile.NewHandler(&env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(handler)
 	t.Cleanup(srv.Close)
 
 	token := func(email, audience string) string {

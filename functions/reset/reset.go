@@ -11,8 +11,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/GoogleCloudPlatform/functions-framework-go/functions"
-
 	"github.com/portability-pipeline/pipeline/shared/events"
 	"github.com/portability-pipeline/pipeline/shared/handler"
 	"github.com/portability-pipeline/pipeline/shared/logging"
@@ -25,15 +23,27 @@ import (
 	"github.com/portability-pipeline/pipeline/shared/tokens"
 )
 
-// Env is built on first use from the environment; tests set Env.Override.
-var Env = setup.NewLazy(setup.Needs{Tokens: true, Publisher: true, Tasks: true})
+// Needs is what the step uses beyond the configuration and the logger: the store, the user's token
+// (authorization:reset, then its deletion), the publisher (events) and Cloud Tasks (the next round).
+func Needs() setup.Needs { return setup.Needs{Store: true, Tokens: true, Publisher: true, Tasks: true} }
 
-func init() {
-	functions.HTTP("Reset", handler.PubSub(Env, "reset", func() *messages.ResetRequest { return &messages.ResetRequest{} }, Round))
+// Step is the reset step, built from what it uses.
+type Step struct{ env *setup.Env }
+
+// New builds the step; it refuses an Env without what Needs names.
+func New(env *setup.Env) (*Step, error) {
+	if err := env.Require("reset", Needs()); err != nil {
+		return nil, err
+	}
+	return &Step{env: env}, nil
 }
 
 // Round ends a complete round.
-func Round(ctx context.Context, env *setup.Env, m *messages.ResetRequest) error {
+func (s *Step) Round(ctx context.Context, m *messages.ResetRequest) error {
+	return round(ctx, s.env, m)
+}
+
+func round(ctx context.Context, env *setup.Env, m *messages.ResetRequest) error {
 	// Before anything else, not even the user's events: the claim below would hold another user's round.
 	if _, err := rounds.Owned(ctx, env, m.Round, m.User); err != nil {
 		return err

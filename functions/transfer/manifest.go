@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"cloud.google.com/go/storage"
-	"google.golang.org/api/iterator"
 
 	"github.com/portability-pipeline/pipeline/shared/copyengine"
 	"github.com/portability-pipeline/pipeline/shared/events"
@@ -123,18 +122,14 @@ func buildManifest(ctx context.Context, env *setup.Env, m *messages.TransferPart
 	}
 	b := env.Storage.Bucket(env.Config.Bucket)
 	prefix := partsPrefix(m)
+	listed, err := objectNames(ctx, b, prefix)
+	if err != nil {
+		return false, fmt.Errorf("list the described archives: %w", err)
+	}
 	have := map[int]string{}
-	it := b.Objects(ctx, &storage.Query{Prefix: prefix})
-	for {
-		a, err := it.Next()
-		if errors.Is(err, iterator.Done) {
-			break
-		}
-		if err != nil {
-			return false, fmt.Errorf("list the described archives: %w", err)
-		}
-		if i, err := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(a.Name, prefix), ".json")); err == nil {
-			have[i] = a.Name
+	for _, name := range listed {
+		if i, err := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(name, prefix), ".json")); err == nil {
+			have[i] = name
 		}
 	}
 	start := time.Now()

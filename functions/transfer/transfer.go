@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"cloud.google.com/go/storage"
-	"github.com/GoogleCloudPlatform/functions-framework-go/functions"
 	"google.golang.org/api/iterator"
 
 	"github.com/portability-pipeline/pipeline/shared/copyengine"
@@ -30,23 +29,35 @@ import (
 	"github.com/portability-pipeline/pipeline/shared/tokens"
 )
 
-// Env is built on first use from the environment; tests set Env.Override.
-var Env = setup.NewLazy(setup.Needs{Tokens: true, Publisher: true, Storage: true})
+// Needs is what the step uses beyond the configuration and the logger: the store, the user's token (fresh
+// signed URLs; the encrypter opens the sealed ones), the publisher (recopies, Finish) and the bucket.
+func Needs() setup.Needs {
+	return setup.Needs{Store: true, Tokens: true, Publisher: true, Storage: true}
+}
 
-// Downloads use this client: no overall timeout (parts are long), but a bounded wait for headers.
-var httpClient = &http.Client{Transport: &http.Transport{
-	Proxy:                 http.ProxyFromEnvironment,
-	ResponseHeaderTimeout: time.Minute,
-	MaxIdleConnsPerHost:   16,
-}}
+// Step is the transfer step, built from what it uses.
+type Step struct {
+	env *setup.Env
+	// downloads fetches the parts: no overall timeout (parts are long), but a bounded wait for headers.
+	downloads *http.Client
+}
 
-func init() {
-	functions.HTTP("Transfer", handler.PubSub(Env, "transfer", func() *messages.TransferPart { return &messages.TransferPart{} }, Part))
+// New builds the step; it refuses an Env without what Needs names.
+func New(env *setup.Env) (*Step, error) {
+	if err := env.Require("transfer", Needs()); err != nil {
+		return nil, err
+	}
+	return &Step{env: env, downloads: &http.Client{Transport: &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		ResponseHeaderTimeout: time.Minute,
+		MaxIdleConnsPerHost:   16,
+	}}}, nil
 }
 
 // Part copies one part (unless a delivery already did) and then finishes what it can; a Finish message
 // finishes a done resource (see finish).
-func Part(ctx context.Context, env *setup.Env, m *messages.TransferPart) error {
+func (s *Step) Part(ctx context.Context, m *messages.TransferPart) error {
+	env := s.env
 	// The part is filed under the message's user: it must be the round's.
 	if _, err := rounds.Owned(ctx, env, m.Round, m.User); err != nil {
 		return err
@@ -64,14 +75,14 @@ func Part(ctx context.Context, env *setup.Env, m *messages.TransferPart) error {
 	if o.Job != m.Job {
 		return handler.Drop("object %d belongs to job %s, not %s", m.Object, o.Job, m.Job)
 	}
-	err = part(ctx, env, m, o)
+	err = part(ctx, env, s.downloads, m, o)
 	if errors.Is(err, store.ErrNotFound) {
 		return purgedMidway(ctx, env, m, o, err)
 	}
 	return err
 }
 
-func part(ctx context.Context, env *setup.Env, m *messages.TransferPart, o *store.Object) error {
+func part(ctx context.Context, env *setup.Env, downloads *http.Client, m *messages.TransferPart, o *store.Object) error {
 	if o.State != store.ObjCopying {
 		return finishResource(ctx, env, m)
 	}
@@ -83,7 +94,7 @@ func part(ctx context.Context, env *setup.Env, m *messages.TransferPart, o *stor
 	} else if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
-	if err := copyPart(ctx, env, m, o); err != nil {
+	if err := copyPart(ctx, env, downloads, m, o); err != nil {
 		return err
 	}
 	return finishObject(ctx, env, m, o)
@@ -110,23 +121,32 @@ func purgedMidway(ctx context.Context, env *setup.Env, m *messages.TransferPart,
 // deletePurged deletes the named objects and every object under prefix (already gone counts as deleted).
 func deletePurged(ctx context.Context, env *setup.Env, prefix string, names ...string) error {
 	b := env.Storage.Bucket(env.Config.Bucket)
-	it := b.Objects(ctx, &storage.Query{Prefix: prefix})
-	for {
-		a, err := it.Next()
-		if errors.Is(err, iterator.Done) {
-			break
-		}
-		if err != nil {
-			return err
-		}
-		names = append(names, a.Name)
+	under, err := objectNames(ctx, b, prefix)
+	if err != nil {
+		return err
 	}
-	for _, n := range names {
+	for _, n := range append(names, under...) {
 		if err := b.Object(n).Delete(ctx); err != nil && !errors.Is(err, storage.ErrObjectNotExist) {
 			return fmt.Errorf("delete %s: %w", n, err)
 		}
 	}
 	return nil
+}
+
+// objectNames lists the names of the objects under prefix.
+func objectNames(ctx context.Context, b *storage.BucketHandle, prefix string) ([]string, error) {
+	var names []string
+	it := b.Objects(ctx, &storage.Query{Prefix: prefix})
+	for {
+		a, err := it.Next()
+		if errors.Is(err, iterator.Done) {
+			return names, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		names = append(names, a.Name)
+	}
 }
 
 func sink(env *setup.Env) copyengine.Sink {
@@ -148,7 +168,7 @@ var errPastRetention = errors.New("the archive is past Google's 14-day retention
 // archive past retention, the job gone or changed at Google, a source that answers unusably) fails the
 // object with a reason, so the resource, the round and the reset end visibly; only what may heal is
 // returned for redelivery.
-func copyPart(ctx context.Context, env *setup.Env, m *messages.TransferPart, o *store.Object) error {
+func copyPart(ctx context.Context, env *setup.Env, downloads *http.Client, m *messages.TransferPart, o *store.Object) error {
 	url, err := signedurl.Open(ctx, env.Crypto, m.Job, m.Object, o.URL)
 	if err != nil {
 		return err
@@ -193,8 +213,7 @@ func copyPart(ctx context.Context, env *setup.Env, m *messages.TransferPart, o *
 		case kind == portability.KindUnauthorized:
 			consentGone.Store(true)
 		case kind != portability.KindRetry:
-			var pe *portability.Error
-			if errors.As(err, &pe) && pe.Status == http.StatusNotFound {
+			if portability.StatusOf(err) == http.StatusNotFound {
 				refuse("Google no longer knows this export (its job is gone), so no fresh download links could be had.")
 			} else {
 				refuse("Google refused to give fresh download links (" + err.Error() + ").")
@@ -214,7 +233,7 @@ func copyPart(ctx context.Context, env *setup.Env, m *messages.TransferPart, o *
 	if len(parts) != o.Parts {
 		return handler.Drop("object %d plans %d parts, recorded %d", m.Object, len(parts), o.Parts)
 	}
-	src := copyengine.NewURLSource(policy.Client(httpClient), url, o.Size, refresh)
+	src := copyengine.NewURLSource(policy.Client(downloads), url, o.Size, refresh)
 	start := time.Now()
 	// One refresh per delivery: fresh URLs that fail the same way will not work on a later try either.
 	res, err := copyengine.CopyPart(ctx, src, sink(env), parts[m.Part], copyengine.CopyOptions{TempPrefix: tempPrefix(m, o.Attempt), MaxRefreshes: 1})

@@ -13,56 +13,73 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/GoogleCloudPlatform/functions-framework-go/functions"
-
 	"github.com/portability-pipeline/pipeline/shared/events"
-	"github.com/portability-pipeline/pipeline/shared/handler"
 	"github.com/portability-pipeline/pipeline/shared/logging"
 	"github.com/portability-pipeline/pipeline/shared/messages"
 	"github.com/portability-pipeline/pipeline/shared/setup"
 	"github.com/portability-pipeline/pipeline/shared/webhooksig"
 )
 
-// Env is built on first use from the environment; tests set Env.Override.
-var Env = setup.NewLazy(setup.Needs{})
+// Needs is what the step uses beyond the configuration and the logger: nothing (it reads no state).
+func Needs() setup.Needs { return setup.Needs{} }
 
-// Client posts the events (tests replace it).
-var Client = &http.Client{Timeout: 30 * time.Second}
-
-// Now is the signing clock (tests replace it).
-var Now = time.Now
-
-func init() {
-	functions.HTTP("Webhook", handler.Push(Env, "webhook", deliver))
+// Options are the step's replaceable parts; a zero field takes the production value.
+type Options struct {
+	// Client posts the events (default: a 30 s timeout).
+	Client *http.Client
+	// Now is the signing clock (default time.Now).
+	Now func() time.Time
 }
 
-// deliver handles one push of an export event.
-func deliver(ctx context.Context, env *setup.Env, p messages.Push) error {
-	log := logging.FromContext(ctx)
-	if err := env.Config.RequireWebhook(); err != nil {
-		log.Error("configuration", "error", err.Error())
-		return err
+// Step is the webhook step, built from what it uses.
+type Step struct {
+	url    string
+	secret []byte
+	client *http.Client
+	now    func() time.Time
+}
+
+// New builds the step; it refuses an Env without a configuration, a logger, WEBHOOK_URL or WEBHOOK_SECRET.
+func New(env *setup.Env, opts Options) (*Step, error) {
+	if err := env.Require("webhook", Needs()); err != nil {
+		return nil, err
 	}
+	if err := env.Config.RequireWebhook(); err != nil {
+		return nil, err
+	}
+	s := &Step{url: env.Config.Webhook.URL, secret: []byte(env.Config.Webhook.Secret), client: opts.Client, now: opts.Now}
+	if s.client == nil {
+		s.client = &http.Client{Timeout: 30 * time.Second}
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	return s, nil
+}
+
+// Deliver handles one push of an export event: it POSTs the event's body, signed; an error means
+// "deliver again".
+func (s *Step) Deliver(ctx context.Context, p messages.Push) error {
+	log := logging.FromContext(ctx)
 	ev, err := events.Decode(p.Data)
 	log = log.With("event", ev.Type, "eventId", ev.ID, "user", ev.User)
 	if err != nil {
 		log.Error("not an export event; it will be dead-lettered", "error", err.Error())
 		return err
 	}
-	return Deliver(logging.WithLogger(ctx, log), env.Config.Webhook.URL, []byte(env.Config.Webhook.Secret), p.Data, ev)
+	return s.post(logging.WithLogger(ctx, log), p.Data, ev)
 }
 
-// Deliver POSTs one event body, signed; an error means "deliver again".
-func Deliver(ctx context.Context, url string, secret, body []byte, ev events.Event) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+func (s *Step) post(ctx context.Context, body []byte, ev events.Event) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.url, bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set(webhooksig.Header, webhooksig.Sign(secret, body, Now()))
+	req.Header.Set(webhooksig.Header, webhooksig.Sign(s.secret, body, s.now()))
 	req.Header.Set("X-Portability-Event-Id", ev.ID)
 	req.Header.Set("X-Portability-Event-Type", ev.Type)
-	resp, err := Client.Do(req)
+	resp, err := s.client.Do(req)
 	log := logging.FromContext(ctx)
 	if err != nil {
 		log.Warn("webhook unreachable; Pub/Sub will deliver again", "error", err.Error())

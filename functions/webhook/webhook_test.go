@@ -22,11 +22,12 @@ import (
 
 const secret = "0123456789abcdef0123456789abcdef-webhook"
 
-// handle pushes one message carrying data to the entry point and reports whether it was acknowledged.
-func handle(data []byte) bool {
+// push pushes one message carrying data to the step's push handler and reports whether it was
+// acknowledged.
+func push(env *setup.Env, s *Step, data []byte) bool {
 	body := messages.PushBody("projects/p/subscriptions/export-events-webhook", "m1", data, map[string]string{"type": "round.completed"})
 	w := httptest.NewRecorder()
-	handler.Push(Env, "webhook", deliver)(w, httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body)))
+	handler.Push(env, "webhook", s.Deliver)(w, httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body)))
 	return w.Code == http.StatusNoContent
 }
 
@@ -51,8 +52,16 @@ func TestHandleSignsAndRetries(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	Env.Override = &setup.Env{Config: cfg, Log: logging.New(io.Discard, "DEBUG")}
-	defer func() { Env.Override = nil }()
+	env := &setup.Env{Config: cfg, Log: logging.New(io.Discard, "DEBUG")}
+	var signedAt atomic.Int64 // how long ago the signing clock says it is
+	step, err := New(env, Options{Now: func() time.Time { return time.Now().Add(-time.Duration(signedAt.Load())) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	handle := func(data []byte) bool { return push(env, step, data) }
+	if _, err := New(&setup.Env{Config: &config.Config{}, Log: env.Log}, Options{}); err == nil {
+		t.Error("a step without WEBHOOK_URL and WEBHOOK_SECRET was built")
+	}
 
 	if !handle(body) {
 		t.Fatal("delivery not acknowledged")
@@ -66,12 +75,11 @@ func TestHandleSignsAndRetries(t *testing.T) {
 	}
 	// A receiver refuses a replay of an old request and a tampered body.
 	status.Store(http.StatusOK)
-	Now = func() time.Time { return time.Now().Add(-10 * time.Minute) }
-	defer func() { Now = time.Now }()
+	signedAt.Store(int64(10 * time.Minute))
 	if handle(body) {
 		t.Error("a request signed 10 minutes ago was accepted")
 	}
-	Now = time.Now
+	signedAt.Store(0)
 	sig := webhooksig.Sign([]byte(secret), body, time.Now())
 	tampered := []byte(`{"schema_version":1,"id":"e1","type":"round.completed","user":"eve","stage":2}`)
 	if err := webhooksig.Verify([]byte(secret), sig, tampered, time.Now(), webhooksig.Tolerance); err == nil {

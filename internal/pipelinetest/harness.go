@@ -6,6 +6,7 @@ package pipelinetest
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -21,12 +22,9 @@ import (
 	"github.com/sethvargo/go-envconfig"
 	"golang.org/x/oauth2"
 
+	"github.com/portability-pipeline/pipeline"
 	"github.com/portability-pipeline/pipeline/emulator-test/fakeportability"
-	"github.com/portability-pipeline/pipeline/functions/initiate"
-	"github.com/portability-pipeline/pipeline/functions/poll"
 	"github.com/portability-pipeline/pipeline/functions/reconcile"
-	"github.com/portability-pipeline/pipeline/functions/reset"
-	"github.com/portability-pipeline/pipeline/functions/transfer"
 	"github.com/portability-pipeline/pipeline/shared/config"
 	"github.com/portability-pipeline/pipeline/shared/crypto"
 	"github.com/portability-pipeline/pipeline/shared/handler"
@@ -72,6 +70,8 @@ type Harness struct {
 	// dead-lettered and never replayed, a task deleted or out of attempts); only the reconciler heals it.
 	Lose func(d *Delivery) bool
 	opts Options
+	// steps are the routing table's message steps, by the topic or task URL that reaches them.
+	steps map[string]func(ctx context.Context, body []byte) error
 }
 
 var projectSeq struct {
@@ -154,7 +154,18 @@ func New(t testing.TB, opts Options) *Harness {
 		Config: cfg, Log: logging.New(logs, "DEBUG"), Store: store.New(fs), Tokens: ts, Crypto: enc,
 		Publisher: bus, Tasks: bus, Storage: gcs.Client(), API: setup.APIWithTokens(cfg.PortabilityEndpoint, ts),
 	}
-	return &Harness{T: t, Ctx: ctx, Env: env, Fake: fake, FakeURL: srv.URL, Bus: bus, GCS: gcs, Logs: logs, opts: opts}
+	steps := map[string]func(context.Context, []byte) error{}
+	for _, r := range pipeline.Routes {
+		if r.Trigger != pipeline.PubSub && r.Trigger != pipeline.Task {
+			continue
+		}
+		fn, err := r.Deliver(env)
+		if err != nil {
+			t.Fatalf("%s: %v", r.Entry, err)
+		}
+		steps[r.Name(cfg)] = fn
+	}
+	return &Harness{T: t, Ctx: ctx, Env: env, Fake: fake, FakeURL: srv.URL, Bus: bus, GCS: gcs, Logs: logs, opts: opts, steps: steps}
 }
 
 // Consent grants resources to user at the fake (as the consent page would), stores the token, records the
@@ -305,40 +316,27 @@ func (h *Harness) Later(d time.Duration) time.Time {
 	return now.Add(d)
 }
 
-// deliver hands one message to its step, as the functions framework would.
+// deliver hands one message or task to the step the routing table names for its topic or URL, as the
+// functions framework would.
 func (h *Harness) deliver(d *Delivery) error {
 	ctx := logging.WithLogger(h.Ctx, h.Env.Log)
-	cfg := h.Env.Config
-	var err error
-	switch {
-	case d.Task != nil && d.Task.URL == PollURL:
-		m := d.Task.Body.(messages.PollCheck)
-		err = poll.Check(ctx, h.Env, &m)
-	case d.Task != nil && d.Task.URL == InitiateURL:
-		m := d.Task.Body.(messages.InitiateRequest)
-		err = initiate.Round(ctx, h.Env, &m)
-	case d.Topic == cfg.Topics.Initiate:
-		err = decodeAnd(d.Data, &messages.InitiateRequest{}, func(m *messages.InitiateRequest) error { return initiate.Round(ctx, h.Env, m) })
-	case d.Topic == cfg.Topics.Jobs:
-		err = decodeAnd(d.Data, &messages.JobStarted{}, func(m *messages.JobStarted) error { return poll.Start(ctx, h.Env, m) })
-	case d.Topic == cfg.Topics.Transfer:
-		err = decodeAnd(d.Data, &messages.TransferPart{}, func(m *messages.TransferPart) error { return transfer.Part(ctx, h.Env, m) })
-	case d.Topic == cfg.Topics.Reset:
-		err = decodeAnd(d.Data, &messages.ResetRequest{}, func(m *messages.ResetRequest) error { return reset.Round(ctx, h.Env, m) })
-	default:
+	at, body := d.Topic, d.Data
+	if d.Task != nil {
+		var err error
+		if body, err = json.Marshal(d.Task.Body); err != nil {
+			h.T.Fatalf("task body: %v", err)
+		}
+		at = d.Task.URL
+	}
+	step, ok := h.steps[at]
+	if !ok {
 		h.T.Fatalf("no step for delivery %+v", d)
 	}
+	err := step(ctx, body)
 	if errors.Is(err, handler.ErrDrop) {
 		return nil
 	}
 	return err
-}
-
-func decodeAnd[T messages.Validator](data []byte, m T, fn func(T) error) error {
-	if err := messages.Decode(data, m); err != nil {
-		return err
-	}
-	return fn(m)
 }
 
 // SyncBuffer is a bytes.Buffer safe for concurrent writers (the log sink).

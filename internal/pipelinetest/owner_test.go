@@ -40,7 +40,7 @@ func TestStepsRefuseAnotherUsersRound(t *testing.T) {
 				return false, nil
 			}
 			m.User = user
-			return true, initiate.Round(ctx, h.Env, &m)
+			return true, must(initiate.New(h.Env)).Round(ctx, &m)
 		}},
 		{"poll", func(ctx context.Context, h *pipelinetest.Harness, d *pipelinetest.Delivery, user string) (bool, error) {
 			if d.Task == nil || d.Task.URL != pipelinetest.PollURL {
@@ -48,7 +48,7 @@ func TestStepsRefuseAnotherUsersRound(t *testing.T) {
 			}
 			m := d.Task.Body.(messages.PollCheck)
 			m.User = user
-			return true, poll.Check(ctx, h.Env, &m)
+			return true, must(poll.New(h.Env)).Check(ctx, &m)
 		}},
 		{"poll start", func(ctx context.Context, h *pipelinetest.Harness, d *pipelinetest.Delivery, user string) (bool, error) {
 			var m messages.JobStarted
@@ -56,7 +56,7 @@ func TestStepsRefuseAnotherUsersRound(t *testing.T) {
 				return false, nil
 			}
 			m.User = user
-			return true, poll.Start(ctx, h.Env, &m)
+			return true, must(poll.New(h.Env)).Start(ctx, &m)
 		}},
 		{"transfer", func(ctx context.Context, h *pipelinetest.Harness, d *pipelinetest.Delivery, user string) (bool, error) {
 			var m messages.TransferPart
@@ -64,7 +64,7 @@ func TestStepsRefuseAnotherUsersRound(t *testing.T) {
 				return false, nil
 			}
 			m.User = user
-			return true, transfer.Part(ctx, h.Env, &m)
+			return true, must(transfer.New(h.Env)).Part(ctx, &m)
 		}},
 		{"reset", func(ctx context.Context, h *pipelinetest.Harness, d *pipelinetest.Delivery, user string) (bool, error) {
 			var m messages.ResetRequest
@@ -72,7 +72,7 @@ func TestStepsRefuseAnotherUsersRound(t *testing.T) {
 				return false, nil
 			}
 			m.User = user
-			return true, reset.Round(ctx, h.Env, &m)
+			return true, must(reset.New(h.Env)).Round(ctx, &m)
 		}},
 	} {
 		t.Run(step.name, func(t *testing.T) {
@@ -186,6 +186,14 @@ func snapshot(t *testing.T, h *pipelinetest.Harness, round string) state {
 	}
 	for _, o := range h.Objects("") {
 		s.Names = append(s.Names, o.Name)
+	}
+	return s
+}
+
+// must returns a step built with a harness's dependencies (which has all of them).
+func must[S any](s S, err error) S {
+	if err != nil {
+		panic(err)
 	}
 	return s
 }

@@ -110,7 +110,7 @@ func TestInitiateLiveClaim(t *testing.T) {
 	ctx := logging.WithLogger(h.Ctx, h.Env.Log)
 	m := &messages.InitiateRequest{V: messages.Version, User: "u", Round: round}
 	for i := range 2 {
-		err := initiate.Round(ctx, h.Env, m)
+		err := must(initiate.New(h.Env)).Round(ctx, m)
 		if err == nil || errors.Is(err, handler.ErrDrop) {
 			t.Fatalf("delivery %d during a live claim returned %v, want an error (deliver again)", i+1, err)
 		}

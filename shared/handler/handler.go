@@ -30,8 +30,8 @@ func Drop(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrDrop, fmt.Sprintf(format, args...))
 }
 
-// Step handles one decoded message.
-type Step[T messages.Validator] func(ctx context.Context, env *setup.Env, m T) error
+// Step handles one decoded message; it is a method of a step built with what it uses.
+type Step[T messages.Validator] func(ctx context.Context, m T) error
 
 // Identified messages expose their identifiers for log lines.
 type Identified interface{ LogAttrs() []any }
@@ -56,8 +56,10 @@ const maxPushBody = 16 << 20
 // hangs and its step never runs (https://github.com/cloudevents/sdk-go/issues/1224 and /1332; it lost a
 // job in the 1,000-user benchmark). A push subscription's body and the data of a binary-mode CloudEvent
 // (Eventarc) are the same JSON, so both reach these handlers.
-func PubSub[T messages.Validator](lazy *setup.Lazy, step string, newMsg func() T, fn Step[T]) http.HandlerFunc {
-	return Push(lazy, step, func(ctx context.Context, env *setup.Env, p messages.Push) error {
+//
+// env gives each delivery its logger and tracer (the root package builds it once per process).
+func PubSub[T messages.Validator](env *setup.Env, step string, newMsg func() T, fn Step[T]) http.HandlerFunc {
+	return Push(env, step, func(ctx context.Context, p messages.Push) error {
 		m := newMsg()
 		if err := messages.Decode(p.Data, m); err != nil {
 			logging.FromContext(ctx).Error("malformed message; it will be dead-lettered", "error", err.Error())
@@ -65,20 +67,14 @@ func PubSub[T messages.Validator](lazy *setup.Lazy, step string, newMsg func() T
 		}
 		ctx = logging.With(ctx, attrs(m)...)
 		trace.Annotate(ctx, attrs(m)...)
-		return outcome(ctx, fn(ctx, env, m))
+		return outcome(ctx, fn(ctx, m))
 	})
 }
 
 // Push returns the HTTP handler of a Pub/Sub push whose data fn decodes itself. fn's error asks for
 // another delivery. Each delivery is one span (shared/trace), a child of the trace the message carries.
-func Push(lazy *setup.Lazy, step string, fn func(ctx context.Context, env *setup.Env, p messages.Push) error) http.HandlerFunc {
+func Push(env *setup.Env, step string, fn func(ctx context.Context, p messages.Push) error) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		env, err := lazy.Get(r.Context())
-		if err != nil {
-			logging.Default().Error("configuration", "step", step, "error", err.Error())
-			http.Error(w, "not configured", http.StatusInternalServerError)
-			return
-		}
 		if r.Method != http.MethodPost {
 			http.Error(w, "POST only", http.StatusMethodNotAllowed)
 			return
@@ -91,7 +87,7 @@ func Push(lazy *setup.Lazy, step string, fn func(ctx context.Context, env *setup
 		p, err := messages.ParsePush(body)
 		ctx := logging.WithLogger(r.Context(), env.Log.With("step", step, "messageId", p.ID))
 		ctx, span := env.Tracer.StartMessage(ctx, step, p.Attributes, attribute.String("messageId", p.ID))
-		a := deliverPush(ctx, env, p, err, fn)
+		a := deliverPush(ctx, p, err, fn)
 		span.End(ctx, a.err)
 		a.write(w)
 	}
@@ -114,13 +110,13 @@ func (a answer) write(w http.ResponseWriter) {
 
 var acknowledged = answer{status: http.StatusNoContent}
 
-func deliverPush(ctx context.Context, env *setup.Env, p messages.Push, parseErr error, fn func(context.Context, *setup.Env, messages.Push) error) answer {
+func deliverPush(ctx context.Context, p messages.Push, parseErr error, fn func(context.Context, messages.Push) error) answer {
 	if parseErr != nil {
 		// Poison: refuse it so Pub/Sub moves it to the dead-letter topic after its attempts.
 		logging.FromContext(ctx).Error("malformed push; it will be dead-lettered", "error", parseErr.Error())
 		return answer{http.StatusBadRequest, "malformed push", parseErr}
 	}
-	if err := fn(ctx, env, p); err != nil {
+	if err := fn(ctx, p); err != nil {
 		if errors.Is(err, messages.ErrMalformed) {
 			return answer{http.StatusBadRequest, "malformed message", err}
 		}
@@ -130,20 +126,16 @@ func deliverPush(ctx context.Context, env *setup.Env, p messages.Push, parseErr 
 }
 
 // Task returns an HTTP handler for a Cloud Tasks-triggered step; calls must carry a valid OIDC token.
-// Each admitted call is one span, a child of the trace in the task's traceparent header.
-func Task[T messages.Validator](lazy *setup.Lazy, step string, newMsg func() T, fn Step[T]) http.HandlerFunc {
+// Each admitted call is one span, a child of the trace in the task's traceparent header. env.TaskAuth
+// admits the calls (nil only in this package's tests of the handlers: the root package refuses to serve
+// a Cloud Tasks entry point without it).
+func Task[T messages.Validator](env *setup.Env, step string, newMsg func() T, fn Step[T]) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		env, err := lazy.Get(r.Context())
-		if err != nil {
-			logging.Default().Error("configuration", "step", step, "error", err.Error())
-			http.Error(w, "not configured", http.StatusInternalServerError)
-			return
-		}
 		serve := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			name, attempt := r.Header.Get("X-CloudTasks-TaskName"), r.Header.Get("X-CloudTasks-TaskRetryCount")
 			ctx := logging.WithLogger(r.Context(), env.Log.With("step", step, "task", name, "attempt", attempt))
 			ctx, span := env.Tracer.StartRequest(ctx, step, r, attribute.String("task", name), attribute.String("attempt", attempt))
-			a := deliverTask(ctx, env, r, newMsg, fn)
+			a := deliverTask(ctx, r, newMsg, fn)
 			span.End(ctx, a.err)
 			a.write(w)
 		})
@@ -155,7 +147,7 @@ func Task[T messages.Validator](lazy *setup.Lazy, step string, newMsg func() T, 
 	}
 }
 
-func deliverTask[T messages.Validator](ctx context.Context, env *setup.Env, r *http.Request, newMsg func() T, fn Step[T]) answer {
+func deliverTask[T messages.Validator](ctx context.Context, r *http.Request, newMsg func() T, fn Step[T]) answer {
 	if r.Method != http.MethodPost {
 		return answer{http.StatusMethodNotAllowed, "POST only", errors.New("method " + r.Method)}
 	}
@@ -170,7 +162,7 @@ func deliverTask[T messages.Validator](ctx context.Context, env *setup.Env, r *h
 	}
 	ctx = logging.With(ctx, attrs(m)...)
 	trace.Annotate(ctx, attrs(m)...)
-	if err := outcome(ctx, fn(ctx, env, m)); err != nil {
+	if err := outcome(ctx, fn(ctx, m)); err != nil {
 		return answer{http.StatusServiceUnavailable, "try again", err}
 	}
 	return acknowledged

@@ -32,14 +32,12 @@ import (
 
 func newReset() *messages.ResetRequest { return &messages.ResetRequest{} }
 
-// lazyEnv returns a Lazy that hands out env instead of building one from the environment.
-func lazyEnv(env *setup.Env) *setup.Lazy {
-	l := setup.NewLazy(setup.Needs{})
+// withLog gives env a logger that discards, unless it has one.
+func withLog(env *setup.Env) *setup.Env {
 	if env.Log == nil {
 		env.Log = logging.New(io.Discard, "DEBUG")
 	}
-	l.Override = env
-	return l
+	return env
 }
 
 var errStep = errors.New("firestore unavailable")
@@ -73,7 +71,7 @@ func TestPubSub(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			var ran bool
-			h := handler.PubSub(lazyEnv(&setup.Env{}), "reset", newReset, func(ctx context.Context, env *setup.Env, m *messages.ResetRequest) error {
+			h := handler.PubSub(withLog(&setup.Env{}), "reset", newReset, func(ctx context.Context, m *messages.ResetRequest) error {
 				ran = true
 				if m.User != "u" || m.Round != "u~1" {
 					t.Errorf("step got %+v", m)
@@ -92,7 +90,7 @@ func TestPubSub(t *testing.T) {
 	}
 	t.Run("GET refused", func(t *testing.T) {
 		w := httptest.NewRecorder()
-		handler.PubSub(lazyEnv(&setup.Env{}), "reset", newReset, nil)(w, httptest.NewRequest(http.MethodGet, "/", nil))
+		handler.PubSub(withLog(&setup.Env{}), "reset", newReset, nil)(w, httptest.NewRequest(http.MethodGet, "/", nil))
 		if w.Code != http.StatusMethodNotAllowed {
 			t.Errorf("GET answered %d", w.Code)
 		}
@@ -106,7 +104,7 @@ func TestPubSubConcurrentBurst(t *testing.T) {
 	t.Parallel()
 	const n = 2000
 	var ran [n]atomic.Int32
-	h := handler.PubSub(lazyEnv(&setup.Env{}), "reset", newReset, func(ctx context.Context, env *setup.Env, m *messages.ResetRequest) error {
+	h := handler.PubSub(withLog(&setup.Env{}), "reset", newReset, func(ctx context.Context, m *messages.ResetRequest) error {
 		i, err := strconv.Atoi(strings.TrimPrefix(m.User, "u"))
 		if err != nil {
 			return err
@@ -276,8 +274,8 @@ func TestTask(t *testing.T) {
 				iss = fakeSrv.URL
 			}
 			var ran atomic.Bool
-			h := handler.Task(lazyEnv(&setup.Env{TaskAuth: oidcauth.New(iss, audience, email)}), "poll", newReset,
-				func(ctx context.Context, env *setup.Env, m *messages.ResetRequest) error {
+			h := handler.Task(withLog(&setup.Env{TaskAuth: oidcauth.New(iss, audience, email)}), "poll", newReset,
+				func(ctx context.Context, m *messages.ResetRequest) error {
 					ran.Store(true)
 					if m.Round != "u~1" {
 						t.Errorf("step got %+v", m)
@@ -326,8 +324,8 @@ func TestTaskIssuerDown(t *testing.T) {
 	srv := httptest.NewServer(http.NotFoundHandler())
 	url := srv.URL
 	srv.Close()
-	h := handler.Task(lazyEnv(&setup.Env{TaskAuth: oidcauth.New(url, "aud", "e@x")}), "poll", newReset,
-		func(context.Context, *setup.Env, *messages.ResetRequest) error { t.Error("step ran"); return nil })
+	h := handler.Task(withLog(&setup.Env{TaskAuth: oidcauth.New(url, "aud", "e@x")}), "poll", newReset,
+		func(context.Context, *messages.ResetRequest) error { t.Error("step ran"); return nil })
 	req := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(`{"v":1,"user":"u","round":"r"}`))
 	req.Header.Set("Authorization", "Bearer x.y.z")
 	w := httptest.NewRecorder()

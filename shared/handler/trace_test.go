@@ -76,8 +76,8 @@ func TestOneSpanPerDelivery(t *testing.T) {
 	env := &setup.Env{Log: logging.New(io.Discard, "DEBUG"), Tracer: tr, Publisher: pub,
 		Tasks: tasks.New(tc, "projects/proj/locations/here/queues/q", "invoker@proj.iam.gserviceaccount.com")}
 	var polls atomic.Int32
-	pollSrv := httptest.NewServer(handler.Task(lazyEnv(env), "poll", func() *messages.PollCheck { return &messages.PollCheck{} },
-		func(ctx context.Context, env *setup.Env, m *messages.PollCheck) error {
+	pollSrv := httptest.NewServer(handler.Task(withLog(env), "poll", func() *messages.PollCheck { return &messages.PollCheck{} },
+		func(ctx context.Context, m *messages.PollCheck) error {
 			if polls.Add(1) == 1 {
 				return errStep
 			}
@@ -86,16 +86,16 @@ func TestOneSpanPerDelivery(t *testing.T) {
 	defer pollSrv.Close()
 
 	job := messages.JobStarted{V: messages.Version, User: "u1", Round: "u1~1", Resource: "myactivity.search", Job: "j1"}
-	initiate := handler.PubSub(lazyEnv(env), "initiate", func() *messages.InitiateRequest { return &messages.InitiateRequest{} },
-		func(ctx context.Context, env *setup.Env, m *messages.InitiateRequest) error {
+	initiate := handler.PubSub(withLog(env), "initiate", func() *messages.InitiateRequest { return &messages.InitiateRequest{} },
+		func(ctx context.Context, m *messages.InitiateRequest) error {
 			if err := env.Publisher.Publish(ctx, "archive-jobs", &job); err != nil {
 				return err
 			}
 			return env.Tasks.Enqueue(ctx, tasks.Task{Key: "poll-j1-0", URL: pollSrv.URL, At: time.Now(),
 				Body: messages.PollCheck{V: messages.Version, User: "u1", Round: "u1~1", Resource: job.Resource, Job: "j1"}})
 		})
-	pollStart := handler.PubSub(lazyEnv(env), "poll-start", func() *messages.JobStarted { return &messages.JobStarted{} },
-		func(ctx context.Context, env *setup.Env, m *messages.JobStarted) error { return nil })
+	pollStart := handler.PubSub(withLog(env), "poll-start", func() *messages.JobStarted { return &messages.JobStarted{} },
+		func(ctx context.Context, m *messages.JobStarted) error { return nil })
 
 	deliver := func(h http.HandlerFunc, data []byte, attrs map[string]string) {
 		t.Helper()
@@ -173,7 +173,7 @@ func TestDeliverySpanStatus(t *testing.T) {
 		{"failed", valid, errStep, codes.Error},
 		{"poison", []byte(`{"name":"object"}`), nil, codes.Error},
 	} {
-		h := handler.PubSub(lazyEnv(&setup.Env{Tracer: tr}), tc.name, newReset, func(context.Context, *setup.Env, *messages.ResetRequest) error { return tc.step })
+		h := handler.PubSub(withLog(&setup.Env{Tracer: tr}), tc.name, newReset, func(context.Context, *messages.ResetRequest) error { return tc.step })
 		h(httptest.NewRecorder(), httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(tc.body)))
 		spans := exp.GetSpans()
 		if len(spans) != 1 || spans[0].Name != tc.name {

@@ -81,6 +81,16 @@ func KindOf(err error) Kind {
 	return KindRetry
 }
 
+// StatusOf is the HTTP status of a classified API error (0: none): 404 from a state or retry call means
+// Google no longer knows the job.
+func StatusOf(err error) int {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Status
+	}
+	return 0
+}
+
 // Classify turns a client error into an *Error; nil stays nil.
 func Classify(op string, err error) error {
 	if err == nil {

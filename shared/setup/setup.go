@@ -1,6 +1,8 @@
 // Package setup builds the dependencies of a pipeline process once (ENS's ServerEnv): configuration,
 // logger, Firestore store, token store, publisher, task enqueuer, storage and the per-user API client.
-// Each function builds its Env lazily on first call (never in init), and tests build one by hand.
+// The deployable root builds one Env per process lazily on the first request (never in init), with the
+// Needs of its entry point; each step's constructor checks the subset it uses (Require), and tests build
+// an Env by hand.
 package setup
 
 import (
@@ -9,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 
 	cloudtasks "cloud.google.com/go/cloudtasks/apiv2"
@@ -32,7 +35,8 @@ import (
 	"github.com/portability-pipeline/pipeline/shared/trace"
 )
 
-// Env holds what the steps use. Fields a step does not need may be nil.
+// Env holds the process-wide clients. New builds only what its Needs ask for; a step states the subset
+// it uses in its constructor, which refuses an Env without it (Require).
 type Env struct {
 	Config    *config.Config
 	Log       *slog.Logger
@@ -44,7 +48,7 @@ type Env struct {
 	Storage   *storage.Client
 	// API returns the Data Portability API acting with the user's stored token.
 	API func(ctx context.Context, user string) (portability.API, error)
-	// TaskAuth admits Cloud Tasks calls (nil: no check, only for tests of the handlers).
+	// TaskAuth admits Cloud Tasks calls (built with Needs.TaskAuth, which every Cloud Tasks entry point has).
 	TaskAuth *oidcauth.Verifier
 	// Tracer makes the span of each delivery (nil: spans for the log lines only, never exported).
 	Tracer *trace.Tracer
@@ -60,9 +64,11 @@ func OAuthConfig(c *config.Config) *oauth2.Config {
 	}
 }
 
-// Needs lists what a step uses.
+// Needs lists what a step uses beyond the configuration and the logger (which every step has): Tokens
+// brings the token store, the encrypter and the per-user API. New opens the Firestore store whatever
+// the needs (a client connects on its first call).
 type Needs struct {
-	Tokens, Publisher, Tasks, Storage, TaskAuth bool
+	Store, Tokens, Publisher, Tasks, Storage, TaskAuth bool
 	// TaskAudience is the URL the step's task endpoint is reached at (with TaskAuth).
 	TaskAudience func(*config.Config) string
 }
@@ -152,32 +158,62 @@ func APIWithTokens(endpoint string, ts *tokens.Store) func(ctx context.Context, 
 	}
 }
 
-// Lazy builds an Env on first use and keeps it; a failed build is retried on the next call.
-type Lazy struct {
-	mu    sync.Mutex
-	env   *Env
-	needs Needs
-	// Override, when set (tests), is returned instead of building from the environment.
-	Override *Env
+// Require reports every dependency of n that env lacks (and the configuration and logger every step
+// uses), naming the step: a step's constructor calls it, so a step never starts without what it
+// uses.
+func (e *Env) Require(step string, n Needs) error {
+	if e == nil {
+		return fmt.Errorf("%s: no dependencies", step)
+	}
+	var missing []string
+	need := func(ok bool, name string) {
+		if !ok {
+			missing = append(missing, name)
+		}
+	}
+	need(e.Config != nil, "Config")
+	need(e.Log != nil, "Log")
+	need(!n.Store || e.Store != nil, "Store")
+	if n.Tokens {
+		need(e.Tokens != nil, "Tokens")
+		need(e.Crypto != nil, "Crypto")
+		need(e.API != nil, "API")
+	}
+	need(!n.Publisher || e.Publisher != nil, "Publisher")
+	need(!n.Tasks || e.Tasks != nil, "Tasks")
+	need(!n.Storage || e.Storage != nil, "Storage")
+	need(!n.TaskAuth || e.TaskAuth != nil, "TaskAuth")
+	if len(missing) > 0 {
+		return fmt.Errorf("%s needs %s", step, strings.Join(missing, ", "))
+	}
+	return nil
 }
 
-// NewLazy returns a Lazy for a step with the given needs.
-func NewLazy(n Needs) *Lazy { return &Lazy{needs: n} }
+// Lazy builds a value on first use and keeps it; a failed build is retried on the next call. A function
+// builds its dependencies with it on the first request, since it must start without the network.
+type Lazy[T any] struct {
+	mu    sync.Mutex
+	done  bool
+	v     T
+	build func(ctx context.Context) (T, error)
+}
 
-// Get returns the Env, building it if needed.
-func (l *Lazy) Get(ctx context.Context) (*Env, error) {
+// NewLazy returns a Lazy that builds with build.
+func NewLazy[T any](build func(ctx context.Context) (T, error)) *Lazy[T] {
+	return &Lazy[T]{build: build}
+}
+
+// Get returns the value, building it if needed. The build outlives the request that started it.
+func (l *Lazy[T]) Get(ctx context.Context) (T, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.Override != nil {
-		return l.Override, nil
+	if l.done {
+		return l.v, nil
 	}
-	if l.env != nil {
-		return l.env, nil
-	}
-	env, err := New(context.WithoutCancel(ctx), l.needs)
+	v, err := l.build(context.WithoutCancel(ctx))
 	if err != nil {
-		return nil, err
+		return v, err
 	}
-	l.env = env
-	return env, nil
+	l.v, l.done = v, true
+	return v, nil
 }

@@ -6,10 +6,11 @@ package main
 import (
 	"log"
 	"os"
+	"strings"
 
 	"github.com/GoogleCloudPlatform/functions-framework-go/funcframework"
 
-	_ "github.com/portability-pipeline/pipeline"
+	"github.com/portability-pipeline/pipeline"
 )
 
 func main() {
@@ -18,7 +19,11 @@ func main() {
 		port = "8080"
 	}
 	if os.Getenv("FUNCTION_TARGET") == "" {
-		log.Fatal("set FUNCTION_TARGET to the entry point to serve (OAuthCallback, Initiate, InitiateTask, PollStart, PollTask, Transfer, Reset)")
+		var entries []string
+		for _, r := range pipeline.Routes {
+			entries = append(entries, r.Entry)
+		}
+		log.Fatalf("set FUNCTION_TARGET to the entry point to serve (%s)", strings.Join(entries, ", "))
 	}
 	if err := funcframework.Start(port); err != nil {
 		log.Fatalf("functions framework: %v", err)
