@@ -3,16 +3,7 @@
 # every value asserted here is known at plan time.
 
 mock_provider "google" {
-  mock_data "google_project" {
-    defaults = {
-      number = "123456789012"
-    }
-  }
-  mock_data "google_storage_project_service_account" {
-    defaults = {
-      email_address = "service-123456789012@gs-project-accounts.iam.gserviceaccount.com"
-    }
-  }
+  source = "./tests/mocks"
 }
 
 mock_provider "archive" {}
