@@ -16,40 +16,6 @@ resource "google_firestore_database" "default" {
   depends_on = [google_project_service.services]
 }
 
-# Stale claims: resources of any round in a state, oldest claim first (crash recovery of initiations).
-resource "google_firestore_index" "resources_state_claimed_at" {
-  project     = var.project_id
-  database    = google_firestore_database.default.name
-  collection  = "resources"
-  query_scope = "COLLECTION_GROUP"
-
-  fields {
-    field_path = "state"
-    order      = "ASCENDING"
-  }
-  fields {
-    field_path = "claimedAt"
-    order      = "ASCENDING"
-  }
-}
-
-# A user's rounds, newest first.
-resource "google_firestore_index" "rounds_user_number" {
-  project     = var.project_id
-  database    = google_firestore_database.default.name
-  collection  = "rounds"
-  query_scope = "COLLECTION"
-
-  fields {
-    field_path = "user"
-    order      = "ASCENDING"
-  }
-  fields {
-    field_path = "number"
-    order      = "DESCENDING"
-  }
-}
-
 # Parts by state, also across objects (collection group). A one-field query needs no composite index
 # (Firestore refuses one); a collection-group query needs this single-field override. The default
 # collection-scope indexes are restated because an override replaces them.
@@ -77,22 +43,21 @@ resource "google_firestore_field" "parts_state" {
 
 # TTL: Firestore deletes a document some time (up to a day or more) after the timestamp in this field.
 # The fields are never queried, so their single-field indexes are switched off (index_config {}), which
-# also avoids write hotspots on monotonically growing timestamps.
-resource "google_firestore_field" "oauth_states_ttl" {
-  project    = var.project_id
-  database   = google_firestore_database.default.name
-  collection = "oauthStates"
-  field      = "expiresAt"
-
-  ttl_config {}
-  index_config {}
+# also avoids write hotspots on monotonically growing timestamps. OAuth states expire with their flow;
+# used start and status links (single use) are kept until the link's own expiry, then removed.
+locals {
+  ttl_collections = {
+    oauth_states = "oauthStates"
+    used_links   = "usedLinks"
+  }
 }
 
-# Used start and status links (single use) are kept until the link's own expiry, then removed.
-resource "google_firestore_field" "used_links_ttl" {
+resource "google_firestore_field" "ttl" {
+  for_each = local.ttl_collections
+
   project    = var.project_id
   database   = google_firestore_database.default.name
-  collection = "usedLinks"
+  collection = each.value
   field      = "expiresAt"
 
   ttl_config {}
@@ -103,9 +68,11 @@ resource "google_firestore_field" "used_links_ttl" {
 # sub-collections (resources/objects/parts), so the reconciler deletes each closed round older than
 # round_retention_days with everything below it (the rounds/state+closedAt index below finds them).
 
-# --- The reconciler's deadline queries (functions/reconcile/rules.go): an equality on state and a range
-# on one timestamp each. Resources across rounds (collection group), rounds and events (collection).
+# --- Composite indexes, by key: a collection, its scope and the fields in order ([path, order] each).
 locals {
+  # The reconciler's deadline queries (functions/reconcile/rules.go): an equality on state and a range on
+  # one timestamp each. Resources across rounds (collection group), and rounds (collection); (state,
+  # claimedAt) of resources is resources_state_claimed_at below: initiating and retrying claims.
   reconcile_resource_indexes = {
     updated_at     = "updatedAt"    # pending (initiate lost), transferring (parts lost)
     not_before     = "notBefore"    # cooldown over, its task lost
@@ -118,58 +85,54 @@ locals {
     completed_at = "completedAt" # complete rounds whose reset never ran
     closed_at    = "closedAt"    # closed rounds past retention
   }
+
+  firestore_indexes = merge(
+    {
+      # Stale claims: resources of any round in a state, oldest claim first (crash recovery of initiations).
+      resources_state_claimed_at = {
+        collection = "resources"
+        scope      = "COLLECTION_GROUP"
+        fields     = [["state", "ASCENDING"], ["claimedAt", "ASCENDING"]]
+      }
+      # A user's rounds, newest first.
+      rounds_user_number = {
+        collection = "rounds"
+        scope      = "COLLECTION"
+        fields     = [["user", "ASCENDING"], ["number", "DESCENDING"]]
+      }
+      # Events recorded but not published (the outbox's stragglers), oldest first.
+      events_unpublished = {
+        collection = "events"
+        scope      = "COLLECTION"
+        fields     = [["published", "ASCENDING"], ["occurredAt", "ASCENDING"]]
+      }
+    },
+    { for k, field in local.reconcile_resource_indexes : "reconcile_resources_${k}" => {
+      collection = "resources"
+      scope      = "COLLECTION_GROUP"
+      fields     = [["state", "ASCENDING"], [field, "ASCENDING"]]
+    } },
+    { for k, field in local.reconcile_round_indexes : "reconcile_rounds_${k}" => {
+      collection = "rounds"
+      scope      = "COLLECTION"
+      fields     = [["state", "ASCENDING"], [field, "ASCENDING"]]
+    } },
+  )
 }
 
-# (state, claimedAt) of resources is resources_state_claimed_at above: initiating and retrying claims.
-resource "google_firestore_index" "reconcile_resources" {
-  for_each = local.reconcile_resource_indexes
+resource "google_firestore_index" "index" {
+  for_each = local.firestore_indexes
 
   project     = var.project_id
   database    = google_firestore_database.default.name
-  collection  = "resources"
-  query_scope = "COLLECTION_GROUP"
+  collection  = each.value.collection
+  query_scope = each.value.scope
 
-  fields {
-    field_path = "state"
-    order      = "ASCENDING"
-  }
-  fields {
-    field_path = each.value
-    order      = "ASCENDING"
-  }
-}
-
-resource "google_firestore_index" "reconcile_rounds" {
-  for_each = local.reconcile_round_indexes
-
-  project     = var.project_id
-  database    = google_firestore_database.default.name
-  collection  = "rounds"
-  query_scope = "COLLECTION"
-
-  fields {
-    field_path = "state"
-    order      = "ASCENDING"
-  }
-  fields {
-    field_path = each.value
-    order      = "ASCENDING"
-  }
-}
-
-# Events recorded but not published (the outbox's stragglers), oldest first.
-resource "google_firestore_index" "events_unpublished" {
-  project     = var.project_id
-  database    = google_firestore_database.default.name
-  collection  = "events"
-  query_scope = "COLLECTION"
-
-  fields {
-    field_path = "published"
-    order      = "ASCENDING"
-  }
-  fields {
-    field_path = "occurredAt"
-    order      = "ASCENDING"
+  dynamic "fields" {
+    for_each = each.value.fields
+    content {
+      field_path = fields.value[0]
+      order      = fields.value[1]
+    }
   }
 }

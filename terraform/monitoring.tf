@@ -38,15 +38,8 @@ locals {
     [local.round_expected_life_seconds],
   )))
 
-  runbook = {
-    dead_letter_backlog    = "${var.runbook_base_url}/dead-letter-backlog.md"
-    push_oldest_unacked    = "${var.runbook_base_url}/push-oldest-unacked.md"
-    function_5xx           = "${var.runbook_base_url}/function-5xx.md"
-    reconciler_repairs     = "${var.runbook_base_url}/reconciler-repairs.md"
-    reconciler_silent      = "${var.runbook_base_url}/reconciler-silent.md"
-    token_refresh_failures = "${var.runbook_base_url}/token-refresh-failures.md"
-    oldest_open_round      = "${var.runbook_base_url}/oldest-open-round.md"
-  }
+  # Each alert's runbook: docs/runbooks/<the alert's key, with dashes>.md.
+  runbook = { for k in keys(local.alerts) : k => "${var.runbook_base_url}/${replace(k, "_", "-")}.md" }
 }
 
 # --- Log-based metrics (logging.googleapis.com/user/portability/...) -----------------------------------
@@ -163,196 +156,203 @@ locals {
 
 # --- Alerts ---------------------------------------------------------------------------------------------
 
-# A message on a dead-letter subscription is an export that stopped: it failed every delivery. Nothing
-# reads these subscriptions, so the backlog stays until an operator replays or discards it.
-resource "google_monitoring_alert_policy" "dead_letter_backlog" {
-  project      = var.project_id
-  display_name = "Portability: messages on a dead-letter subscription"
-  combiner     = "OR"
-  severity     = "ERROR"
-  user_labels  = local.labels
-
-  conditions {
-    display_name = "Undelivered messages on a <topic>-dead-letter subscription > 0"
-
-    condition_threshold {
-      filter          = "metric.type = \"pubsub.googleapis.com/subscription/num_undelivered_messages\" AND ${local.dead_letter_subscriptions_filter}"
-      comparison      = "COMPARISON_GT"
-      threshold_value = 0
-      duration        = "0s"
-
-      aggregations {
-        alignment_period   = "300s"
-        per_series_aligner = "ALIGN_MAX"
-      }
-
-      trigger {
-        count = 1
-      }
+# The alerts, by key. Each notifies var.notification_channels and links its runbook
+# (docs/runbooks/<key with dashes>.md). A condition is a threshold (`threshold` set: above it for
+# `duration`), or an absence (`threshold` null: no data for `duration`); `aggregation` aligns and reduces
+# the series; `denominator_filter`, where set, makes the threshold a ratio of the two filters. `text` is the
+# documentation; the runbook line is added to it.
+locals {
+  alerts = {
+    # A message on a dead-letter subscription is an export that stopped: it failed every delivery.
+    # Nothing reads these subscriptions, so the backlog stays until an operator replays or discards it.
+    dead_letter_backlog = {
+      display_name = "Portability: messages on a dead-letter subscription"
+      severity     = "ERROR"
+      condition    = "Undelivered messages on a <topic>-dead-letter subscription > 0"
+      filter       = "metric.type = \"pubsub.googleapis.com/subscription/num_undelivered_messages\" AND ${local.dead_letter_subscriptions_filter}"
+      threshold    = 0
+      duration     = "0s"
+      aggregation  = { alignment_period = "300s", per_series_aligner = "ALIGN_MAX" }
+      subject      = "Dead letters on $${resource.label.subscription_id}"
+      text         = <<-EOT
+        Messages failed every delivery (${var.dead_letter_max_attempts} attempts) and were parked on the
+        dead-letter subscription `$${resource.label.subscription_id}`: the exports they carry stopped.
+      EOT
     }
-  }
 
-  notification_channels = var.notification_channels
-
-  documentation {
-    subject   = "Dead letters on $${resource.label.subscription_id}"
-    mime_type = "text/markdown"
-    content   = <<-EOT
-      Messages failed every delivery (${var.dead_letter_max_attempts} attempts) and were parked on the
-      dead-letter subscription `$${resource.label.subscription_id}`: the exports they carry stopped.
-
-      Runbook: ${local.runbook.dead_letter_backlog}
-    EOT
-
-    links {
-      display_name = "Runbook"
-      url          = local.runbook.dead_letter_backlog
+    # A push subscription whose oldest message waits too long: its function fails or cannot keep up, and
+    # the message is on its way to the dead letter.
+    push_oldest_unacked = {
+      display_name = "Portability: a push subscription's oldest message is old"
+      severity     = "WARNING"
+      condition    = "Oldest unacknowledged message of a push subscription > ${var.alert_thresholds.push_oldest_unacked_seconds} s"
+      filter       = "metric.type = \"pubsub.googleapis.com/subscription/oldest_unacked_message_age\" AND ${local.push_subscriptions_filter}"
+      threshold    = var.alert_thresholds.push_oldest_unacked_seconds
+      duration     = "300s"
+      aggregation  = { alignment_period = "300s", per_series_aligner = "ALIGN_MAX" }
+      subject      = "Old messages on $${resource.label.subscription_id}"
+      text         = <<-EOT
+        The oldest unacknowledged message of the push subscription `$${resource.label.subscription_id}` is
+        older than ${var.alert_thresholds.push_oldest_unacked_seconds} s: its function keeps failing or falls
+        behind, and after ${var.dead_letter_max_attempts} failed deliveries the message goes to the dead letter.
+      EOT
     }
-  }
 
-  depends_on = [google_project_service.services]
-}
-
-# A push subscription whose oldest message waits too long: its function fails or cannot keep up, and the
-# message is on its way to the dead letter.
-resource "google_monitoring_alert_policy" "push_oldest_unacked" {
-  project      = var.project_id
-  display_name = "Portability: a push subscription's oldest message is old"
-  combiner     = "OR"
-  severity     = "WARNING"
-  user_labels  = local.labels
-
-  conditions {
-    display_name = "Oldest unacknowledged message of a push subscription > ${var.alert_thresholds.push_oldest_unacked_seconds} s"
-
-    condition_threshold {
-      filter          = "metric.type = \"pubsub.googleapis.com/subscription/oldest_unacked_message_age\" AND ${local.push_subscriptions_filter}"
-      comparison      = "COMPARISON_GT"
-      threshold_value = var.alert_thresholds.push_oldest_unacked_seconds
-      duration        = "300s"
-
-      aggregations {
-        alignment_period   = "300s"
-        per_series_aligner = "ALIGN_MAX"
-      }
-
-      trigger {
-        count = 1
-      }
-    }
-  }
-
-  notification_channels = var.notification_channels
-
-  documentation {
-    subject   = "Old messages on $${resource.label.subscription_id}"
-    mime_type = "text/markdown"
-    content   = <<-EOT
-      The oldest unacknowledged message of the push subscription `$${resource.label.subscription_id}` is
-      older than ${var.alert_thresholds.push_oldest_unacked_seconds} s: its function keeps failing or falls
-      behind, and after ${var.dead_letter_max_attempts} failed deliveries the message goes to the dead letter.
-
-      Runbook: ${local.runbook.push_oldest_unacked}
-    EOT
-
-    links {
-      display_name = "Runbook"
-      url          = local.runbook.push_oldest_unacked
-    }
-  }
-
-  depends_on = [google_project_service.services]
-}
-
-# The share of a function's requests answered 5xx. Steps answer 5xx to be redelivered after a transient
-# error, so the ratio must stay high for a while before it means something is broken.
-resource "google_monitoring_alert_policy" "function_5xx" {
-  project      = var.project_id
-  display_name = "Portability: a function answers 5xx"
-  combiner     = "OR"
-  severity     = "ERROR"
-  user_labels  = local.labels
-
-  conditions {
-    display_name = "5xx share of a function's requests > ${var.alert_thresholds.function_5xx_ratio} for ${var.alert_thresholds.function_5xx_minutes} min"
-
-    condition_threshold {
+    # The share of a function's requests answered 5xx. Steps answer 5xx to be redelivered after a
+    # transient error, so the ratio must stay high for a while before it means something is broken.
+    function_5xx = {
+      display_name       = "Portability: a function answers 5xx"
+      severity           = "ERROR"
+      condition          = "5xx share of a function's requests > ${var.alert_thresholds.function_5xx_ratio} for ${var.alert_thresholds.function_5xx_minutes} min"
       filter             = "metric.type = \"run.googleapis.com/request_count\" AND metric.label.response_code_class = \"5xx\" AND ${local.monitoring_filter_functions}"
       denominator_filter = "metric.type = \"run.googleapis.com/request_count\" AND ${local.monitoring_filter_functions}"
-      comparison         = "COMPARISON_GT"
-      threshold_value    = var.alert_thresholds.function_5xx_ratio
+      threshold          = var.alert_thresholds.function_5xx_ratio
       duration           = "${var.alert_thresholds.function_5xx_minutes * 60}s"
+      aggregation        = { alignment_period = "300s", per_series_aligner = "ALIGN_DELTA", cross_series_reducer = "REDUCE_SUM", group_by_fields = ["resource.label.service_name"] }
+      subject            = "5xx from $${resource.label.service_name}"
+      text               = <<-EOT
+        More than ${var.alert_thresholds.function_5xx_ratio * 100}% of the requests to
+        `$${resource.label.service_name}` were answered 5xx for ${var.alert_thresholds.function_5xx_minutes}
+        minutes. Pushed steps answer 5xx to be retried; this many means the retries are not healing.
+      EOT
+    }
 
-      aggregations {
-        alignment_period     = "300s"
-        per_series_aligner   = "ALIGN_DELTA"
-        cross_series_reducer = "REDUCE_SUM"
-        group_by_fields      = ["resource.label.service_name"]
-      }
+    # The reconciler repairs something in every run for an hour: hand-offs keep getting lost, or a repair
+    # does not hold (the same work is re-driven again and again). One repair now and then is the
+    # reconciler doing its job and alerts nobody. Twenty minutes hold two runs (every 10 minutes): a
+    # window is above zero while the runs repair.
+    reconciler_repairs = {
+      display_name = "Portability: the reconciler keeps repairing"
+      severity     = "WARNING"
+      condition    = "Reconciler repairs > 0 in every 20 minutes for an hour"
+      filter       = "metric.type = \"${local.log_metric_type.reconcile_repairs}\" AND resource.type = \"cloud_run_revision\""
+      threshold    = 0
+      duration     = "3600s"
+      aggregation  = { alignment_period = "1200s", per_series_aligner = "ALIGN_DELTA", cross_series_reducer = "REDUCE_SUM" }
+      subject      = "The reconciler has been repairing for an hour"
+      text         = <<-EOT
+        The reconciler found work past its deadline and re-drove it in every run for an hour
+        (metric `${local.log_metric_type.reconcile_repairs}`, label `kind`). Hand-offs keep getting lost,
+        or a repair does not hold.
+      EOT
+    }
 
-      denominator_aggregations {
-        alignment_period     = "300s"
-        per_series_aligner   = "ALIGN_DELTA"
-        cross_series_reducer = "REDUCE_SUM"
-        group_by_fields      = ["resource.label.service_name"]
-      }
+    # The reconciler stopped reporting: nothing repairs lost hand-offs and the oldest-round alert is blind.
+    reconciler_silent = {
+      display_name = "Portability: the reconciler stopped reporting"
+      severity     = "ERROR"
+      condition    = "No reconcile.summary for ${var.alert_thresholds.reconciler_silent_minutes} min"
+      filter       = "metric.type = \"${local.log_metric_type.oldest_open_round_age}\" AND resource.type = \"cloud_run_revision\""
+      threshold    = null
+      duration     = "${var.alert_thresholds.reconciler_silent_minutes * 60}s"
+      aggregation  = { alignment_period = "600s", per_series_aligner = "ALIGN_PERCENTILE_99", cross_series_reducer = "REDUCE_MAX" }
+      subject      = "The reconciler stopped reporting"
+      text         = <<-EOT
+        No reconciler run logged its `reconcile.summary` line for ${var.alert_thresholds.reconciler_silent_minutes}
+        minutes (it runs every 10). Lost hand-offs are not repaired meanwhile, and the oldest-open-round
+        alert sees nothing.
+      EOT
+    }
 
-      trigger {
-        count = 1
-      }
+    # Google refused token refreshes with invalid_grant: those people's exports fail until they consent
+    # again. One now and then is a person revoking access; more at once point at the OAuth client or
+    # consent screen.
+    token_refresh_failures = {
+      display_name = "Portability: token refreshes refused (invalid_grant)"
+      severity     = "WARNING"
+      condition    = "Token refreshes refused with invalid_grant in an hour > ${var.alert_thresholds.token_refresh_failures_per_hour}"
+      filter       = "metric.type = \"${local.log_metric_type.token_refresh_failures}\" AND resource.type = \"cloud_run_revision\""
+      threshold    = var.alert_thresholds.token_refresh_failures_per_hour
+      duration     = "0s"
+      aggregation  = { alignment_period = "3600s", per_series_aligner = "ALIGN_DELTA", cross_series_reducer = "REDUCE_SUM" }
+      subject      = "Token refreshes refused with invalid_grant"
+      text         = <<-EOT
+        Google refused more than ${var.alert_thresholds.token_refresh_failures_per_hour} token refreshes
+        with `invalid_grant` in an hour (metric `${local.log_metric_type.token_refresh_failures}`): those
+        people revoked access, or their refresh tokens died. Their exports fail until they consent again.
+      EOT
+    }
+
+    # The oldest open round is older than a round may live: something stopped moving and the reconciler
+    # did not (or could not) repair it.
+    oldest_open_round = {
+      display_name = "Portability: a round is open longer than its expected life"
+      severity     = "ERROR"
+      condition    = "Oldest open round > ${var.alert_thresholds.round_expected_life_hours} h"
+      filter       = "metric.type = \"${local.log_metric_type.oldest_open_round_age}\" AND resource.type = \"cloud_run_revision\""
+      threshold    = local.round_expected_life_seconds
+      duration     = "0s"
+      aggregation  = { alignment_period = "1200s", per_series_aligner = "ALIGN_PERCENTILE_99", cross_series_reducer = "REDUCE_MAX" }
+      subject      = "A round is open longer than ${var.alert_thresholds.round_expected_life_hours} h"
+      text         = <<-EOT
+        The reconciler reports a round still open (not closed) after more than
+        ${var.alert_thresholds.round_expected_life_hours} hours, longer than an export, its transfer and its
+        reset should take. A person is waiting for an archive that is not coming by itself.
+      EOT
     }
   }
-
-  notification_channels = var.notification_channels
-
-  documentation {
-    subject   = "5xx from $${resource.label.service_name}"
-    mime_type = "text/markdown"
-    content   = <<-EOT
-      More than ${var.alert_thresholds.function_5xx_ratio * 100}% of the requests to
-      `$${resource.label.service_name}` were answered 5xx for ${var.alert_thresholds.function_5xx_minutes}
-      minutes. Pushed steps answer 5xx to be retried; this many means the retries are not healing.
-
-      Runbook: ${local.runbook.function_5xx}
-    EOT
-
-    links {
-      display_name = "Runbook"
-      url          = local.runbook.function_5xx
-    }
-  }
-
-  depends_on = [google_project_service.services]
 }
 
-# The reconciler repairs something in every run for an hour: hand-offs keep getting lost, or a repair does
-# not hold (the same work is re-driven again and again). One repair now and then is the reconciler doing
-# its job and alerts nobody.
-resource "google_monitoring_alert_policy" "reconciler_repairs" {
+resource "google_monitoring_alert_policy" "alert" {
+  for_each = local.alerts
+
   project      = var.project_id
-  display_name = "Portability: the reconciler keeps repairing"
+  display_name = each.value.display_name
   combiner     = "OR"
-  severity     = "WARNING"
+  severity     = each.value.severity
   user_labels  = local.labels
 
   conditions {
-    display_name = "Reconciler repairs > 0 in every 20 minutes for an hour"
+    display_name = each.value.condition
 
-    condition_threshold {
-      filter          = "metric.type = \"${local.log_metric_type.reconcile_repairs}\" AND resource.type = \"cloud_run_revision\""
-      comparison      = "COMPARISON_GT"
-      threshold_value = 0
-      duration        = "3600s"
+    dynamic "condition_threshold" {
+      for_each = each.value.threshold == null ? [] : [each.value]
+      content {
+        filter             = condition_threshold.value.filter
+        denominator_filter = try(condition_threshold.value.denominator_filter, null)
+        comparison         = "COMPARISON_GT"
+        threshold_value    = condition_threshold.value.threshold
+        duration           = condition_threshold.value.duration
 
-      # Twenty minutes hold two runs (every 10 minutes): a window is above zero while the runs repair.
-      aggregations {
-        alignment_period     = "1200s"
-        per_series_aligner   = "ALIGN_DELTA"
-        cross_series_reducer = "REDUCE_SUM"
+        aggregations {
+          alignment_period     = condition_threshold.value.aggregation.alignment_period
+          per_series_aligner   = condition_threshold.value.aggregation.per_series_aligner
+          cross_series_reducer = try(condition_threshold.value.aggregation.cross_series_reducer, null)
+          group_by_fields      = try(condition_threshold.value.aggregation.group_by_fields, null)
+        }
+
+        # A ratio is aligned and reduced the same way above and below the line.
+        dynamic "denominator_aggregations" {
+          for_each = try(condition_threshold.value.denominator_filter, null) == null ? [] : [condition_threshold.value.aggregation]
+          content {
+            alignment_period     = denominator_aggregations.value.alignment_period
+            per_series_aligner   = denominator_aggregations.value.per_series_aligner
+            cross_series_reducer = try(denominator_aggregations.value.cross_series_reducer, null)
+            group_by_fields      = try(denominator_aggregations.value.group_by_fields, null)
+          }
+        }
+
+        trigger {
+          count = 1
+        }
       }
+    }
 
-      trigger {
-        count = 1
+    dynamic "condition_absent" {
+      for_each = each.value.threshold == null ? [each.value] : []
+      content {
+        filter   = condition_absent.value.filter
+        duration = condition_absent.value.duration
+
+        aggregations {
+          alignment_period     = condition_absent.value.aggregation.alignment_period
+          per_series_aligner   = condition_absent.value.aggregation.per_series_aligner
+          cross_series_reducer = try(condition_absent.value.aggregation.cross_series_reducer, null)
+        }
+
+        trigger {
+          count = 1
+        }
       }
     }
   }
@@ -360,172 +360,13 @@ resource "google_monitoring_alert_policy" "reconciler_repairs" {
   notification_channels = var.notification_channels
 
   documentation {
-    subject   = "The reconciler has been repairing for an hour"
+    subject   = each.value.subject
     mime_type = "text/markdown"
-    content   = <<-EOT
-      The reconciler found work past its deadline and re-drove it in every run for an hour
-      (metric `${local.log_metric_type.reconcile_repairs}`, label `kind`). Hand-offs keep getting lost,
-      or a repair does not hold.
-
-      Runbook: ${local.runbook.reconciler_repairs}
-    EOT
+    content   = "${each.value.text}\nRunbook: ${local.runbook[each.key]}\n"
 
     links {
       display_name = "Runbook"
-      url          = local.runbook.reconciler_repairs
-    }
-  }
-
-  depends_on = [google_project_service.services]
-}
-
-# The reconciler stopped reporting: nothing repairs lost hand-offs and the oldest-round alert is blind.
-resource "google_monitoring_alert_policy" "reconciler_silent" {
-  project      = var.project_id
-  display_name = "Portability: the reconciler stopped reporting"
-  combiner     = "OR"
-  severity     = "ERROR"
-  user_labels  = local.labels
-
-  conditions {
-    display_name = "No reconcile.summary for ${var.alert_thresholds.reconciler_silent_minutes} min"
-
-    condition_absent {
-      filter   = "metric.type = \"${local.log_metric_type.oldest_open_round_age}\" AND resource.type = \"cloud_run_revision\""
-      duration = "${var.alert_thresholds.reconciler_silent_minutes * 60}s"
-
-      aggregations {
-        alignment_period     = "600s"
-        per_series_aligner   = "ALIGN_PERCENTILE_99"
-        cross_series_reducer = "REDUCE_MAX"
-      }
-
-      trigger {
-        count = 1
-      }
-    }
-  }
-
-  notification_channels = var.notification_channels
-
-  documentation {
-    subject   = "The reconciler stopped reporting"
-    mime_type = "text/markdown"
-    content   = <<-EOT
-      No reconciler run logged its `reconcile.summary` line for ${var.alert_thresholds.reconciler_silent_minutes}
-      minutes (it runs every 10). Lost hand-offs are not repaired meanwhile, and the oldest-open-round
-      alert sees nothing.
-
-      Runbook: ${local.runbook.reconciler_silent}
-    EOT
-
-    links {
-      display_name = "Runbook"
-      url          = local.runbook.reconciler_silent
-    }
-  }
-
-  depends_on = [google_project_service.services]
-}
-
-# Google refused token refreshes with invalid_grant: those people's exports fail until they consent again.
-# One now and then is a person revoking access; more at once point at the OAuth client or consent screen.
-resource "google_monitoring_alert_policy" "token_refresh_failures" {
-  project      = var.project_id
-  display_name = "Portability: token refreshes refused (invalid_grant)"
-  combiner     = "OR"
-  severity     = "WARNING"
-  user_labels  = local.labels
-
-  conditions {
-    display_name = "Token refreshes refused with invalid_grant in an hour > ${var.alert_thresholds.token_refresh_failures_per_hour}"
-
-    condition_threshold {
-      filter          = "metric.type = \"${local.log_metric_type.token_refresh_failures}\" AND resource.type = \"cloud_run_revision\""
-      comparison      = "COMPARISON_GT"
-      threshold_value = var.alert_thresholds.token_refresh_failures_per_hour
-      duration        = "0s"
-
-      aggregations {
-        alignment_period     = "3600s"
-        per_series_aligner   = "ALIGN_DELTA"
-        cross_series_reducer = "REDUCE_SUM"
-      }
-
-      trigger {
-        count = 1
-      }
-    }
-  }
-
-  notification_channels = var.notification_channels
-
-  documentation {
-    subject   = "Token refreshes refused with invalid_grant"
-    mime_type = "text/markdown"
-    content   = <<-EOT
-      Google refused more than ${var.alert_thresholds.token_refresh_failures_per_hour} token refreshes
-      with `invalid_grant` in an hour (metric `${local.log_metric_type.token_refresh_failures}`): those
-      people revoked access, or their refresh tokens died. Their exports fail until they consent again.
-
-      Runbook: ${local.runbook.token_refresh_failures}
-    EOT
-
-    links {
-      display_name = "Runbook"
-      url          = local.runbook.token_refresh_failures
-    }
-  }
-
-  depends_on = [google_project_service.services]
-}
-
-# The oldest open round is older than a round may live: something stopped moving and the reconciler did
-# not (or could not) repair it.
-resource "google_monitoring_alert_policy" "oldest_open_round" {
-  project      = var.project_id
-  display_name = "Portability: a round is open longer than its expected life"
-  combiner     = "OR"
-  severity     = "ERROR"
-  user_labels  = local.labels
-
-  conditions {
-    display_name = "Oldest open round > ${var.alert_thresholds.round_expected_life_hours} h"
-
-    condition_threshold {
-      filter          = "metric.type = \"${local.log_metric_type.oldest_open_round_age}\" AND resource.type = \"cloud_run_revision\""
-      comparison      = "COMPARISON_GT"
-      threshold_value = local.round_expected_life_seconds
-      duration        = "0s"
-
-      aggregations {
-        alignment_period     = "1200s"
-        per_series_aligner   = "ALIGN_PERCENTILE_99"
-        cross_series_reducer = "REDUCE_MAX"
-      }
-
-      trigger {
-        count = 1
-      }
-    }
-  }
-
-  notification_channels = var.notification_channels
-
-  documentation {
-    subject   = "A round is open longer than ${var.alert_thresholds.round_expected_life_hours} h"
-    mime_type = "text/markdown"
-    content   = <<-EOT
-      The reconciler reports a round still open (not closed) after more than
-      ${var.alert_thresholds.round_expected_life_hours} hours, longer than an export, its transfer and its
-      reset should take. A person is waiting for an archive that is not coming by itself.
-
-      Runbook: ${local.runbook.oldest_open_round}
-    EOT
-
-    links {
-      display_name = "Runbook"
-      url          = local.runbook.oldest_open_round
+      url          = local.runbook[each.key]
     }
   }
 

@@ -81,3 +81,150 @@ moved {
   from = google_cloudfunctions2_function.webhook["webhook"]
   to   = module.webhook["webhook"].google_cloudfunctions2_function.this
 }
+
+# Before the alerts were one table (local.alerts in monitoring.tf), each was a resource of its own.
+
+moved {
+  from = google_monitoring_alert_policy.dead_letter_backlog
+  to   = google_monitoring_alert_policy.alert["dead_letter_backlog"]
+}
+
+moved {
+  from = google_monitoring_alert_policy.push_oldest_unacked
+  to   = google_monitoring_alert_policy.alert["push_oldest_unacked"]
+}
+
+moved {
+  from = google_monitoring_alert_policy.function_5xx
+  to   = google_monitoring_alert_policy.alert["function_5xx"]
+}
+
+moved {
+  from = google_monitoring_alert_policy.reconciler_repairs
+  to   = google_monitoring_alert_policy.alert["reconciler_repairs"]
+}
+
+moved {
+  from = google_monitoring_alert_policy.reconciler_silent
+  to   = google_monitoring_alert_policy.alert["reconciler_silent"]
+}
+
+moved {
+  from = google_monitoring_alert_policy.token_refresh_failures
+  to   = google_monitoring_alert_policy.alert["token_refresh_failures"]
+}
+
+moved {
+  from = google_monitoring_alert_policy.oldest_open_round
+  to   = google_monitoring_alert_policy.alert["oldest_open_round"]
+}
+
+# Before the Firestore indexes were one table (local.firestore_indexes in firestore.tf), and the TTL
+# fields one resource.
+
+moved {
+  from = google_firestore_index.resources_state_claimed_at
+  to   = google_firestore_index.index["resources_state_claimed_at"]
+}
+
+moved {
+  from = google_firestore_index.rounds_user_number
+  to   = google_firestore_index.index["rounds_user_number"]
+}
+
+moved {
+  from = google_firestore_index.events_unpublished
+  to   = google_firestore_index.index["events_unpublished"]
+}
+
+moved {
+  from = google_firestore_index.reconcile_resources["updated_at"]
+  to   = google_firestore_index.index["reconcile_resources_updated_at"]
+}
+
+moved {
+  from = google_firestore_index.reconcile_resources["not_before"]
+  to   = google_firestore_index.index["reconcile_resources_not_before"]
+}
+
+moved {
+  from = google_firestore_index.reconcile_resources["poll_due"]
+  to   = google_firestore_index.index["reconcile_resources_poll_due"]
+}
+
+moved {
+  from = google_firestore_index.reconcile_resources["job_started_at"]
+  to   = google_firestore_index.index["reconcile_resources_job_started_at"]
+}
+
+moved {
+  from = google_firestore_index.reconcile_rounds["created_at"]
+  to   = google_firestore_index.index["reconcile_rounds_created_at"]
+}
+
+moved {
+  from = google_firestore_index.reconcile_rounds["not_before"]
+  to   = google_firestore_index.index["reconcile_rounds_not_before"]
+}
+
+moved {
+  from = google_firestore_index.reconcile_rounds["completed_at"]
+  to   = google_firestore_index.index["reconcile_rounds_completed_at"]
+}
+
+moved {
+  from = google_firestore_index.reconcile_rounds["closed_at"]
+  to   = google_firestore_index.index["reconcile_rounds_closed_at"]
+}
+
+moved {
+  from = google_firestore_field.oauth_states_ttl
+  to   = google_firestore_field.ttl["oauth_states"]
+}
+
+moved {
+  from = google_firestore_field.used_links_ttl
+  to   = google_firestore_field.ttl["used_links"]
+}
+
+# Before each function's topic grants were one resource (for_each over its topics), one resource a topic.
+
+moved {
+  from = google_pubsub_topic_iam_member.initiate_publishes_jobs
+  to   = google_pubsub_topic_iam_member.initiate_publishes["jobs"]
+}
+
+moved {
+  from = google_pubsub_topic_iam_member.initiate_publishes_reset
+  to   = google_pubsub_topic_iam_member.initiate_publishes["reset"]
+}
+
+moved {
+  from = google_pubsub_topic_iam_member.initiate_task_publishes_jobs
+  to   = google_pubsub_topic_iam_member.initiate_task_publishes["jobs"]
+}
+
+moved {
+  from = google_pubsub_topic_iam_member.initiate_task_publishes_reset
+  to   = google_pubsub_topic_iam_member.initiate_task_publishes["reset"]
+}
+
+moved {
+  from = google_pubsub_topic_iam_member.poll_task_publishes_transfer
+  to   = google_pubsub_topic_iam_member.poll_task_publishes["transfer"]
+}
+
+moved {
+  from = google_pubsub_topic_iam_member.poll_task_publishes_reset
+  to   = google_pubsub_topic_iam_member.poll_task_publishes["reset"]
+}
+
+moved {
+  from = google_pubsub_topic_iam_member.transfer_publishes_transfer
+  to   = google_pubsub_topic_iam_member.transfer_publishes["transfer"]
+}
+
+moved {
+  from = google_pubsub_topic_iam_member.transfer_publishes_reset
+  to   = google_pubsub_topic_iam_member.transfer_publishes["reset"]
+}

@@ -92,13 +92,5 @@ output "dashboard" {
 
 output "alert_policies" {
   description = "The alert policies by alert (docs/operations.md), as resource names projects/PROJECT/alertPolicies/ID."
-  value = {
-    dead_letter_backlog    = google_monitoring_alert_policy.dead_letter_backlog.name
-    push_oldest_unacked    = google_monitoring_alert_policy.push_oldest_unacked.name
-    function_5xx           = google_monitoring_alert_policy.function_5xx.name
-    reconciler_repairs     = google_monitoring_alert_policy.reconciler_repairs.name
-    reconciler_silent      = google_monitoring_alert_policy.reconciler_silent.name
-    token_refresh_failures = google_monitoring_alert_policy.token_refresh_failures.name
-    oldest_open_round      = google_monitoring_alert_policy.oldest_open_round.name
-  }
+  value       = { for k, p in google_monitoring_alert_policy.alert : k => p.name }
 }

@@ -29,17 +29,13 @@ module "initiate" {
   depends_on   = [google_project_service.services]
 }
 
-resource "google_pubsub_topic_iam_member" "initiate_publishes_jobs" {
-  project = var.project_id
-  topic   = google_pubsub_topic.topic["jobs"].name
-  role    = "roles/pubsub.publisher"
-  member  = module.initiate.service_account_member
-}
+# Each job it starts goes to archive-jobs; a round whose resources all ended without a job (not granted,
+# exhausted) is settled here: reset-requests.
+resource "google_pubsub_topic_iam_member" "initiate_publishes" {
+  for_each = toset(["jobs", "reset"])
 
-# A round whose resources all ended without a job (not granted, exhausted) is settled here: reset-requests.
-resource "google_pubsub_topic_iam_member" "initiate_publishes_reset" {
   project = var.project_id
-  topic   = google_pubsub_topic.topic["reset"].name
+  topic   = google_pubsub_topic.topic[each.key].name
   role    = "roles/pubsub.publisher"
   member  = module.initiate.service_account_member
 }

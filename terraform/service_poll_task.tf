@@ -29,16 +29,11 @@ module "poll_task" {
   depends_on   = [google_project_service.services]
 }
 
-resource "google_pubsub_topic_iam_member" "poll_task_publishes_transfer" {
-  project = var.project_id
-  topic   = google_pubsub_topic.topic["transfer"].name
-  role    = "roles/pubsub.publisher"
-  member  = module.poll_task.service_account_member
-}
+resource "google_pubsub_topic_iam_member" "poll_task_publishes" {
+  for_each = toset(["transfer", "reset"])
 
-resource "google_pubsub_topic_iam_member" "poll_task_publishes_reset" {
   project = var.project_id
-  topic   = google_pubsub_topic.topic["reset"].name
+  topic   = google_pubsub_topic.topic[each.key].name
   role    = "roles/pubsub.publisher"
   member  = module.poll_task.service_account_member
 }

@@ -33,16 +33,11 @@ module "transfer" {
 }
 
 # Each part publishes the next one (transfer-parts); the last part settles the round (reset-requests).
-resource "google_pubsub_topic_iam_member" "transfer_publishes_transfer" {
-  project = var.project_id
-  topic   = google_pubsub_topic.topic["transfer"].name
-  role    = "roles/pubsub.publisher"
-  member  = module.transfer.service_account_member
-}
+resource "google_pubsub_topic_iam_member" "transfer_publishes" {
+  for_each = toset(["transfer", "reset"])
 
-resource "google_pubsub_topic_iam_member" "transfer_publishes_reset" {
   project = var.project_id
-  topic   = google_pubsub_topic.topic["reset"].name
+  topic   = google_pubsub_topic.topic[each.key].name
   role    = "roles/pubsub.publisher"
   member  = module.transfer.service_account_member
 }

@@ -324,20 +324,31 @@ func groupMembers(pgid int) []int {
 
 // probeOk is the readiness check of both gcloud emulators: GET / answers "Ok".
 func probeOk(ctx context.Context, host string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+host+"/", nil)
+	status, body, err := get(ctx, host, "/")
 	if err != nil {
 		return err
+	}
+	if status != http.StatusOK || strings.TrimSpace(string(body)) != "Ok" {
+		return fmt.Errorf("GET / = %d %q", status, body)
+	}
+	return nil
+}
+
+// get is one readiness probe: GET http://host+path, its status and the first KiB of its body (the rest is
+// drained, so the connection can be reused).
+func get(ctx context.Context, host, path string) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+host+path, nil)
+	if err != nil {
+		return 0, nil, err
 	}
 	resp, err := httpClient.Do(req)
 	if err != nil {
-		return err
+		return 0, nil, err
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
-	if resp.StatusCode != http.StatusOK || strings.TrimSpace(string(body)) != "Ok" {
-		return fmt.Errorf("GET / = %d %q", resp.StatusCode, body)
-	}
-	return nil
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode, body, nil
 }
 
 // tail keeps the last n lines written to it.

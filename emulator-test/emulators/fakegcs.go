@@ -3,7 +3,6 @@ package emulators
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -123,18 +122,12 @@ func StartFakeGCS(ctx context.Context, opts Options) (*Emulator, error) {
 }
 
 func fakeGCSReady(ctx context.Context, host string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+host+"/storage/v1/b", nil)
+	status, _, err := get(ctx, host, "/storage/v1/b")
 	if err != nil {
 		return err
 	}
-	resp, err := httpClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("list buckets: HTTP %d", resp.StatusCode)
+	if status != http.StatusOK {
+		return fmt.Errorf("list buckets: HTTP %d", status)
 	}
 	return nil
 }

@@ -147,18 +147,12 @@ func pubsubReady(ctx context.Context, host string) error {
 	if err := probeOk(ctx, host); err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+host+"/v1/projects/readiness-probe/topics", nil)
+	status, _, err := get(ctx, host, "/v1/projects/readiness-probe/topics")
 	if err != nil {
 		return err
 	}
-	resp, err := httpClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("list topics: HTTP %d", resp.StatusCode)
+	if status != http.StatusOK {
+		return fmt.Errorf("list topics: HTTP %d", status)
 	}
 	return nil
 }

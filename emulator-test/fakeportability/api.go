@@ -103,11 +103,7 @@ func (s *Server) handleInitiate(w http.ResponseWriter, r *http.Request) {
 	}
 	resp, e := s.initiateLocked(g, req)
 	s.mu.Unlock()
-	if e != nil {
-		writeAPIError(w, e)
-		return
-	}
-	writeJSON(w, http.StatusOK, resp)
+	answer(w, resp, e)
 }
 
 func (s *Server) initiateLocked(g *grant, req initiateRequest) (map[string]string, *apiError) {
@@ -227,11 +223,7 @@ func (s *Server) handleGetState(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.mu.Unlock()
-	if e != nil {
-		writeAPIError(w, e)
-		return
-	}
-	writeJSON(w, http.StatusOK, resp)
+	answer(w, resp, e)
 }
 
 // handleJobAction serves archiveJobs/{id}:retry and archiveJobs/{id}:cancel.
@@ -261,11 +253,7 @@ func (s *Server) handleRetry(w http.ResponseWriter, r *http.Request, id string) 
 	s.mu.Lock()
 	resp, e := s.retryLocked(g, id)
 	s.mu.Unlock()
-	if e != nil {
-		writeAPIError(w, e)
-		return
-	}
-	writeJSON(w, http.StatusOK, resp)
+	answer(w, resp, e)
 }
 
 func (s *Server) retryLocked(g *grant, id string) (map[string]string, *apiError) {
@@ -320,11 +308,7 @@ func (s *Server) handleCancel(w http.ResponseWriter, r *http.Request, id string)
 		}
 	}
 	s.mu.Unlock()
-	if e != nil {
-		writeAPIError(w, e)
-		return
-	}
-	writeJSON(w, http.StatusOK, struct{}{})
+	answer(w, struct{}{}, e)
 }
 
 func (s *Server) handleReset(w http.ResponseWriter, r *http.Request) {

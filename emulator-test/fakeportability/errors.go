@@ -106,6 +106,15 @@ func writeAPIError(w http.ResponseWriter, e *apiError) {
 	writeJSON(w, e.code, map[string]statusJSON{"error": s})
 }
 
+// answer ends an API call: its error e when there is one, else 200 with resp.
+func answer(w http.ResponseWriter, resp any, e *apiError) {
+	if e != nil {
+		writeAPIError(w, e)
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json; charset=UTF-8")
 	w.WriteHeader(code)

@@ -86,54 +86,45 @@ func (s *Server) newJobLocked(u *user, groups []string, oneTime bool, startTime,
 	return j
 }
 
-// jobFiles lays out the files of a job over the shared object cache and starts hashing them in the
-// background, so checksums are usually ready when the job completes.
+// jobFiles lays out the files of a job over the shared object cache (see layoutFiles).
 func (s *Server) jobFiles(groups []string) []*jobFile {
-	n := s.opts.URLsPerJob
-	bare := len(groups) == 1 && s.bare[groups[0]]
-	var files []*jobFile
-	add := func(name string, o *object) {
-		files = append(files, &jobFile{index: len(files), name: name, obj: o})
-	}
-	if n == 1 {
+	return s.layoutFiles(groups, func(i int, bare, withBrowser bool) *object {
 		if bare {
-			add(fmt.Sprintf("%s-000.json", fileSlug(groups)), s.objects.bareJSON(groups[0], 0, s.opts.ArchiveSize))
-		} else {
-			add(fmt.Sprintf("%s-000.zip", fileSlug(groups)), s.objects.dataZip(groups, 0, s.opts.ArchiveSize, s.opts.EntrySize, true))
+			return s.objects.bareJSON(groups[0], i, s.opts.ArchiveSize)
 		}
-	} else {
-		for i := 0; i < n-1; i++ {
-			if bare {
-				add(fmt.Sprintf("%s-%03d.json", fileSlug(groups), i), s.objects.bareJSON(groups[0], i, s.opts.ArchiveSize))
-			} else {
-				add(fmt.Sprintf("%s-%03d.zip", fileSlug(groups), i), s.objects.dataZip(groups, i, s.opts.ArchiveSize, s.opts.EntrySize, false))
-			}
-		}
-		add(fmt.Sprintf("%s-%03d.zip", fileSlug(groups), n-1), s.objects.browserZip(groups))
-	}
-	for _, f := range files {
-		s.objects.prepareAsync(f.obj)
-	}
-	return files
+		return s.objects.dataZip(groups, i, s.opts.ArchiveSize, s.opts.EntrySize, withBrowser)
+	})
 }
 
 // activityFiles lays out the files of a job with a time filter: the same files as jobFiles, with data
 // files holding only the activity of [from, to] (see activity.go).
 func (s *Server) activityFiles(groups []string, from, to time.Time) []*jobFile {
+	perDay := s.bytesPerDay()
+	return s.layoutFiles(groups, func(i int, bare, withBrowser bool) *object {
+		if bare {
+			return s.objects.activityJSON(groups[0], i, from, to, perDay)
+		}
+		return s.objects.activityZip(groups, i, from, to, perDay, withBrowser)
+	})
+}
+
+// layoutFiles lays out the URLsPerJob files of a job and starts hashing them in the background, so
+// checksums are usually ready when the job completes. Files 0..N-2 hold data (a bare JSON file for a
+// bare resource, a zip otherwise), built by data; the last holds the browser files. A job of one file
+// has only the data file, with the browser files in it (withBrowser; a bare JSON file has none).
+func (s *Server) layoutFiles(groups []string, data func(i int, bare, withBrowser bool) *object) []*jobFile {
 	n := s.opts.URLsPerJob
 	bare := len(groups) == 1 && s.bare[groups[0]]
-	perDay := s.bytesPerDay()
+	ext := "zip"
+	if bare {
+		ext = "json"
+	}
 	var files []*jobFile
 	add := func(name string, o *object) {
 		files = append(files, &jobFile{index: len(files), name: name, obj: o})
 	}
-	data := max(n-1, 1)
-	for i := 0; i < data; i++ {
-		if bare {
-			add(fmt.Sprintf("%s-%03d.json", fileSlug(groups), i), s.objects.activityJSON(groups[0], i, from, to, perDay))
-		} else {
-			add(fmt.Sprintf("%s-%03d.zip", fileSlug(groups), i), s.objects.activityZip(groups, i, from, to, perDay, n == 1))
-		}
+	for i := range max(n-1, 1) {
+		add(fmt.Sprintf("%s-%03d.%s", fileSlug(groups), i, ext), data(i, bare, n == 1))
 	}
 	if n > 1 {
 		add(fmt.Sprintf("%s-%03d.zip", fileSlug(groups), n-1), s.objects.browserZip(groups))

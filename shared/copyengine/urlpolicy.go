@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/portability-pipeline/pipeline/shared/sameorigin"
 )
 
 // ErrURLRefused: a signed URL (or a redirect it answered with) is not one the pipeline may fetch: not
@@ -90,19 +92,15 @@ func (p *URLPolicy) Client(base *http.Client) *http.Client {
 		base = http.DefaultClient
 	}
 	c := *base
-	c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
-		first := via[0].URL
-		if req.URL.Scheme != first.Scheme || !strings.EqualFold(req.URL.Host, first.Host) {
-			return fmt.Errorf("redirect from %s to %s://%s: %w", first.Host, req.URL.Scheme, req.URL.Host, ErrURLRefused)
-		}
+	c.CheckRedirect = sameorigin.CheckRedirect(ErrURLRefused, func(req *http.Request, via []*http.Request) error {
 		if err := p.check(req.URL); err != nil {
 			return err
 		}
 		if len(via) >= 5 {
-			return fmt.Errorf("%d redirects on %s: %w", len(via), first.Host, ErrURLRefused)
+			return fmt.Errorf("%d redirects on %s: %w", len(via), via[0].URL.Host, ErrURLRefused)
 		}
 		return nil
-	}
+	})
 	return &c
 }
 

@@ -12,6 +12,8 @@ import (
 
 	dp "google.golang.org/api/dataportability/v1"
 	"google.golang.org/api/option"
+
+	"github.com/portability-pipeline/pipeline/shared/sameorigin"
 )
 
 // Access types as the API names them.
@@ -65,13 +67,13 @@ type API interface {
 type Client struct{ svc *dp.Service }
 
 // New returns a client calling endpoint with httpClient, which must add the user's bearer token. The client
-// is used through a copy that follows no redirect to another host (see sameOrigin).
+// is used through a copy that follows no redirect to another host (see redirectLimit).
 func New(ctx context.Context, endpoint string, httpClient *http.Client) (*Client, error) {
 	if httpClient == nil {
 		return nil, errors.New("data portability client: no HTTP client")
 	}
 	hc := *httpClient
-	hc.CheckRedirect = sameOrigin(httpClient.CheckRedirect)
+	hc.CheckRedirect = sameorigin.CheckRedirect(ErrCrossHostRedirect, redirectLimit(httpClient.CheckRedirect))
 	svc, err := dp.NewService(ctx, option.WithEndpoint(endpoint), option.WithHTTPClient(&hc))
 	if err != nil {
 		return nil, fmt.Errorf("data portability client: %w", err)
@@ -161,19 +163,15 @@ func (c *Client) CheckAccess(ctx context.Context) (Access, error) {
 // ErrCrossHostRedirect is the error of a call the API answered with a redirect to another origin.
 var ErrCrossHostRedirect = errors.New("redirect to another host refused")
 
-// sameOrigin refuses a redirect whose scheme or host differs from the first request's: the client's
-// transport adds the user's bearer token to every request it sends, so following such a redirect would hand
-// the token to that host (or send it in clear text). The API has no reason to redirect across hosts. Other
-// redirects go on to next (the client's own policy), or to Go's default limit of 10.
-func sameOrigin(next func(*http.Request, []*http.Request) error) func(*http.Request, []*http.Request) error {
-	return func(req *http.Request, via []*http.Request) error {
-		if first := via[0].URL; req.URL.Host != first.Host || req.URL.Scheme != first.Scheme {
-			// Only the host: the redirect's query may hold credentials of its own.
-			return fmt.Errorf("%w: %s to %s://%s", ErrCrossHostRedirect, first.Host, req.URL.Scheme, req.URL.Host)
-		}
-		if next != nil {
-			return next(req, via)
-		}
+// redirectLimit is what a redirect that stays on the API's host goes on to: the client's own policy
+// (next), or Go's default limit of 10. Redirects to another host are refused before (shared/sameorigin):
+// the client's transport adds the user's bearer token to every request it sends, and the API has no reason
+// to redirect across hosts.
+func redirectLimit(next func(*http.Request, []*http.Request) error) func(*http.Request, []*http.Request) error {
+	if next != nil {
+		return next
+	}
+	return func(_ *http.Request, via []*http.Request) error {
 		if len(via) >= 10 {
 			return errors.New("stopped after 10 redirects")
 		}

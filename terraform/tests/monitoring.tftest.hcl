@@ -3,16 +3,7 @@
 # every value asserted here is known at plan time.
 
 mock_provider "google" {
-  mock_data "google_project" {
-    defaults = {
-      number = "123456789012"
-    }
-  }
-  mock_data "google_storage_project_service_account" {
-    defaults = {
-      email_address = "service-123456789012@gs-project-accounts.iam.gserviceaccount.com"
-    }
-  }
+  source = "./tests/mocks"
 }
 
 mock_provider "archive" {}
@@ -35,31 +26,27 @@ run "alerts_notify_the_channels_and_link_their_runbooks" {
     error_message = "The monitoring API is not enabled."
   }
 
-  # Every alert the issue lists (a missing one fails this file: the reference does not resolve).
+  # Every alert the issue lists (a missing one fails this file: the key does not resolve), and no other.
   assert {
-    condition = alltrue([for p in [
-      google_monitoring_alert_policy.dead_letter_backlog,
-      google_monitoring_alert_policy.push_oldest_unacked,
-      google_monitoring_alert_policy.function_5xx,
-      google_monitoring_alert_policy.reconciler_repairs,
-      google_monitoring_alert_policy.reconciler_silent,
-      google_monitoring_alert_policy.token_refresh_failures,
-      google_monitoring_alert_policy.oldest_open_round,
-    ] : p.notification_channels == var.notification_channels])
+    condition = alltrue([for k in [
+      "dead_letter_backlog",
+      "push_oldest_unacked",
+      "function_5xx",
+      "reconciler_repairs",
+      "reconciler_silent",
+      "token_refresh_failures",
+      "oldest_open_round",
+    ] : google_monitoring_alert_policy.alert[k].notification_channels == var.notification_channels])
     error_message = "An alert does not notify var.notification_channels."
+  }
+  assert {
+    condition     = length(google_monitoring_alert_policy.alert) == 7
+    error_message = "An alert this file does not know: add it to the list above, with its runbook."
   }
 
   # Each runbook link is under runbook_base_url, repeated in the text, and names a file in docs/runbooks.
   assert {
-    condition = alltrue([for p in [
-      google_monitoring_alert_policy.dead_letter_backlog,
-      google_monitoring_alert_policy.push_oldest_unacked,
-      google_monitoring_alert_policy.function_5xx,
-      google_monitoring_alert_policy.reconciler_repairs,
-      google_monitoring_alert_policy.reconciler_silent,
-      google_monitoring_alert_policy.token_refresh_failures,
-      google_monitoring_alert_policy.oldest_open_round,
-      ] : length(p.documentation) == 1 &&
+    condition = alltrue([for p in values(google_monitoring_alert_policy.alert) : length(p.documentation) == 1 &&
       p.documentation[0].mime_type == "text/markdown" &&
       length(p.documentation[0].links) == 1 &&
       startswith(p.documentation[0].links[0].url, "${var.runbook_base_url}/") &&
@@ -71,32 +58,35 @@ run "alerts_notify_the_channels_and_link_their_runbooks" {
 
   # One runbook per alert.
   assert {
-    condition = length(distinct([for p in [
-      google_monitoring_alert_policy.dead_letter_backlog,
-      google_monitoring_alert_policy.push_oldest_unacked,
-      google_monitoring_alert_policy.function_5xx,
-      google_monitoring_alert_policy.reconciler_repairs,
-      google_monitoring_alert_policy.reconciler_silent,
-      google_monitoring_alert_policy.token_refresh_failures,
-      google_monitoring_alert_policy.oldest_open_round,
-    ] : p.documentation[0].links[0].url])) == 7
+    condition     = length(distinct([for p in values(google_monitoring_alert_policy.alert) : p.documentation[0].links[0].url])) == 7
     error_message = "Two alerts share a runbook."
+  }
+
+  # One condition each: reconciler_silent an absence, the others a threshold; only function_5xx a ratio.
+  assert {
+    condition = alltrue([for k, p in google_monitoring_alert_policy.alert : length(p.conditions) == 1 && (
+      k == "reconciler_silent" ?
+      length(p.conditions[0].condition_absent) == 1 && length(p.conditions[0].condition_threshold) == 0 :
+      length(p.conditions[0].condition_absent) == 0 && length(p.conditions[0].condition_threshold) == 1 &&
+      (length(p.conditions[0].condition_threshold[0].denominator_aggregations) == 1) == (k == "function_5xx")
+    )])
+    error_message = "An alert's condition is not of its kind (absence, threshold, ratio)."
   }
 
   # Without the webhook: the four dead-letter and push subscriptions, exactly.
   assert {
-    condition     = strcontains(google_monitoring_alert_policy.dead_letter_backlog.conditions[0].condition_threshold[0].filter, "monitoring.regex.full_match(\"archive-jobs-dead-letter|initiate-requests-dead-letter|reset-requests-dead-letter|transfer-parts-dead-letter\")")
+    condition     = strcontains(google_monitoring_alert_policy.alert["dead_letter_backlog"].conditions[0].condition_threshold[0].filter, "monitoring.regex.full_match(\"archive-jobs-dead-letter|initiate-requests-dead-letter|reset-requests-dead-letter|transfer-parts-dead-letter\")")
     error_message = "The dead-letter alert does not watch exactly the four dead-letter subscriptions."
   }
   assert {
-    condition     = strcontains(google_monitoring_alert_policy.push_oldest_unacked.conditions[0].condition_threshold[0].filter, "monitoring.regex.full_match(\"archive-jobs-push|initiate-requests-push|reset-requests-push|transfer-parts-push\")")
+    condition     = strcontains(google_monitoring_alert_policy.alert["push_oldest_unacked"].conditions[0].condition_threshold[0].filter, "monitoring.regex.full_match(\"archive-jobs-push|initiate-requests-push|reset-requests-push|transfer-parts-push\")")
     error_message = "The oldest-unacked alert does not watch exactly the four push subscriptions."
   }
   assert {
     condition = (
-      google_monitoring_alert_policy.dead_letter_backlog.conditions[0].condition_threshold[0].threshold_value == 0 &&
-      google_monitoring_alert_policy.push_oldest_unacked.conditions[0].condition_threshold[0].threshold_value == 1800 &&
-      strcontains(google_monitoring_alert_policy.push_oldest_unacked.conditions[0].condition_threshold[0].filter, "subscription/oldest_unacked_message_age")
+      google_monitoring_alert_policy.alert["dead_letter_backlog"].conditions[0].condition_threshold[0].threshold_value == 0 &&
+      google_monitoring_alert_policy.alert["push_oldest_unacked"].conditions[0].condition_threshold[0].threshold_value == 1800 &&
+      strcontains(google_monitoring_alert_policy.alert["push_oldest_unacked"].conditions[0].condition_threshold[0].filter, "subscription/oldest_unacked_message_age")
     )
     error_message = "The Pub/Sub alerts' thresholds or metrics are not the documented defaults."
   }
@@ -104,12 +94,12 @@ run "alerts_notify_the_channels_and_link_their_runbooks" {
   # 5xx: a ratio of 5xx answers to all answers, per function service.
   assert {
     condition = (
-      strcontains(google_monitoring_alert_policy.function_5xx.conditions[0].condition_threshold[0].filter, "metric.label.response_code_class = \"5xx\"") &&
-      !strcontains(google_monitoring_alert_policy.function_5xx.conditions[0].condition_threshold[0].denominator_filter, "response_code_class") &&
-      google_monitoring_alert_policy.function_5xx.conditions[0].condition_threshold[0].threshold_value == 0.1 &&
-      google_monitoring_alert_policy.function_5xx.conditions[0].condition_threshold[0].duration == "900s" &&
-      google_monitoring_alert_policy.function_5xx.conditions[0].condition_threshold[0].aggregations[0].group_by_fields == tolist(["resource.label.service_name"]) &&
-      google_monitoring_alert_policy.function_5xx.conditions[0].condition_threshold[0].denominator_aggregations[0].group_by_fields == tolist(["resource.label.service_name"])
+      strcontains(google_monitoring_alert_policy.alert["function_5xx"].conditions[0].condition_threshold[0].filter, "metric.label.response_code_class = \"5xx\"") &&
+      !strcontains(google_monitoring_alert_policy.alert["function_5xx"].conditions[0].condition_threshold[0].denominator_filter, "response_code_class") &&
+      google_monitoring_alert_policy.alert["function_5xx"].conditions[0].condition_threshold[0].threshold_value == 0.1 &&
+      google_monitoring_alert_policy.alert["function_5xx"].conditions[0].condition_threshold[0].duration == "900s" &&
+      google_monitoring_alert_policy.alert["function_5xx"].conditions[0].condition_threshold[0].aggregations[0].group_by_fields == tolist(["resource.label.service_name"]) &&
+      google_monitoring_alert_policy.alert["function_5xx"].conditions[0].condition_threshold[0].denominator_aggregations[0].group_by_fields == tolist(["resource.label.service_name"])
     )
     error_message = "The 5xx alert is not a per-service ratio of 5xx to all requests."
   }
@@ -117,25 +107,25 @@ run "alerts_notify_the_channels_and_link_their_runbooks" {
   # The reconciler and token alerts read the log-based metrics.
   assert {
     condition = (
-      strcontains(google_monitoring_alert_policy.reconciler_repairs.conditions[0].condition_threshold[0].filter, "metric.type = \"logging.googleapis.com/user/${google_logging_metric.reconcile_repairs.name}\"") &&
-      google_monitoring_alert_policy.reconciler_repairs.conditions[0].condition_threshold[0].threshold_value == 0 &&
-      google_monitoring_alert_policy.reconciler_repairs.conditions[0].condition_threshold[0].duration == "3600s"
+      strcontains(google_monitoring_alert_policy.alert["reconciler_repairs"].conditions[0].condition_threshold[0].filter, "metric.type = \"logging.googleapis.com/user/${google_logging_metric.reconcile_repairs.name}\"") &&
+      google_monitoring_alert_policy.alert["reconciler_repairs"].conditions[0].condition_threshold[0].threshold_value == 0 &&
+      google_monitoring_alert_policy.alert["reconciler_repairs"].conditions[0].condition_threshold[0].duration == "3600s"
     )
     error_message = "The repairs alert is not 'repairs above zero for an hour' on the repairs metric."
   }
   assert {
     condition = (
-      strcontains(google_monitoring_alert_policy.token_refresh_failures.conditions[0].condition_threshold[0].filter, "metric.type = \"logging.googleapis.com/user/${google_logging_metric.token_refresh_failures.name}\"") &&
-      google_monitoring_alert_policy.token_refresh_failures.conditions[0].condition_threshold[0].aggregations[0].alignment_period == "3600s"
+      strcontains(google_monitoring_alert_policy.alert["token_refresh_failures"].conditions[0].condition_threshold[0].filter, "metric.type = \"logging.googleapis.com/user/${google_logging_metric.token_refresh_failures.name}\"") &&
+      google_monitoring_alert_policy.alert["token_refresh_failures"].conditions[0].condition_threshold[0].aggregations[0].alignment_period == "3600s"
     )
     error_message = "The token alert does not count the invalid_grant metric per hour."
   }
   assert {
     condition = (
-      strcontains(google_monitoring_alert_policy.oldest_open_round.conditions[0].condition_threshold[0].filter, "metric.type = \"logging.googleapis.com/user/${google_logging_metric.oldest_open_round_age.name}\"") &&
-      google_monitoring_alert_policy.oldest_open_round.conditions[0].condition_threshold[0].threshold_value == 360 * 3600 &&
-      strcontains(google_monitoring_alert_policy.reconciler_silent.conditions[0].condition_absent[0].filter, "logging.googleapis.com/user/${google_logging_metric.oldest_open_round_age.name}") &&
-      google_monitoring_alert_policy.reconciler_silent.conditions[0].condition_absent[0].duration == "1800s"
+      strcontains(google_monitoring_alert_policy.alert["oldest_open_round"].conditions[0].condition_threshold[0].filter, "metric.type = \"logging.googleapis.com/user/${google_logging_metric.oldest_open_round_age.name}\"") &&
+      google_monitoring_alert_policy.alert["oldest_open_round"].conditions[0].condition_threshold[0].threshold_value == 360 * 3600 &&
+      strcontains(google_monitoring_alert_policy.alert["reconciler_silent"].conditions[0].condition_absent[0].filter, "logging.googleapis.com/user/${google_logging_metric.oldest_open_round_age.name}") &&
+      google_monitoring_alert_policy.alert["reconciler_silent"].conditions[0].condition_absent[0].duration == "1800s"
     )
     error_message = "The round-age and reconciler-silent alerts do not read the summary metric with the default thresholds."
   }
@@ -229,11 +219,11 @@ run "webhook_subscriptions_are_watched_too" {
   }
 
   assert {
-    condition     = strcontains(google_monitoring_alert_policy.dead_letter_backlog.conditions[0].condition_threshold[0].filter, "|export-events-dead-letter\")")
+    condition     = strcontains(google_monitoring_alert_policy.alert["dead_letter_backlog"].conditions[0].condition_threshold[0].filter, "|export-events-dead-letter\")")
     error_message = "The webhook's dead-letter subscription is not watched."
   }
   assert {
-    condition     = strcontains(google_monitoring_alert_policy.push_oldest_unacked.conditions[0].condition_threshold[0].filter, "|export-events-webhook\")")
+    condition     = strcontains(google_monitoring_alert_policy.alert["push_oldest_unacked"].conditions[0].condition_threshold[0].filter, "|export-events-webhook\")")
     error_message = "The webhook's push subscription is not watched."
   }
 }
@@ -255,12 +245,12 @@ run "thresholds_follow_the_variables" {
 
   assert {
     condition = (
-      google_monitoring_alert_policy.push_oldest_unacked.conditions[0].condition_threshold[0].threshold_value == 900 &&
-      google_monitoring_alert_policy.function_5xx.conditions[0].condition_threshold[0].threshold_value == 0.25 &&
-      google_monitoring_alert_policy.function_5xx.conditions[0].condition_threshold[0].duration == "1800s" &&
-      google_monitoring_alert_policy.token_refresh_failures.conditions[0].condition_threshold[0].threshold_value == 5 &&
-      google_monitoring_alert_policy.oldest_open_round.conditions[0].condition_threshold[0].threshold_value == 180000 &&
-      google_monitoring_alert_policy.reconciler_silent.conditions[0].condition_absent[0].duration == "2700s"
+      google_monitoring_alert_policy.alert["push_oldest_unacked"].conditions[0].condition_threshold[0].threshold_value == 900 &&
+      google_monitoring_alert_policy.alert["function_5xx"].conditions[0].condition_threshold[0].threshold_value == 0.25 &&
+      google_monitoring_alert_policy.alert["function_5xx"].conditions[0].condition_threshold[0].duration == "1800s" &&
+      google_monitoring_alert_policy.alert["token_refresh_failures"].conditions[0].condition_threshold[0].threshold_value == 5 &&
+      google_monitoring_alert_policy.alert["oldest_open_round"].conditions[0].condition_threshold[0].threshold_value == 180000 &&
+      google_monitoring_alert_policy.alert["reconciler_silent"].conditions[0].condition_absent[0].duration == "2700s"
     )
     error_message = "An alert does not follow alert_thresholds."
   }
@@ -273,7 +263,7 @@ run "thresholds_follow_the_variables" {
     error_message = "The round-age threshold is not a bucket bound of the metric."
   }
   assert {
-    condition     = google_monitoring_alert_policy.oldest_open_round.documentation[0].links[0].url == "https://wiki.example.com/portability/runbooks/oldest-open-round.md"
+    condition     = google_monitoring_alert_policy.alert["oldest_open_round"].documentation[0].links[0].url == "https://wiki.example.com/portability/runbooks/oldest-open-round.md"
     error_message = "The runbook links do not follow runbook_base_url."
   }
 }

@@ -5,17 +5,7 @@
 
 mock_provider "google" {
   override_during = plan
-
-  mock_data "google_project" {
-    defaults = {
-      number = "123456789012"
-    }
-  }
-  mock_data "google_storage_project_service_account" {
-    defaults = {
-      email_address = "service-123456789012@gs-project-accounts.iam.gserviceaccount.com"
-    }
-  }
+  source          = "./tests/mocks"
 }
 
 mock_provider "archive" {}
@@ -183,5 +173,40 @@ run "the_reconciler_gets_only_the_roles_it_needs" {
       google_storage_bucket_iam_member.oauth_callback_deletes_archives.member,
     ] : m != module.reconcile.service_account_member])
     error_message = "The reconciler must not touch the archive bucket."
+  }
+}
+
+# Every query the steps and the reconciler make on more than one field has its composite index (the
+# emulator never asks for one, production refuses the query without it; firestore.tf): the deadline
+# queries (functions/reconcile/rules.go) an equality on state and one timestamp, ascending.
+run "queries_have_their_indexes" {
+  command = plan
+
+  assert {
+    condition = alltrue([for want in [
+      ["resources", "COLLECTION_GROUP", "state", "ASCENDING", "claimedAt", "ASCENDING"],
+      ["resources", "COLLECTION_GROUP", "state", "ASCENDING", "updatedAt", "ASCENDING"],
+      ["resources", "COLLECTION_GROUP", "state", "ASCENDING", "notBefore", "ASCENDING"],
+      ["resources", "COLLECTION_GROUP", "state", "ASCENDING", "pollDue", "ASCENDING"],
+      ["resources", "COLLECTION_GROUP", "state", "ASCENDING", "jobStartedAt", "ASCENDING"],
+      ["rounds", "COLLECTION", "state", "ASCENDING", "createdAt", "ASCENDING"],
+      ["rounds", "COLLECTION", "state", "ASCENDING", "notBefore", "ASCENDING"],
+      ["rounds", "COLLECTION", "state", "ASCENDING", "completedAt", "ASCENDING"],
+      ["rounds", "COLLECTION", "state", "ASCENDING", "closedAt", "ASCENDING"],
+      ["rounds", "COLLECTION", "user", "ASCENDING", "number", "DESCENDING"],
+      ["events", "COLLECTION", "published", "ASCENDING", "occurredAt", "ASCENDING"],
+      ] : length([for i in google_firestore_index.index : i if i.collection == want[0] && i.query_scope == want[1] &&
+      jsonencode(flatten([for f in i.fields : [f.field_path, f.order]])) == jsonencode(slice(want, 2, 6))]) == 1
+    ])
+    error_message = "A query has no composite index (or two), or its fields are not in the order the query needs."
+  }
+  assert {
+    condition     = length(google_firestore_index.index) == 11
+    error_message = "An index nothing queries, or one this test does not know: add it to the list above."
+  }
+  assert {
+    condition = (toset([for f in google_firestore_field.ttl : f.collection]) == toset(["oauthStates", "usedLinks"]) &&
+    alltrue([for f in google_firestore_field.ttl : f.field == "expiresAt" && length(f.ttl_config) == 1]))
+    error_message = "OAuth states and used links do not expire by TTL on expiresAt."
   }
 }
