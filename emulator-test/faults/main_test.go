@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,8 +13,7 @@ import (
 
 // The suite shares one local stack (started in TestMain); tests take it in turn, cleared.
 var (
-	st     *stack.Stack
-	serial sync.Mutex
+	st *stack.Stack
 	// Poison messages take a minute to be dead-lettered (ten attempts with backoff): every test books
 	// what it publishes and drains what arrived, and TestMain waits for the rest at the end.
 	deadLetters = NewDeadLetterBook()
@@ -41,11 +38,7 @@ func TestMain(m *testing.M) {
 	}
 	// Whatever ran, no bearer secret the fake handed out (tokens, codes, ID tokens, signed URLs) nor the
 	// client secret or the start link key may appear in any function's log.
-	if found, _, err := SecretsInLogs(st); err != nil {
-		fmt.Fprintln(os.Stderr, "faults: read the function logs:", err)
-		code = 1
-	} else if len(found) > 0 {
-		fmt.Fprintln(os.Stderr, "faults: secrets in the function logs:", strings.Join(found, "; "))
+	if !LogsClean(st, "faults") {
 		code = 1
 	}
 	if code != 0 {
@@ -66,21 +59,7 @@ type suite struct {
 // begin gives the test the stack to itself, cleared, with an empty tally and dead-letter book.
 func begin(t *testing.T) *suite {
 	t.Helper()
-	serial.Lock()
-	t.Cleanup(serial.Unlock)
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	t.Cleanup(cancel)
-	// The emulator's clear can time out on a busy machine: try it a few times (as the browser tests do).
-	var err error
-	for range 3 {
-		if err = st.ClearData(ctx); err == nil {
-			break
-		}
-		t.Logf("reset the stack: %v (trying again)", err)
-	}
-	if err != nil {
-		t.Fatalf("reset the stack: %v", err)
-	}
+	ctx := st.Take(t, 4*time.Minute)
 	if err := st.EnsureTopology(ctx); err != nil {
 		t.Fatalf("topology: %v", err)
 	}
@@ -95,8 +74,7 @@ func (s *suite) run(sc Scenario) *Tally {
 	t0 := time.Now()
 	err := Run(s.ctx, s.env, sc)
 	if err != nil {
-		logs, _ := st.Logs()
-		s.t.Errorf("%v\nlast log lines:\n%s", err, tail(logs, 30))
+		s.t.Errorf("%v\nlast log lines:\n%s", err, st.LastLogLines(30))
 	}
 	if err := s.env.DL.Drain(s.ctx, st, s.env.T); err != nil {
 		s.t.Error(err)
@@ -108,12 +86,4 @@ func (s *suite) run(sc Scenario) *Tally {
 	s.t.Logf("%s: %d archives (%d bytes) verified, resources %v, %d retries, %d resets, faults %v, %s",
 		sc.Name, s.env.T.Archives, s.env.T.Bytes, s.env.T.Resources, s.env.T.Retries, s.env.T.Resets, s.env.T.Faults, time.Since(t0).Round(time.Millisecond))
 	return s.env.T
-}
-
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
