@@ -5,8 +5,6 @@ package e2e
 
 import (
 	"context"
-	"fmt"
-	"log/slog"
 	"os"
 	"testing"
 	"time"
@@ -21,28 +19,11 @@ import (
 var st *stack.Stack
 
 func TestMain(m *testing.M) {
-	ctx := context.Background()
-	var err error
-	st, err = stack.Start(ctx, stack.Options{
+	os.Exit(faults.Main(m, "e2e", stack.Options{
 		Fake: fakeportability.Options{ArchiveSize: 5<<20 + 321, URLsPerJob: 2},
 		// Parts of 4 MiB: every data file is split and composed.
 		Env: map[string]string{"PART_SIZE": "4194304", "TIME_BASED_HORIZON": "72h", "INITIATE_LEASE": "5s"},
-		Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
-	})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "e2e: the local stack did not start:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	// No secret the fake issued or received during any test reached a function's log.
-	if !faults.LogsClean(st, "e2e") {
-		code = 1
-	}
-	if code != 0 {
-		fmt.Fprintln(os.Stderr, "e2e: function logs are in", st.Dir)
-	}
-	st.Stop()
-	os.Exit(code)
+	}, &st, nil))
 }
 
 // begin gives a test the stack to itself, cleared.

@@ -3,7 +3,6 @@ package faults
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"os"
 	"testing"
 	"time"
@@ -20,32 +19,17 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	var err error
-	st, err = stack.Start(context.Background(), StackOptions(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))))
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "faults: the local stack did not start:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	dlTally := NewTally()
-	if err := deadLetters.WaitAllDeadLettered(context.Background(), st, dlTally, 2*time.Minute); err != nil {
-		fmt.Fprintln(os.Stderr, "faults: dead letters:", err)
-		code = 1
-	}
-	for _, v := range dlTally.Violations {
-		fmt.Fprintln(os.Stderr, "faults: invariant violated:", v)
-		code = 1
-	}
-	// Whatever ran, no bearer secret the fake handed out (tokens, codes, ID tokens, signed URLs) nor the
-	// client secret or the start link key may appear in any function's log.
-	if !LogsClean(st, "faults") {
-		code = 1
-	}
-	if code != 0 {
-		fmt.Fprintln(os.Stderr, "faults: function logs are in", st.Dir)
-	}
-	st.Stop()
-	os.Exit(code)
+	os.Exit(Main(m, "faults", StackOptions(nil), &st, func(st *stack.Stack) bool {
+		dlTally := NewTally()
+		if err := deadLetters.WaitAllDeadLettered(context.Background(), st, dlTally, 2*time.Minute); err != nil {
+			fmt.Fprintln(os.Stderr, "faults: dead letters:", err)
+			return false
+		}
+		for _, v := range dlTally.Violations {
+			fmt.Fprintln(os.Stderr, "faults: invariant violated:", v)
+		}
+		return len(dlTally.Violations) == 0
+	}))
 }
 
 // suite is one test's view of the stack.

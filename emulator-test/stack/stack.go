@@ -2,7 +2,8 @@
 // emulators, fake-gcs-server (own process), the Cloud Tasks stand-in and the Data Portability fake (in
 // this process, so tests steer their clocks and faults), and the seven functions, each in its own process
 // served by the functions framework as Cloud Functions serves it, wired by push subscriptions with
-// dead-letter topics exactly as the Terraform module wires them.
+// dead-letter topics exactly as the Terraform module wires them. A Stack is the process driver of
+// emulator-test/scenario: the suites (e2e, browser, faults) check it with the scenario package's checks.
 package stack
 
 import (

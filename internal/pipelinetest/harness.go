@@ -1,6 +1,7 @@
 // Package pipelinetest runs the pipeline's steps in-process for tests: real Firestore (the emulator),
 // the Data Portability fake, fake-gcs-server without a listener, and a Bus standing in for Pub/Sub and
-// Cloud Tasks that delivers every message (optionally several times, out of order) to its step.
+// Cloud Tasks that delivers every message (optionally several times, out of order) to its step. A Harness
+// is the in-process driver of emulator-test/scenario, whose checks (exports, leftovers, events) it uses.
 package pipelinetest
 
 import (
