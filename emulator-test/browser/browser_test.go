@@ -2,7 +2,6 @@ package browser
 
 import (
 	"context"
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,18 +9,10 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
-	"google.golang.org/api/iterator"
 
+	"github.com/portability-pipeline/pipeline/emulator-test/scenario"
 	"github.com/portability-pipeline/pipeline/shared/store"
 )
-
-const (
-	search  = "myactivity.search"
-	youtube = "myactivity.youtube"
-	subs    = "youtube.subscriptions"
-)
-
-var three = []string{search, youtube, subs}
 
 // shot saves a full-page PNG of the tab as name.png.
 func shot(t *testing.T, tab context.Context, name string) {
@@ -170,8 +161,8 @@ func watchStatus(t *testing.T, tab context.Context, done string, shots map[strin
 func TestJourney(t *testing.T) {
 	ctx, tab := begin(t)
 	const user = "ada"
-	consent(t, tab, user, three, []string{youtube}, "time-based-30d", false, "01-journey")
-	expectText(t, tab, "Your export has started", "time-based", search, subs, "You did not allow", youtube, "See how your export is going")
+	consent(t, tab, user, scenario.Three(), []string{scenario.YouTube}, "time-based-30d", false, "01-journey")
+	expectText(t, tab, "Your export has started", "time-based", scenario.Search, scenario.Subscriptions, "You did not allow", scenario.YouTube, "See how your export is going")
 	shot(t, tab, "01-journey-3-return")
 
 	// The return page holds no signed link: its status link works in this browser only (the session).
@@ -201,7 +192,7 @@ func TestJourney(t *testing.T) {
 	for _, r := range list {
 		got[r.Name] = r.State
 	}
-	if got[search] != store.ResDone || got[subs] != store.ResDone || got[youtube] != store.ResNotGranted {
+	if got[scenario.Search] != store.ResDone || got[scenario.Subscriptions] != store.ResDone || got[scenario.YouTube] != store.ResNotGranted {
 		t.Errorf("round 1 resources %v", got)
 	}
 }
@@ -210,7 +201,7 @@ func TestJourney(t *testing.T) {
 func TestDeniedConsent(t *testing.T) {
 	ctx, tab := begin(t)
 	const user = "dan"
-	consent(t, tab, user, three, nil, "one-time", true, "")
+	consent(t, tab, user, scenario.Three(), nil, "one-time", true, "")
 	expectText(t, tab, "Nothing was exported", "You did not allow access")
 	shot(t, tab, "02-denied")
 	expectNothingStored(t, ctx, user)
@@ -220,7 +211,7 @@ func TestDeniedConsent(t *testing.T) {
 func TestDelete(t *testing.T) {
 	ctx, tab := begin(t)
 	const user = "eve"
-	consent(t, tab, user, three, nil, "one-time", false, "")
+	consent(t, tab, user, scenario.Three(), nil, "one-time", false, "")
 	click(t, tab, `a[href$="/status"]`, 200)
 	// Wait until some data is in the bucket, so there is something to delete.
 	watchUntil(t, tab, "Transferring")
@@ -258,7 +249,7 @@ func TestDelete(t *testing.T) {
 func TestForwardedConsent(t *testing.T) {
 	ctx, mallory := begin(t)
 	const user = "mallory"
-	link := st.StartLink(user, three)
+	link := st.StartLink(user, scenario.Three())
 	open(t, mallory, link, 200)
 	expectText(t, mallory, "for the app account mallory")
 	click(t, mallory, "form button[type=submit]", 200)
@@ -309,46 +300,14 @@ func watchUntil(t *testing.T, tab context.Context, text string) {
 // nothingStored reports whether Firestore and the bucket hold nothing of user.
 func nothingStored(t *testing.T, ctx context.Context, user string) bool {
 	t.Helper()
-	return len(leftovers(t, ctx, user)) == 0
+	left, err := scenario.Leftovers(ctx, st.View(), user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(left.Paths) == 0
 }
 
 func expectNothingStored(t *testing.T, ctx context.Context, user string) {
 	t.Helper()
-	for _, l := range leftovers(t, ctx, user) {
-		t.Errorf("%s: left behind: %s", user, l)
-	}
-}
-
-// leftovers lists what Firestore and the bucket hold of user (the bucket holds one user's data per test).
-func leftovers(t *testing.T, ctx context.Context, user string) []string {
-	t.Helper()
-	var out []string
-	recs, err := st.Store().FindUserRecords(ctx, user)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if recs.User {
-		out = append(out, "users/"+user)
-	}
-	for _, r := range recs.Rounds {
-		out = append(out, "rounds/"+r)
-	}
-	for _, s := range recs.OAuthStates {
-		out = append(out, "oauthStates/"+s)
-	}
-	if _, err := st.FirestoreClient.Collection("tokens").Doc(user).Get(ctx); err == nil {
-		out = append(out, "tokens/"+user)
-	}
-	it := st.StorageClient.Bucket(st.Bucket).Objects(ctx, nil)
-	for {
-		a, err := it.Next()
-		if errors.Is(err, iterator.Done) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, "gs://"+st.Bucket+"/"+a.Name)
-	}
-	return out
+	scenario.ExpectNothingOf(t, ctx, st.View(), user, false)
 }

@@ -14,7 +14,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -29,7 +28,6 @@ var (
 	// browserCtx is the allocator context of the one browser; each test opens its own tab.
 	browserCtx context.Context
 	shotDir    string
-	serial     sync.Mutex
 )
 
 func TestMain(m *testing.M) { os.Exit(testMain(m)) }
@@ -151,21 +149,7 @@ func screenshotDir() (string, error) {
 // begin gives a test the stack to itself, cleared, and a new browser tab.
 func begin(t *testing.T) (context.Context, context.Context) {
 	t.Helper()
-	serial.Lock()
-	t.Cleanup(serial.Unlock)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	t.Cleanup(cancel)
-	// The emulator's clear can time out on a busy machine: try it a few times.
-	var err error
-	for range 3 {
-		if err = st.ClearData(ctx); err == nil {
-			break
-		}
-		t.Logf("reset the stack: %v (trying again)", err)
-	}
-	if err != nil {
-		t.Fatalf("reset the stack: %v", err)
-	}
+	ctx := st.Take(t, 3*time.Minute)
 	tab, cancelTab := chromedp.NewContext(browserCtx)
 	t.Cleanup(cancelTab)
 	tab, cancelTimeout := context.WithTimeout(tab, 3*time.Minute)

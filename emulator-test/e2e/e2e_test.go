@@ -11,19 +11,16 @@ import (
 
 	"github.com/portability-pipeline/pipeline/emulator-test/fakeportability"
 	"github.com/portability-pipeline/pipeline/emulator-test/faults"
+	"github.com/portability-pipeline/pipeline/emulator-test/scenario"
 	"github.com/portability-pipeline/pipeline/emulator-test/stack"
 	"github.com/portability-pipeline/pipeline/shared/portability"
 	"github.com/portability-pipeline/pipeline/shared/store"
 	"github.com/portability-pipeline/pipeline/shared/tokens"
 )
 
-const (
-	search  = "myactivity.search"
-	youtube = "myactivity.youtube"
-	subs    = "youtube.subscriptions"
-)
+const search, youtube, subs = scenario.Search, scenario.YouTube, scenario.Subscriptions
 
-var three = []string{search, youtube, subs}
+var three = scenario.Three()
 
 // expectOneTimeDone checks a one-time user whose every resource was exported: one initiate per resource,
 // one reset, every file verified, the token destroyed, the round closed.
@@ -186,7 +183,7 @@ func TestDeniedConsent(t *testing.T) {
 // app (or an earlier session) would.
 func apiAs(t *testing.T, ctx context.Context, user string, resources []string, access string) portability.API {
 	t.Helper()
-	tok, err := st.Fake.Grant(fakeportability.GrantRequest{User: account(user), Resources: resources, Access: access})
+	tok, err := st.Fake.Grant(fakeportability.GrantRequest{User: stack.Account(user), Resources: resources, Access: access})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,7 +29,7 @@ func TestIncrementalRoundsFromSince(t *testing.T) {
 	if want := `<time datetime="` + since.Format(time.RFC3339) + `">`; resp.StatusCode != 200 || !strings.Contains(string(body), "Only activity from "+want) {
 		t.Fatalf("start page (%d) does not show the since %s:\n%s", resp.StatusCode, want, body)
 	}
-	page, err := stack.SignIn(ctx, link, stack.Consent{Account: account("ria"), Access: "time-based-30d"})
+	page, err := stack.SignIn(ctx, link, stack.Consent{Account: stack.Account("ria"), Access: "time-based-30d"})
 	if err != nil || page.Status != 200 {
 		t.Fatalf("sign in: %v (%+v)", err, page)
 	}

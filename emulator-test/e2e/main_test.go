@@ -5,72 +5,38 @@ package e2e
 
 import (
 	"context"
-	"fmt"
-	"log/slog"
 	"os"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/portability-pipeline/pipeline/emulator-test/fakeportability"
 	"github.com/portability-pipeline/pipeline/emulator-test/faults"
+	"github.com/portability-pipeline/pipeline/emulator-test/scenario"
 	"github.com/portability-pipeline/pipeline/emulator-test/stack"
 	"github.com/portability-pipeline/pipeline/shared/store"
 )
 
-var (
-	st *stack.Stack
-	// one test at a time: they share the stack.
-	serial sync.Mutex
-)
+var st *stack.Stack
 
 func TestMain(m *testing.M) {
-	ctx := context.Background()
-	var err error
-	st, err = stack.Start(ctx, stack.Options{
+	os.Exit(faults.Main(m, "e2e", stack.Options{
 		Fake: fakeportability.Options{ArchiveSize: 5<<20 + 321, URLsPerJob: 2},
 		// Parts of 4 MiB: every data file is split and composed.
 		Env: map[string]string{"PART_SIZE": "4194304", "TIME_BASED_HORIZON": "72h", "INITIATE_LEASE": "5s"},
-		Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
-	})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "e2e: the local stack did not start:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	// No secret the fake issued or received during any test reached a function's log.
-	if found, _, err := faults.SecretsInLogs(st); err == nil && len(found) > 0 {
-		fmt.Fprintln(os.Stderr, "e2e: secrets in the function logs:", strings.Join(found, "; "))
-		code = 1
-	}
-	if code != 0 {
-		fmt.Fprintln(os.Stderr, "e2e: function logs are in", st.Dir)
-	}
-	st.Stop()
-	os.Exit(code)
+	}, &st, nil))
 }
 
 // begin gives a test the stack to itself, cleared.
 func begin(t *testing.T) context.Context {
 	t.Helper()
-	serial.Lock()
-	t.Cleanup(serial.Unlock)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	t.Cleanup(cancel)
-	if err := st.ClearData(ctx); err != nil {
-		t.Fatalf("reset the stack: %v", err)
-	}
-	return ctx
+	return st.Take(t, 3*time.Minute)
 }
-
-func account(user string) string { return user + "@example.com" }
 
 // signIn walks user through the consent page and expects the callback's page.
 func signIn(t *testing.T, ctx context.Context, user string, resources []string, c stack.Consent) *stack.Page {
 	t.Helper()
 	if c.Account == "" {
-		c.Account = account(user)
+		c.Account = stack.Account(user)
 	}
 	page, err := stack.SignIn(ctx, st.StartLink(user, resources), c)
 	if err != nil {
@@ -83,39 +49,24 @@ func signIn(t *testing.T, ctx context.Context, user string, resources []string, 
 func settle(t *testing.T, ctx context.Context, users ...string) {
 	t.Helper()
 	if err := st.WaitClosed(ctx, users, nil); err != nil {
-		logs, _ := st.Logs()
-		t.Fatalf("%v\nlast log lines:\n%s", err, tail(logs, 40))
+		t.Fatalf("%v\nlast log lines:\n%s", err, st.LastLogLines(40))
 	}
 }
 
-// verified checks the user's bucket objects against the fake and returns the report.
-func verified(t *testing.T, ctx context.Context, user string) stack.Report {
+// verified checks the user's bucket objects against the fake (scenario.ExpectExports) and returns the
+// report.
+func verified(t *testing.T, ctx context.Context, user string) scenario.Report {
 	t.Helper()
-	rep, err := st.Verify(ctx, user, account(user))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range rep.Problems {
-		t.Errorf("%s: %s", user, p)
-	}
+	rep := scenario.ExpectExports(t, ctx, st.View(), user)
 	if rep.Verified == 0 {
 		t.Errorf("%s: nothing verified", user)
 	}
 	return rep
 }
 
-// calls returns the fake's counters for one account.
+// calls returns the fake's counters for one user's account.
 func calls(user string) (methods map[string]int, byResource map[string]int) {
-	users, _ := st.Fake.Calls()["users"].(map[string]any)
-	u, _ := users[account(user)].(map[string]any)
-	methods = map[string]int{}
-	for k, v := range u {
-		if n, ok := v.(int); ok {
-			methods[k] = n
-		}
-	}
-	byResource, _ = u["initiateByResource"].(map[string]int)
-	return methods, byResource
+	return scenario.Calls(st.Fake, stack.Account(user))
 }
 
 // states returns the resource states of one round.
@@ -130,12 +81,4 @@ func states(t *testing.T, ctx context.Context, round string) map[string]store.Re
 		out[r.Name] = r
 	}
 	return out
-}
-
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }

@@ -13,12 +13,11 @@ import (
 	"testing"
 	"time"
 
-	"cloud.google.com/go/firestore"
 	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
 	"golang.org/x/oauth2"
-	"google.golang.org/api/iterator"
 
 	"github.com/portability-pipeline/pipeline/emulator-test/fakeportability"
+	"github.com/portability-pipeline/pipeline/emulator-test/scenario"
 	"github.com/portability-pipeline/pipeline/emulator-test/stack"
 	"github.com/portability-pipeline/pipeline/internal/operator"
 	"github.com/portability-pipeline/pipeline/shared/messages"
@@ -75,7 +74,7 @@ func mustRun(t *testing.T, ctx context.Context, asJSON bool, args ...string) str
 func grantWithoutMessage(t *testing.T, ctx context.Context, user string, resources []string) string {
 	t.Helper()
 	o := portctl(t, ctx)
-	tok, err := st.Fake.Grant(fakeportability.GrantRequest{User: account(user), Resources: resources, Access: "one-time"})
+	tok, err := st.Fake.Grant(fakeportability.GrantRequest{User: stack.Account(user), Resources: resources, Access: "one-time"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,54 +87,6 @@ func grantWithoutMessage(t *testing.T, ctx context.Context, user string, resourc
 		t.Fatal(err)
 	}
 	return r.ID
-}
-
-// expectNothingOf walks every document of every collection and lists every object of the bucket.
-func expectNothingOf(t *testing.T, ctx context.Context, user string) {
-	t.Helper()
-	docs := 0
-	var walk func(cols *firestore.CollectionIterator)
-	walk = func(cols *firestore.CollectionIterator) {
-		for {
-			c, err := cols.Next()
-			if errors.Is(err, iterator.Done) {
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			refs := c.DocumentRefs(ctx)
-			for {
-				d, err := refs.Next()
-				if errors.Is(err, iterator.Done) {
-					break
-				}
-				if err != nil {
-					t.Fatal(err)
-				}
-				docs++
-				snap, err := d.Get(ctx)
-				if err == nil && snap.Data()["user"] == user || strings.Contains(d.Path, "/"+user) {
-					t.Errorf("left in Firestore: %s", d.Path)
-				}
-				walk(d.Collections(ctx))
-			}
-		}
-	}
-	walk(st.FirestoreClient.Collections(ctx))
-	it := st.StorageClient.Bucket(st.Bucket).Objects(ctx, nil)
-	for {
-		a, err := it.Next()
-		if errors.Is(err, iterator.Done) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if strings.Contains(a.Name, "/"+user+"/") || a.Metadata["user"] == user {
-			t.Errorf("left in the bucket: %s", a.Name)
-		}
-	}
 }
 
 // quiet waits until no task runs and no push is delivered for a while.
@@ -200,7 +151,7 @@ func TestPortctlUsersShowAndPurgeAfterOneTimeRound(t *testing.T) {
 	if rep.Grant != purge.GrantNoToken || rep.Objects < 6 || rep.Documents == 0 {
 		t.Errorf("purge report %+v; want no token (reset already), 6 archive files and manifests", rep)
 	}
-	expectNothingOf(t, ctx, "ola")
+	scenario.ExpectNothingOf(t, ctx, st.View(), "ola", true)
 	if n := verified(t, ctx, "oli").Verified; n != 2 {
 		t.Errorf("oli: %d files verified after ola's purge, want 2", n)
 	}
@@ -245,7 +196,7 @@ func TestPurgeMidRound(t *testing.T) {
 	}
 	quiet(t, ctx)
 	time.Sleep(2 * time.Second) // pushes of the purged round still arrive: they must not write anything
-	expectNothingOf(t, ctx, "mia")
+	scenario.ExpectNothingOf(t, ctx, st.View(), "mia", false)
 	if methods, _ := calls("mia"); methods["reset"] != 1 {
 		t.Errorf("%d resets at Google, want 1", methods["reset"])
 	}

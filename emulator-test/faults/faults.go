@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/portability-pipeline/pipeline/emulator-test/fakeportability"
 	"github.com/portability-pipeline/pipeline/emulator-test/faketasks"
+	"github.com/portability-pipeline/pipeline/emulator-test/scenario"
 	"github.com/portability-pipeline/pipeline/emulator-test/stack"
 	"github.com/portability-pipeline/pipeline/shared/store"
 	"github.com/portability-pipeline/pipeline/shared/tokens"
@@ -38,7 +38,7 @@ type User struct {
 }
 
 // Account is the Google account of the user at the fake.
-func (u User) Account() string { return u.ID + "@example.com" }
+func (u User) Account() string { return stack.Account(u.ID) }
 
 // Tally adds up what scenarios did and found.
 type Tally struct {
@@ -108,21 +108,8 @@ func SignIn(ctx context.Context, st *stack.Stack, users []User) error {
 		if access == "" {
 			access = "one-time"
 		}
-		var page *stack.Page
-		var err error
-		// A fault on the calls the callback makes (token exchange, accessType.check) gives the person an
-		// error page that asks them to try again, with nothing stored; they do, up to 4 times in all.
-		for attempt := 0; attempt < 4; attempt++ {
-			page, err = stack.SignIn(ctx, st.StartLink(u.ID, u.Resources), stack.Consent{Account: u.Account(), Access: access, Tick: u.Tick})
-			if err != nil || page.Status != http.StatusBadGateway {
-				break
-			}
-		}
-		if err != nil {
-			return fmt.Errorf("sign in %s: %w", u.ID, err)
-		}
-		if page.Status != 200 || !strings.Contains(page.Body, "export has started") {
-			return fmt.Errorf("sign in %s: callback answered %d: %.200s", u.ID, page.Status, page.Body)
+		if err := st.SignInAs(ctx, u.ID, u.Resources, stack.Consent{Account: u.Account(), Access: access, Tick: u.Tick}); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -152,7 +139,7 @@ func CheckUsers(ctx context.Context, st *stack.Stack, users []User, t *Tally) er
 
 func checkUser(ctx context.Context, st *stack.Stack, u User, t *Tally) error {
 	s := st.Store()
-	usr, err := s.GetUser(ctx, u.ID)
+	usr, rounds, err := scenario.Rounds(ctx, s, u.ID)
 	if err != nil {
 		return err
 	}
@@ -168,8 +155,8 @@ func checkUser(ctx context.Context, st *stack.Stack, u User, t *Tally) error {
 	var lastVerified time.Time
 	extraObjects := 0 // verified objects kept of resources that did not end done
 	exportRounds := map[string]int{}
-	for n := 1; n <= usr.Rounds; n++ {
-		rid := store.RoundID(u.ID, n)
+	for _, round := range rounds {
+		n, rid := round.Number, round.ID
 		r, err := s.GetRound(ctx, rid)
 		if err != nil {
 			return err
@@ -177,11 +164,7 @@ func checkUser(ctx context.Context, st *stack.Stack, u User, t *Tally) error {
 		if r.State != store.RoundClosed {
 			t.violate("%s: round %d %s, not closed", u.ID, n, r.State)
 		}
-		list, err := s.ListResources(ctx, rid)
-		if err != nil {
-			return err
-		}
-		for _, res := range list {
+		for _, res := range round.Resources {
 			t.mu.Lock()
 			t.Resources[res.State]++
 			t.Retries += res.Retries
@@ -216,17 +199,17 @@ func checkUser(ctx context.Context, st *stack.Stack, u User, t *Tally) error {
 	}
 
 	// Every archive in the bucket byte-identical to the source, stored once; nothing unexpected stored.
-	rep, err := st.Verify(ctx, u.ID, u.Account())
+	rep, err := scenario.VerifyExports(ctx, st.View(), u.ID)
 	if err != nil {
 		return err
 	}
 	t.checked(InvVerified)
 	for _, p := range rep.Problems {
-		var stored, expected int
-		if _, err := fmt.Sscanf(p, "%d objects stored, %d expected", &stored, &expected); err == nil && stored == expected+extraObjects {
-			continue // verified files of a resource that later failed are kept: not a loss, not a copy
-		}
 		t.violate("%s: %s", u.ID, p)
+	}
+	// Verified files of a resource that later failed are kept: not a loss, not a copy.
+	if rep.Objects != rep.Expected && rep.Objects != rep.Expected+extraObjects {
+		t.violate("%s: %d objects stored, %d expected and %d kept of resources that failed later", u.ID, rep.Objects, rep.Expected, extraObjects)
 	}
 	t.mu.Lock()
 	t.Archives += rep.Verified

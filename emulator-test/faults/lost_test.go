@@ -39,8 +39,7 @@ func TestLostHandOffsHealed(t *testing.T) {
 	wg.Wait()
 	for i, err := range errs {
 		if err != nil {
-			logs, _ := st.Logs()
-			t.Errorf("%s at %s: %v\nlast log lines:\n%s", cases[i].kind, cases[i].entry, err, tail(logs, 40))
+			t.Errorf("%s at %s: %v\nlast log lines:\n%s", cases[i].kind, cases[i].entry, err, st.LastLogLines(40))
 		}
 	}
 	if err := s.env.DL.Drain(s.ctx, st, s.env.T); err != nil {

@@ -3,10 +3,7 @@ package faults
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"os"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,44 +12,24 @@ import (
 
 // The suite shares one local stack (started in TestMain); tests take it in turn, cleared.
 var (
-	st     *stack.Stack
-	serial sync.Mutex
+	st *stack.Stack
 	// Poison messages take a minute to be dead-lettered (ten attempts with backoff): every test books
 	// what it publishes and drains what arrived, and TestMain waits for the rest at the end.
 	deadLetters = NewDeadLetterBook()
 )
 
 func TestMain(m *testing.M) {
-	var err error
-	st, err = stack.Start(context.Background(), StackOptions(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))))
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "faults: the local stack did not start:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	dlTally := NewTally()
-	if err := deadLetters.WaitAllDeadLettered(context.Background(), st, dlTally, 2*time.Minute); err != nil {
-		fmt.Fprintln(os.Stderr, "faults: dead letters:", err)
-		code = 1
-	}
-	for _, v := range dlTally.Violations {
-		fmt.Fprintln(os.Stderr, "faults: invariant violated:", v)
-		code = 1
-	}
-	// Whatever ran, no bearer secret the fake handed out (tokens, codes, ID tokens, signed URLs) nor the
-	// client secret or the start link key may appear in any function's log.
-	if found, _, err := SecretsInLogs(st); err != nil {
-		fmt.Fprintln(os.Stderr, "faults: read the function logs:", err)
-		code = 1
-	} else if len(found) > 0 {
-		fmt.Fprintln(os.Stderr, "faults: secrets in the function logs:", strings.Join(found, "; "))
-		code = 1
-	}
-	if code != 0 {
-		fmt.Fprintln(os.Stderr, "faults: function logs are in", st.Dir)
-	}
-	st.Stop()
-	os.Exit(code)
+	os.Exit(Main(m, "faults", StackOptions(nil), &st, func(st *stack.Stack) bool {
+		dlTally := NewTally()
+		if err := deadLetters.WaitAllDeadLettered(context.Background(), st, dlTally, 2*time.Minute); err != nil {
+			fmt.Fprintln(os.Stderr, "faults: dead letters:", err)
+			return false
+		}
+		for _, v := range dlTally.Violations {
+			fmt.Fprintln(os.Stderr, "faults: invariant violated:", v)
+		}
+		return len(dlTally.Violations) == 0
+	}))
 }
 
 // suite is one test's view of the stack.
@@ -66,21 +43,7 @@ type suite struct {
 // begin gives the test the stack to itself, cleared, with an empty tally and dead-letter book.
 func begin(t *testing.T) *suite {
 	t.Helper()
-	serial.Lock()
-	t.Cleanup(serial.Unlock)
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	t.Cleanup(cancel)
-	// The emulator's clear can time out on a busy machine: try it a few times (as the browser tests do).
-	var err error
-	for range 3 {
-		if err = st.ClearData(ctx); err == nil {
-			break
-		}
-		t.Logf("reset the stack: %v (trying again)", err)
-	}
-	if err != nil {
-		t.Fatalf("reset the stack: %v", err)
-	}
+	ctx := st.Take(t, 4*time.Minute)
 	if err := st.EnsureTopology(ctx); err != nil {
 		t.Fatalf("topology: %v", err)
 	}
@@ -95,8 +58,7 @@ func (s *suite) run(sc Scenario) *Tally {
 	t0 := time.Now()
 	err := Run(s.ctx, s.env, sc)
 	if err != nil {
-		logs, _ := st.Logs()
-		s.t.Errorf("%v\nlast log lines:\n%s", err, tail(logs, 30))
+		s.t.Errorf("%v\nlast log lines:\n%s", err, st.LastLogLines(30))
 	}
 	if err := s.env.DL.Drain(s.ctx, st, s.env.T); err != nil {
 		s.t.Error(err)
@@ -108,12 +70,4 @@ func (s *suite) run(sc Scenario) *Tally {
 	s.t.Logf("%s: %d archives (%d bytes) verified, resources %v, %d retries, %d resets, faults %v, %s",
 		sc.Name, s.env.T.Archives, s.env.T.Bytes, s.env.T.Resources, s.env.T.Retries, s.env.T.Resets, s.env.T.Faults, time.Since(t0).Round(time.Millisecond))
 	return s.env.T
-}
-
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }

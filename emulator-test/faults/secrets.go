@@ -3,12 +3,13 @@ package faults
 import (
 	"context"
 	"fmt"
+	"os"
 	"regexp"
 	"strings"
 
 	"cloud.google.com/go/firestore"
-	"google.golang.org/api/iterator"
 
+	"github.com/portability-pipeline/pipeline/emulator-test/scenario"
 	"github.com/portability-pipeline/pipeline/emulator-test/stack"
 )
 
@@ -22,6 +23,21 @@ func SecretsInLogs(st *stack.Stack) (found []string, logBytes int, err error) {
 	}
 	return FindSecrets(logs, st.Fake.IssuedSecrets(), map[string]string{
 		"OAuth client secret": "fake-client-secret", "start link key": string(st.StartLinkKey)}), len(logs), nil
+}
+
+// LogsClean reports on stderr, after name, any secret SecretsInLogs finds (or a log it cannot read), and
+// then returns false: what a suite's TestMain checks last, whatever its tests did.
+func LogsClean(st *stack.Stack, name string) bool {
+	found, _, err := SecretsInLogs(st)
+	switch {
+	case err != nil:
+		fmt.Fprintln(os.Stderr, name+": read the function logs:", err)
+	case len(found) > 0:
+		fmt.Fprintln(os.Stderr, name+": secrets in the function logs:", strings.Join(found, "; "))
+	default:
+		return true
+	}
+	return false
 }
 
 // secretCore is the longest run of [A-Za-z0-9_-] in a secret: the random part of a token or code, the
@@ -87,51 +103,22 @@ func FindSecrets(text string, issued map[string]string, extra map[string]string)
 func DumpFirestore(ctx context.Context, fs *firestore.Client) (string, int, error) {
 	var b strings.Builder
 	docs := 0
-	var walk func(it *firestore.CollectionIterator) error
-	walk = func(it *firestore.CollectionIterator) error {
-		for {
-			col, err := it.Next()
-			if err == iterator.Done {
-				return nil
-			}
-			if err != nil {
-				return err
-			}
-			snaps, err := col.Documents(ctx).GetAll()
-			if err != nil {
-				return err
-			}
-			for _, s := range snaps {
-				docs++
-				fmt.Fprintf(&b, "%s: ", s.Ref.Path)
-				for k, v := range s.Data() {
-					switch v := v.(type) {
-					case []byte:
-						fmt.Fprintf(&b, "%s=%q ", k, v)
-					default:
-						fmt.Fprintf(&b, "%s=%v ", k, v)
-					}
-				}
-				b.WriteString("\n")
-				if err := walk(s.Ref.Collections(ctx)); err != nil {
-					return err
-				}
-			}
-			// Documents that exist only as parents of subcollections.
-			refs, err := col.DocumentRefs(ctx).GetAll()
-			if err != nil {
-				return err
-			}
-			for _, ref := range refs {
-				if _, err := ref.Get(ctx); err == nil {
-					continue
-				}
-				if err := walk(ref.Collections(ctx)); err != nil {
-					return err
-				}
+	err := scenario.WalkDocuments(ctx, fs, func(ref *firestore.DocumentRef, snap *firestore.DocumentSnapshot) error {
+		if snap == nil {
+			return nil // a parent of subcollections only
+		}
+		docs++
+		fmt.Fprintf(&b, "%s: ", ref.Path)
+		for k, v := range snap.Data() {
+			switch v := v.(type) {
+			case []byte:
+				fmt.Fprintf(&b, "%s=%q ", k, v)
+			default:
+				fmt.Fprintf(&b, "%s=%v ", k, v)
 			}
 		}
-	}
-	err := walk(fs.Collections(ctx))
+		b.WriteString("\n")
+		return nil
+	})
 	return b.String(), docs, err
 }

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/portability-pipeline/pipeline/emulator-test/scenario"
 	"github.com/portability-pipeline/pipeline/shared/events"
 )
 
@@ -18,22 +19,11 @@ import (
 // operator's app would subscribe).
 const EventsSubscription = "export-events-app"
 
-// Event is an export event as the demo consumer received it.
-type Event struct {
-	events.Event
-	// Deliveries counts how often it arrived (Pub/Sub is at-least-once; duplicates are dropped by id).
-	Deliveries int
-	// Attrs are the Pub/Sub attributes; OrderingKey the message's ordering key.
-	Attrs       map[string]string
-	OrderingKey string
-	Received    time.Time
-}
-
 // eventLog is what the demo consumer received so far.
 type eventLog struct {
 	mu   sync.Mutex
-	list []*Event
-	byID map[string]*Event
+	list []*scenario.Event
+	byID map[string]*scenario.Event
 }
 
 // createEventSubscription creates the demo consumer's subscription (kept if it exists).
@@ -52,12 +42,12 @@ func createEventSubscription(ctx context.Context, client *pubsub.Client, project
 
 // Events pulls what waits on the demo consumer's subscription and returns every event received since the
 // last ClearData, deduplicated by id, in order of first arrival.
-func (s *Stack) Events(ctx context.Context) ([]Event, error) {
+func (s *Stack) Events(ctx context.Context) ([]scenario.Event, error) {
 	l := &s.events
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.byID == nil {
-		l.byID = map[string]*Event{}
+		l.byID = map[string]*scenario.Event{}
 	}
 	name := fmt.Sprintf("projects/%s/subscriptions/%s", s.Project, EventsSubscription)
 	for {
@@ -82,7 +72,7 @@ func (s *Stack) Events(ctx context.Context) ([]Event, error) {
 				prev.Deliveries++
 				continue
 			}
-			ev := &Event{Event: e, Deliveries: 1, Attrs: m.GetAttributes(), OrderingKey: m.GetOrderingKey(), Received: time.Now()}
+			ev := &scenario.Event{Event: e, Deliveries: 1, Attrs: m.GetAttributes(), OrderingKey: m.GetOrderingKey(), Received: time.Now()}
 			l.byID[e.ID] = ev
 			l.list = append(l.list, ev)
 		}
@@ -90,7 +80,7 @@ func (s *Stack) Events(ctx context.Context) ([]Event, error) {
 			return nil, fmt.Errorf("acknowledge on %s: %w", name, err)
 		}
 	}
-	out := make([]Event, len(l.list))
+	out := make([]scenario.Event, len(l.list))
 	for i, e := range l.list {
 		out[i] = *e
 	}
@@ -98,7 +88,7 @@ func (s *Stack) Events(ctx context.Context) ([]Event, error) {
 }
 
 // WaitEvents pulls events until done accepts them or ctx ends; it returns the last list.
-func (s *Stack) WaitEvents(ctx context.Context, done func([]Event) bool) ([]Event, error) {
+func (s *Stack) WaitEvents(ctx context.Context, done func([]scenario.Event) bool) ([]scenario.Event, error) {
 	for {
 		list, err := s.Events(ctx)
 		if err != nil {
@@ -124,36 +114,4 @@ func (s *Stack) clearEvents(ctx context.Context) error {
 	s.events.list, s.events.byID = nil, nil
 	s.events.mu.Unlock()
 	return nil
-}
-
-// EventLine is the demo consumer's one-line rendering: time, type, user, resource, objects/bytes.
-func EventLine(e Event) string {
-	line := fmt.Sprintf("%s  %-17s %-10s", e.OccurredAt.Format("15:04:05"), e.Type, e.User)
-	switch e.Type {
-	case events.ResourceExported:
-		line += fmt.Sprintf(" %-24s %d objects, %d bytes", e.Resource, len(e.Objects), e.Bytes)
-		if r := e.TimeRange; r != nil {
-			from := "the beginning"
-			if r.Start != nil {
-				from = r.Start.Format(time.RFC3339)
-			}
-			line += fmt.Sprintf(", activity from %s to %s (time filter %s)", from, r.End.Format(time.RFC3339), e.TimeFilter)
-		}
-	case events.ResourceFailed:
-		line += fmt.Sprintf(" %-24s %s: %s", e.Resource, e.State, e.Reason)
-	case events.RoundCompleted:
-		var objs int
-		var bytes int64
-		for _, r := range e.Resources {
-			objs += r.Objects
-			bytes += r.Bytes
-		}
-		line += fmt.Sprintf(" round %-18d %d resources, %d objects, %d bytes", e.RoundNumber, len(e.Resources), objs, bytes)
-	case events.GrantEnded, events.Purged:
-		line += fmt.Sprintf(" %-24s %s", e.Ending, e.Reason)
-	}
-	if e.Deliveries > 1 {
-		line += fmt.Sprintf("  (arrived %d times)", e.Deliveries)
-	}
-	return line
 }

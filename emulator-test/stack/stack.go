@@ -2,7 +2,8 @@
 // emulators, fake-gcs-server (own process), the Cloud Tasks stand-in and the Data Portability fake (in
 // this process, so tests steer their clocks and faults), and the seven functions, each in its own process
 // served by the functions framework as Cloud Functions serves it, wired by push subscriptions with
-// dead-letter topics exactly as the Terraform module wires them.
+// dead-letter topics exactly as the Terraform module wires them. A Stack is the process driver of
+// emulator-test/scenario: the suites (e2e, browser, faults) check it with the scenario package's checks.
 package stack
 
 import (
@@ -18,6 +19,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -29,6 +31,7 @@ import (
 	"github.com/portability-pipeline/pipeline/emulator-test/emulators"
 	"github.com/portability-pipeline/pipeline/emulator-test/fakeportability"
 	"github.com/portability-pipeline/pipeline/emulator-test/faketasks"
+	"github.com/portability-pipeline/pipeline/emulator-test/scenario"
 	"github.com/portability-pipeline/pipeline/shared/crypto"
 )
 
@@ -82,7 +85,8 @@ type Stack struct {
 	pushURL      map[string]string // entry point -> its push proxy
 	scheduler    *scheduler
 	losses       lossBook
-	gcsProxy     *gcsProxy // the functions' way to fake-gcs-server, with faults
+	gcsProxy     *gcsProxy  // the functions' way to fake-gcs-server, with faults
+	turn         sync.Mutex // held by the test that has the stack (Take)
 }
 
 // DeliverTwice makes every Pub/Sub push and every Cloud Task reach its function twice (on) or once.
@@ -311,27 +315,18 @@ func (s *Stack) functionEnv() ([]string, error) {
 	key := make([]byte, 32)
 	rand.Read(key)
 	s.StartLinkKey = []byte(hex.EncodeToString(key))
-	vars := map[string]string{
-		"PROJECT_ID":              s.Project,
+	vars := scenario.Env(s.Project, s.Bucket, s.FakeURL, keyset)
+	for k, v := range map[string]string{
 		"FIRESTORE_EMULATOR_HOST": s.Firestore.Host(),
 		"PUBSUB_EMULATOR_HOST":    s.PubSub.Host(),
 		"STORAGE_EMULATOR_HOST":   s.gcsProxy.Host(), // through the fault proxy (gcsfaults.go)
-		"BUCKET":                  s.Bucket,
-		"TASKS_QUEUE":             "projects/" + s.Project + "/locations/local/queues/portability",
 		"TASKS_ENDPOINT":          s.Tasks.Addr(),
-		"TASKS_INVOKER_EMAIL":     "tasks-invoker@" + s.Project + ".iam.gserviceaccount.com",
 		"OIDC_ISSUER":             s.FakeURL,
-		"PORTABILITY_ENDPOINT":    s.FakeURL + "/",
-		"ARCHIVE_URL_HOSTS":       s.FakeURL, // the fake signs archive URLs on its own plain-http host
-		"OAUTH_CLIENT_ID":         "fake-client-id",
-		"OAUTH_CLIENT_SECRET":     "fake-client-secret",
-		"OAUTH_AUTH_URL":          s.FakeURL + "/o/oauth2/v2/auth",
-		"OAUTH_TOKEN_URL":         s.FakeURL + "/token",
-		"OAUTH_REVOKE_URL":        s.FakeURL + "/revoke",
 		"START_LINK_KEY":          LinkKeyID + ":" + string(s.StartLinkKey),
-		"TOKEN_KEYSET":            keyset,
 		"PATH":                    os.Getenv("PATH"),
 		"HOME":                    os.Getenv("HOME"),
+	} {
+		vars[k] = v
 	}
 	for k, v := range defaultEnv {
 		vars[k] = v
@@ -399,4 +394,14 @@ func (s *Stack) Logs() (string, error) {
 		b.Write(data)
 	}
 	return b.String(), nil
+}
+
+// LastLogLines returns the last n lines of Logs (what a failing test shows), or the error reading them.
+func (s *Stack) LastLogLines(n int) string {
+	logs, err := s.Logs()
+	if err != nil {
+		return err.Error()
+	}
+	lines := strings.Split(strings.TrimSpace(logs), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }

@@ -86,7 +86,7 @@ func PrintUser(w io.Writer, d *UserDetail, now time.Time) error {
 				files = fmt.Sprintf("%d/%d", verified, len(res.Objects))
 			}
 			fmt.Fprintf(t, "  %s\t%s\t%s\t%d\t%d\t%s\t%d/%d\t%d\t%s\t%s\n", res.Name, res.State, dash(res.Job), len(res.Jobs), res.Retries,
-				files, done, parts, res.Bytes, activity(res.Resource), dash(res.Reason))
+				files, done, parts, res.Bytes, Activity(res.StartTime, res.ExportTime, res.TimeFilter), dash(res.Reason))
 		}
 		t.Flush()
 		var errs []string
@@ -128,19 +128,21 @@ func PrintReplayed(w io.Writer, rs []Replayed) error {
 	return t.Flush()
 }
 
-// activity is the span an export holds: "from START to END", "from the beginning to END" (with why, when
-// the group takes no time filter), "from START" while the export runs, or "-".
-func activity(r store.Resource) string {
+// Activity is the span an export holds, from the export's start (zero: the beginning) to its end (zero:
+// still running), with its time filter: "from START to END", "from the beginning to END" (with why, when
+// the group takes no time filter), "from START (exporting)" while the export runs, or "-". portctl show,
+// the demo consumer's event lines and the devstack summary all say it so.
+func Activity(start, end time.Time, timeFilter string) string {
 	from := "the beginning"
-	if !r.StartTime.IsZero() {
-		from = r.StartTime.UTC().Format(time.RFC3339)
+	if !start.IsZero() {
+		from = start.UTC().Format(time.RFC3339)
 	}
 	switch {
-	case !r.ExportTime.IsZero() && r.TimeFilter == store.TimeFilterUnsupported:
-		return "from the beginning to " + r.ExportTime.UTC().Format(time.RFC3339) + " (whole: no time filter)"
-	case !r.ExportTime.IsZero():
-		return "from " + from + " to " + r.ExportTime.UTC().Format(time.RFC3339)
-	case r.TimeFilter != "":
+	case !end.IsZero() && timeFilter == store.TimeFilterUnsupported:
+		return "from the beginning to " + end.UTC().Format(time.RFC3339) + " (whole: no time filter)"
+	case !end.IsZero():
+		return "from " + from + " to " + end.UTC().Format(time.RFC3339)
+	case timeFilter != "":
 		return "from " + from + " (exporting)"
 	}
 	return "-"

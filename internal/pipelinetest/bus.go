@@ -89,17 +89,11 @@ func (b *Bus) PublishEvent(_ context.Context, topic, orderingKey string, data []
 	return nil
 }
 
-// Events returns the events published to topic so far, in order (duplicates included).
-func (b *Bus) Events(topic string) []PublishedEvent {
+// Events returns every event published so far, in order (duplicates included).
+func (b *Bus) Events() []PublishedEvent {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	var out []PublishedEvent
-	for _, e := range b.events {
-		if e.Topic == topic {
-			out = append(out, e)
-		}
-	}
-	return out
+	return append([]PublishedEvent(nil), b.events...)
 }
 
 // Enqueue implements tasks.Enqueuer.

@@ -1,6 +1,7 @@
 // Package pipelinetest runs the pipeline's steps in-process for tests: real Firestore (the emulator),
 // the Data Portability fake, fake-gcs-server without a listener, and a Bus standing in for Pub/Sub and
-// Cloud Tasks that delivers every message (optionally several times, out of order) to its step.
+// Cloud Tasks that delivers every message (optionally several times, out of order) to its step. A Harness
+// is the in-process driver of emulator-test/scenario, whose checks (exports, leftovers, events) it uses.
 package pipelinetest
 
 import (
@@ -24,6 +25,7 @@ import (
 
 	"github.com/portability-pipeline/pipeline"
 	"github.com/portability-pipeline/pipeline/emulator-test/fakeportability"
+	"github.com/portability-pipeline/pipeline/emulator-test/scenario"
 	"github.com/portability-pipeline/pipeline/functions/reconcile"
 	"github.com/portability-pipeline/pipeline/shared/config"
 	"github.com/portability-pipeline/pipeline/shared/crypto"
@@ -112,24 +114,19 @@ func New(t testing.TB, opts Options) *Harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	vars := map[string]string{
-		"PROJECT_ID":           project,
-		"BUCKET":               Bucket,
-		"TASKS_QUEUE":          "projects/" + project + "/locations/here/queues/q",
-		"TASKS_INVOKER_EMAIL":  "invoker@" + project + ".iam.gserviceaccount.com",
-		"POLL_TASK_URL":        PollURL,
-		"INITIATE_TASK_URL":    InitiateURL,
-		"OAUTH_CLIENT_ID":      "fake-client-id",
-		"OAUTH_CLIENT_SECRET":  "fake-client-secret",
-		"OAUTH_TOKEN_URL":      srv.URL + "/token",
-		"OAUTH_AUTH_URL":       srv.URL + "/o/oauth2/v2/auth",
-		"PUBLIC_URL":           "http://pipeline.invalid",
-		"PORTABILITY_ENDPOINT": srv.URL + "/",
-		"ARCHIVE_URL_HOSTS":    srv.URL, // the fake signs URLs on its own plain-http host
-		"TOKEN_KEYSET":         keyset,
-		"POLL_LADDER":          "1s,2s,4s",
-		"PART_SIZE":            "1048576",
-		"INITIATE_LEASE":       "1m",
+	enc, err := crypto.NewLocalKeyset(keyset)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vars := scenario.Env(project, Bucket, srv.URL, keyset)
+	for k, v := range map[string]string{
+		"POLL_TASK_URL":     PollURL,
+		"INITIATE_TASK_URL": InitiateURL,
+		"PUBLIC_URL":        "http://pipeline.invalid",
+		"PART_SIZE":         "1048576",
+		"INITIATE_LEASE":    "1m",
+	} {
+		vars[k] = v
 	}
 	for k, v := range opts.Env {
 		vars[k] = v
@@ -143,10 +140,6 @@ func New(t testing.TB, opts Options) *Harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { fs.Close() })
-	enc, err := crypto.NewLocalKeyset(keyset)
-	if err != nil {
-		t.Fatal(err)
-	}
 	logs := &SyncBuffer{}
 	bus := newBus()
 	ts := tokens.NewStore(fs, enc, setup.OAuthConfig(cfg))

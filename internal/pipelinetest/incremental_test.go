@@ -67,7 +67,7 @@ func TestIncrementalRounds(t *testing.T) {
 		t.Errorf("start times sent: %q", starts)
 	}
 
-	list, _ := published(t, h)
+	list := published(t, h)
 	exported := 0
 	for _, e := range list {
 		if e.Type != events.ResourceExported {

@@ -3,11 +3,7 @@ package pipelinetest_test
 import (
 	"encoding/json"
 	"errors"
-	"strings"
 	"testing"
-
-	"cloud.google.com/go/firestore"
-	"google.golang.org/api/iterator"
 
 	"github.com/portability-pipeline/pipeline/emulator-test/fakeportability"
 	"github.com/portability-pipeline/pipeline/internal/pipelinetest"
@@ -57,7 +53,7 @@ func TestPurgeMidRound(t *testing.T) {
 			if rep.Grant != purge.GrantReset && rep.Grant != purge.GrantNoToken {
 				t.Errorf("grant %q (%s)", rep.Grant, rep.GrantError)
 			}
-			expectNothingOf(t, h, "alice")
+			h.ExpectNothingOf("alice")
 			if n := h.VerifyExports("bob"); n != 2*len(three) {
 				t.Errorf("bob: %d files verified, want %d", n, 2*len(three))
 			}
@@ -91,50 +87,6 @@ func userOf(d *pipelinetest.Delivery) string {
 	return m.User
 }
 
-// expectNothingOf walks every document of the harness's project and every object of its bucket.
-func expectNothingOf(t *testing.T, h *pipelinetest.Harness, user string) {
-	t.Helper()
-	fs := h.Env.Store.Client()
-	var walk func(cols *firestore.CollectionIterator)
-	docs := 0
-	walk = func(cols *firestore.CollectionIterator) {
-		for {
-			c, err := cols.Next()
-			if errors.Is(err, iterator.Done) {
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			refs := c.DocumentRefs(h.Ctx)
-			for {
-				d, err := refs.Next()
-				if errors.Is(err, iterator.Done) {
-					break
-				}
-				if err != nil {
-					t.Fatal(err)
-				}
-				docs++
-				snap, err := d.Get(h.Ctx)
-				if err == nil && snap.Data()["user"] == user || strings.Contains(d.Path, "/"+user) {
-					t.Errorf("left in Firestore: %s", d.Path)
-				}
-				walk(d.Collections(h.Ctx))
-			}
-		}
-	}
-	walk(fs.Collections(h.Ctx))
-	for _, o := range h.Objects("") {
-		if strings.Contains(o.Name, "/"+user+"/") || o.Metadata["user"] == user {
-			t.Errorf("left in the bucket: %s", o.Name)
-		}
-	}
-	if docs == 0 {
-		t.Error("no document at all: the walk saw nothing")
-	}
-}
-
 // TestPurgeBeforeNextRound purges a person with a time-based grant while the next round's delayed
 // initiation is queued in Cloud Tasks (the purge does not delete tasks): when it comes due it must find
 // nothing to do, not start a round for a person who asked to be forgotten.
@@ -157,7 +109,7 @@ func TestPurgeBeforeNextRound(t *testing.T) {
 	if !purged {
 		t.Fatal("no next-round initiation was queued")
 	}
-	expectNothingOf(t, h, "alice")
+	h.ExpectNothingOf("alice")
 	if jobs := h.Fake.Jobs("alice"); len(jobs) != len(three) {
 		t.Errorf("alice has %d jobs at Google, want %d (round 1 only)", len(jobs), len(three))
 	}

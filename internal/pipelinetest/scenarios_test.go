@@ -28,6 +28,18 @@ type want struct {
 func TestScenarios(t *testing.T) {
 	t.Parallel()
 	a, b := "myactivity.search", "youtube.subscriptions"
+	// startedElsewhere has another client start a job of a for u before the pipeline does, and with
+	// complete lets it complete (a minute on the fake's clock).
+	startedElsewhere := func(complete bool) func(t *testing.T, h *pipelinetest.Harness) {
+		return func(t *testing.T, h *pipelinetest.Harness) {
+			if _, err := h.API("u").Initiate(h.Ctx, []string{a}); err != nil {
+				t.Fatal(err)
+			}
+			if complete {
+				h.Fake.Clock().Advance(time.Minute)
+			}
+		}
+	}
 	tests := []struct {
 		name    string
 		fake    fakeportability.Options
@@ -67,23 +79,14 @@ func TestScenarios(t *testing.T) {
 				initiates: map[string]int{a: 1, b: 1}, calls: map[string]int{"reset": 1}, verify: true},
 		},
 		{
-			name: "running job adopted from a 409",
-			before: func(t *testing.T, h *pipelinetest.Harness) {
-				if _, err := h.API("u").Initiate(h.Ctx, []string{a}); err != nil {
-					t.Fatal(err)
-				}
-			},
+			name:   "running job adopted from a 409",
+			before: startedElsewhere(false),
 			want: want{states: map[string]string{a: store.ResDone, b: store.ResDone}, initiates: map[string]int{a: 2, b: 1},
 				calls: map[string]int{"reset": 1}, verify: true},
 		},
 		{
-			name: "one-time resource exported before is reported exhausted",
-			before: func(t *testing.T, h *pipelinetest.Harness) {
-				if _, err := h.API("u").Initiate(h.Ctx, []string{a}); err != nil {
-					t.Fatal(err)
-				}
-				h.Fake.Clock().Advance(time.Minute) // the earlier job completes
-			},
+			name:   "one-time resource exported before is reported exhausted",
+			before: startedElsewhere(true),
 			want: want{states: map[string]string{a: store.ResExhausted, b: store.ResDone}, reasonHas: map[string]string{a: "already exported"},
 				initiates: map[string]int{a: 2, b: 1}, calls: map[string]int{"reset": 1}},
 		},
@@ -91,12 +94,7 @@ func TestScenarios(t *testing.T) {
 			name:   "time-based cooldown honoured (429 with timestamp_after_24hrs)",
 			access: "time-based-30d",
 			env:    map[string]string{"TIME_BASED_HORIZON": "24h"},
-			before: func(t *testing.T, h *pipelinetest.Harness) {
-				if _, err := h.API("u").Initiate(h.Ctx, []string{a}); err != nil {
-					t.Fatal(err)
-				}
-				h.Fake.Clock().Advance(time.Minute)
-			},
+			before: startedElsewhere(true),
 			want: want{states: map[string]string{a: store.ResDone, b: store.ResDone}, initiates: map[string]int{a: 3, b: 1},
 				calls: map[string]int{"reset": 1}, verify: true},
 		},
@@ -105,12 +103,7 @@ func TestScenarios(t *testing.T) {
 			access: "time-based-30d",
 			fake:   fakeportability.Options{TimeBasedFailedPrecondition: true},
 			env:    map[string]string{"TIME_BASED_HORIZON": "24h"},
-			before: func(t *testing.T, h *pipelinetest.Harness) {
-				if _, err := h.API("u").Initiate(h.Ctx, []string{a}); err != nil {
-					t.Fatal(err)
-				}
-				h.Fake.Clock().Advance(time.Minute)
-			},
+			before: startedElsewhere(true),
 			want: want{states: map[string]string{a: store.ResDone, b: store.ResDone}, initiates: map[string]int{a: 3, b: 1},
 				calls: map[string]int{"reset": 1}, verify: true},
 		},

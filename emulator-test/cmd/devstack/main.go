@@ -24,7 +24,9 @@ import (
 	"time"
 
 	"github.com/portability-pipeline/pipeline/emulator-test/fakeportability"
+	"github.com/portability-pipeline/pipeline/emulator-test/scenario"
 	"github.com/portability-pipeline/pipeline/emulator-test/stack"
+	"github.com/portability-pipeline/pipeline/internal/operator"
 	"github.com/portability-pipeline/pipeline/shared/resources"
 	"github.com/portability-pipeline/pipeline/shared/store"
 )
@@ -61,23 +63,22 @@ type ResourceSummary struct {
 	TimeFilter string `json:"timeFilter,omitempty"`
 	Objects    int    `json:"objects"`
 	Bytes      int64  `json:"bytes"`
+	// Activity says the span as portctl show does.
+	Activity string `json:"activity"`
 }
 
 // roundsOf reads the rounds of a user from the store, oldest first.
 func roundsOf(ctx context.Context, st *store.Store, user string) ([]RoundSummary, error) {
-	u, err := st.GetUser(ctx, user)
+	_, rounds, err := scenario.Rounds(ctx, st, user)
 	if err != nil {
 		return nil, err
 	}
 	var out []RoundSummary
-	for n := 1; n <= u.Rounds; n++ {
-		list, err := st.ListResources(ctx, store.RoundID(user, n))
-		if err != nil {
-			return nil, err
-		}
-		rs := RoundSummary{User: user, Number: n, Resources: []ResourceSummary{}}
-		for _, r := range list {
-			line := ResourceSummary{Resource: r.Name, State: r.State, TimeFilter: r.TimeFilter, Objects: r.Objects, Bytes: r.Bytes}
+	for _, round := range rounds {
+		rs := RoundSummary{User: user, Number: round.Number, Resources: []ResourceSummary{}}
+		for _, r := range round.Resources {
+			line := ResourceSummary{Resource: r.Name, State: r.State, TimeFilter: r.TimeFilter, Objects: r.Objects, Bytes: r.Bytes,
+				Activity: operator.Activity(r.StartTime, r.ExportTime, r.TimeFilter)}
 			if !r.StartTime.IsZero() {
 				line.StartTime = r.StartTime.UTC().Format(time.RFC3339Nano)
 			}
@@ -141,7 +142,7 @@ func main() {
 	names := make([]string, *users)
 	for i := range names {
 		names[i] = fmt.Sprintf("demo-user-%d", i+1)
-		page, err := stack.SignIn(ctx, s.StartLink(names[i], groups), stack.Consent{Account: account(names[i]), Access: *access})
+		page, err := stack.SignIn(ctx, s.StartLink(names[i], groups), stack.Consent{Account: stack.Account(names[i]), Access: *access})
 		if err != nil {
 			fail("sign in %s: %v", names[i], err)
 		}
@@ -160,7 +161,7 @@ func main() {
 	}
 	// The last events (grant.ended) follow the close: give the demo consumer a moment to show them.
 	evCtx, evStop := context.WithTimeout(ctx, 10*time.Second)
-	s.WaitEvents(evCtx, func(list []stack.Event) bool {
+	s.WaitEvents(evCtx, func(list []scenario.Event) bool {
 		ended := 0
 		for _, e := range list {
 			if e.Type == "grant.ended" {
@@ -175,7 +176,7 @@ func main() {
 
 	sum := Summary{Users: *users}
 	for _, u := range names {
-		rep, err := s.Verify(ctx, u, account(u))
+		rep, err := scenario.VerifyExports(ctx, s.View(), u)
 		if err != nil {
 			fail("verify %s: %v", u, err)
 		}
@@ -183,8 +184,8 @@ func main() {
 		sum.Objects += rep.Objects
 		sum.Bytes += rep.Bytes
 		sum.Verified += rep.Verified
-		sum.Problems = append(sum.Problems, rep.Problems...)
-		sum.DuplicateInitiates += duplicates(s, account(u), rep.Rounds)
+		sum.Problems = append(sum.Problems, rep.Mismatches()...)
+		sum.DuplicateInitiates += duplicates(s, stack.Account(u), rep.Rounds)
 		rounds, err := roundsOf(ctx, s.Store(), u)
 		if err != nil {
 			fail("read the rounds of %s: %v", u, err)
@@ -212,13 +213,10 @@ func main() {
 	fmt.Fprintln(os.Stderr, "OK: every archive verified, one initiate per resource per round, one reset per user")
 }
 
-// account is the Google account a demo user consents with.
-func account(user string) string { return user + "@example.com" }
-
 // duplicates counts initiates of a resource beyond one per round.
 func duplicates(s *stack.Stack, account string, rounds int) int {
 	n := 0
-	by := initiatesByResource(s, account)
+	_, by := scenario.Calls(s.Fake, account)
 	if len(by) == 0 {
 		return -1 // the fake saw no initiate at all: something is wrong, and the run must fail
 	}
@@ -228,13 +226,6 @@ func duplicates(s *stack.Stack, account string, rounds int) int {
 		}
 	}
 	return n
-}
-
-func initiatesByResource(s *stack.Stack, account string) map[string]int {
-	users, _ := s.Fake.Calls()["users"].(map[string]any)
-	u, _ := users[account].(map[string]any)
-	by, _ := u["initiateByResource"].(map[string]int)
-	return by
 }
 
 func totalCalls(s *stack.Stack, method string) int {
@@ -261,18 +252,11 @@ func printSummary(sum Summary) {
 		fmt.Printf("  problem: %s\n", p)
 	}
 	if len(sum.Rounds) > 0 {
-		fmt.Printf("\n  %-12s %5s  %-24s %-8s %-30s %-30s %7s %10s\n", "user", "round", "resource", "state", "activity from", "to", "objects", "bytes")
+		fmt.Printf("\n  %-12s %5s  %-24s %-8s %7s %10s  %s\n", "user", "round", "resource", "state", "objects", "bytes", "activity")
 	}
 	for _, r := range sum.Rounds {
 		for _, x := range r.Resources {
-			from := x.StartTime
-			if from == "" {
-				from = "(beginning)"
-				if x.TimeFilter == store.TimeFilterUnsupported {
-					from = "(beginning: no time filter)"
-				}
-			}
-			fmt.Printf("  %-12s %5d  %-24s %-8s %-30s %-30s %7d %10d\n", r.User, r.Number, x.Resource, x.State, from, x.ExportTime, x.Objects, x.Bytes)
+			fmt.Printf("  %-12s %5d  %-24s %-8s %7d %10d  %s\n", r.User, r.Number, x.Resource, x.State, x.Objects, x.Bytes, x.Activity)
 		}
 	}
 }
@@ -367,7 +351,7 @@ func (p *progress) draw() {
 		fmt.Fprintf(os.Stderr, "\033[%dA\033[J", p.lines)
 	}
 	for _, e := range fresh {
-		fmt.Fprintln(os.Stderr, "  event "+stack.EventLine(e))
+		fmt.Fprintln(os.Stderr, "  event "+scenario.Line(e))
 	}
 	p.shown = len(evs)
 	fmt.Fprint(os.Stderr, out)

@@ -1,0 +1,46 @@
+package stack
+
+import (
+	"context"
+
+	"cloud.google.com/go/storage"
+	"github.com/portability-pipeline/pipeline/emulator-test/scenario"
+	"github.com/portability-pipeline/pipeline/shared/store"
+)
+
+// Store returns the pipeline's store on the emulator.
+func (s *Stack) Store() *store.Store { return store.New(s.FirestoreClient) }
+
+// ClearData clears what a test left: Firestore documents, the fake's users, jobs, faults and clock, waiting
+// tasks and every object in the bucket. Call it between tests, once the previous one has settled. The
+// emulator's clear can time out on a busy machine: it tries three times.
+func (s *Stack) ClearData(ctx context.Context) error {
+	var err error
+	for range 3 {
+		if err = s.clearData(ctx); err == nil {
+			return nil
+		}
+		s.opts.Log.Warn("clear the stack's data: trying again", "error", err.Error())
+	}
+	return err
+}
+
+func (s *Stack) clearData(ctx context.Context) error {
+	s.DeliverTwice(false)
+	s.losses.mu.Lock()
+	s.losses.armed = nil
+	s.losses.mu.Unlock()
+	if err := s.Tasks.Purge(); err != nil {
+		return err
+	}
+	if err := s.Firestore.Clear(ctx, s.Project); err != nil {
+		return err
+	}
+	s.Fake.ClearData()
+	s.clearGCSFaults()
+	if err := s.clearEvents(ctx); err != nil {
+		return err
+	}
+	b := s.StorageClient.Bucket(s.Bucket)
+	return scenario.EachObject(ctx, b, "", func(a *storage.ObjectAttrs) error { return b.Object(a.Name).Delete(ctx) })
+}
