@@ -33,22 +33,23 @@ func (s *Store) FindUserRecords(ctx context.Context, user string) (UserRecords, 
 	case !notFound(err):
 		return out, fmt.Errorf("read user %s: %w", user, err)
 	}
-	if out.Rounds, err = s.idsWhereUser(ctx, colRounds, user); err != nil {
+	if out.Rounds, err = s.idsWhere(ctx, colRounds, "user", user); err != nil {
 		return out, err
 	}
-	if out.OAuthStates, err = s.idsWhereUser(ctx, colStates, user); err != nil {
+	if out.OAuthStates, err = s.idsWhere(ctx, colStates, "user", user); err != nil {
 		return out, err
 	}
-	if out.Events, err = s.idsWhereUser(ctx, colEvents, user); err != nil {
+	if out.Events, err = s.idsWhere(ctx, colEvents, "user", user); err != nil {
 		return out, err
 	}
 	return out, nil
 }
 
-func (s *Store) idsWhereUser(ctx context.Context, col, user string) ([]string, error) {
-	snaps, err := s.fs.Collection(col).Where("user", "==", user).Select().Documents(ctx).GetAll()
+// idsWhere lists the IDs of the documents of col whose field equals value (no fields read).
+func (s *Store) idsWhere(ctx context.Context, col, field, value string) ([]string, error) {
+	snaps, err := s.fs.Collection(col).Where(field, "==", value).Select().Documents(ctx).GetAll()
 	if err != nil {
-		return nil, fmt.Errorf("list %s of %s: %w", col, user, err)
+		return nil, fmt.Errorf("list %s of %s %s: %w", col, field, value, err)
 	}
 	ids := make([]string, len(snaps))
 	for i, snap := range snaps {

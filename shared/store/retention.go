@@ -50,12 +50,12 @@ func (s *Store) DeleteClosedRound(ctx context.Context, rid string) (int, error) 
 	if userDeleted {
 		n++
 	}
-	snaps, err := s.fs.Collection(colEvents).Where("round", "==", rid).Select().Documents(ctx).GetAll()
+	ids, err := s.idsWhere(ctx, colEvents, "round", rid)
 	if err != nil {
-		return n, fmt.Errorf("events of %s: %w", rid, err)
+		return n, err
 	}
-	for _, snap := range snaps {
-		if _, err := snap.Ref.Delete(ctx); err != nil && !notFound(err) {
+	for _, id := range ids {
+		if _, err := s.event(id).Delete(ctx); err != nil && !notFound(err) {
 			return n, fmt.Errorf("delete event of %s: %w", rid, err)
 		}
 		n++

@@ -2,13 +2,37 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"cloud.google.com/go/firestore"
+	"github.com/portability-pipeline/pipeline/shared/events/outbox"
 )
+
+// ListResources returns the resources of a round by name.
+func (s *Store) ListResources(ctx context.Context, rid string) ([]Resource, error) {
+	snaps, err := s.round(rid).Collection(colResources).Documents(ctx).GetAll()
+	if err != nil {
+		return nil, fmt.Errorf("list resources of %s: %w", rid, err)
+	}
+	out, err := decodeAll[Resource](snaps, func(v *Resource, id string) { v.Name = id })
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// GetResource reads one resource of a round.
+func (s *Store) GetResource(ctx context.Context, rid, name string) (*Resource, error) {
+	r, err := get[Resource](ctx, nil, s.resource(rid, name))
+	if err != nil {
+		return nil, err
+	}
+	r.Name = name
+	return r, nil
+}
 
 // Claim is the outcome of claiming a resource for an API call that must not be repeated.
 type Claim struct {
@@ -196,125 +220,6 @@ func (s *Store) PlanTransfer(ctx context.Context, rid, name, job string, startTi
 	return planned, out, err
 }
 
-// GetObject reads one archive object of a resource.
-func (s *Store) GetObject(ctx context.Context, rid, name string, i int) (*Object, error) {
-	return get[Object](ctx, nil, s.object(rid, name, i))
-}
-
-// ListObjects reads every archive object of a resource, by index.
-func (s *Store) ListObjects(ctx context.Context, rid, name string) ([]Object, error) {
-	snaps, err := s.resource(rid, name).Collection(colObjects).Documents(ctx).GetAll()
-	if err != nil {
-		return nil, err
-	}
-	out, err := decodeAll[Object](snaps, nil)
-	if err != nil {
-		return nil, err
-	}
-	slices.SortFunc(out, func(a, b Object) int { return a.Index - b.Index })
-	return out, nil
-}
-
-// UpdateURLs stores freshly signed (sealed) URLs of a job's objects, by object index.
-func (s *Store) UpdateURLs(ctx context.Context, rid, name string, sealed map[int][]byte) error {
-	now := s.now()
-	bw := s.fs.BulkWriter(ctx)
-	for i, u := range sealed {
-		if _, err := bw.Update(s.object(rid, name, i), []firestore.Update{{Path: "url", Value: u}, {Path: "urlFetched", Value: now}}); err != nil {
-			return err
-		}
-	}
-	bw.End()
-	return nil
-}
-
-// PartDone records a verified part copy (idempotent). It never recreates a purged object: when the
-// object's record is gone it returns ErrNotFound and writes nothing.
-func (s *Store) PartDone(ctx context.Context, rid, name string, obj int, p Part) error {
-	p.DoneAt = s.now()
-	err := s.fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
-		if _, err := get[Object](ctx, tx, s.object(rid, name, obj)); err != nil {
-			return err
-		}
-		return tx.Set(s.part(rid, name, obj, p.Index), p)
-	})
-	if err != nil {
-		return fmt.Errorf("record part %d of object %d: %w", p.Index, obj, err)
-	}
-	return nil
-}
-
-// DoneParts returns the parts of an object recorded done in the given attempt, by index.
-func (s *Store) DoneParts(ctx context.Context, rid, name string, obj, attempt int) ([]Part, error) {
-	snaps, err := s.object(rid, name, obj).Collection(colParts).Where("attempt", "==", attempt).Documents(ctx).GetAll()
-	if err != nil {
-		return nil, err
-	}
-	out, err := decodeAll[Part](snaps, nil)
-	if err != nil {
-		return nil, err
-	}
-	slices.SortFunc(out, func(a, b Part) int { return a.Index - b.Index })
-	return out, nil
-}
-
-// GetPart reads one part record.
-func (s *Store) GetPart(ctx context.Context, rid, name string, obj, part int) (*Part, error) {
-	return get[Part](ctx, nil, s.part(rid, name, obj, part))
-}
-
-// VerifyObject marks an object verified under its final name, once per attempt.
-func (s *Store) VerifyObject(ctx context.Context, rid, name string, obj, attempt int, finalName string) (bool, error) {
-	ref := s.object(rid, name, obj)
-	changed := false
-	err := s.fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
-		changed = false
-		o, err := get[Object](ctx, tx, ref)
-		if err != nil {
-			return err
-		}
-		if o.State != ObjCopying || o.Attempt != attempt {
-			return nil
-		}
-		changed = true
-		return tx.Update(ref, []firestore.Update{{Path: "state", Value: ObjVerified}, {Path: "name", Value: finalName}, {Path: "verifiedAt", Value: s.now()}})
-	})
-	if err == nil && changed {
-		logObject(ctx, rid, name, obj, ObjCopying, ObjVerified, attempt)
-	}
-	return changed, err
-}
-
-// RecopyObject starts a new copy attempt of an object whose checksum did not match, or gives it up after
-// maxAttempts. It acts once per attempt and returns the object afterwards.
-func (s *Store) RecopyObject(ctx context.Context, rid, name string, obj, attempt, maxAttempts int, reason string) (*Object, error) {
-	ref := s.object(rid, name, obj)
-	var out *Object
-	acted := false
-	err := s.fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
-		acted = false
-		o, err := get[Object](ctx, tx, ref)
-		if err != nil {
-			return err
-		}
-		out = o
-		if o.State != ObjCopying || o.Attempt != attempt {
-			return nil
-		}
-		acted = true
-		if attempt+1 >= maxAttempts {
-			o.State, o.Reason = ObjFailed, reason
-		} else {
-			o.Attempt++
-		}
-		return tx.Set(ref, o)
-	})
-	if err == nil && acted {
-		logObject(ctx, rid, name, obj, ObjCopying, out.State, out.Attempt)
-	}
-	return out, err
-}
-
 // FinishResource ends a transferring resource once all its objects are verified (done) or one failed
 // (failed). It reports the state it left the resource in and whether this call made the change.
 func (s *Store) FinishResource(ctx context.Context, rid, name string) (state string, changed bool, err error) {
@@ -357,10 +262,10 @@ func (s *Store) FinishResource(ctx context.Context, rid, name string) (state str
 		}
 		state, changed, r.UpdatedAt = r.State, true, s.now()
 		slices.SortFunc(objects, func(a, b Object) int { return a.Index - b.Index })
-		var eo []EventObject
+		var eo []outbox.Object
 		if r.State == ResDone {
 			for _, o := range objects {
-				eo = append(eo, EventObject{Name: o.Name, Size: o.Size, CRC32C: o.CRC32C, HasCRC32C: o.HasCRC32C})
+				eo = append(eo, outbox.Object{Name: o.Name, Size: o.Size, CRC32C: o.CRC32C, HasCRC32C: o.HasCRC32C})
 			}
 		}
 		if err := s.recordEvent(tx, resourceEvent(rid, name, r, eo)); err != nil {
@@ -373,160 +278,6 @@ func (s *Store) FinishResource(ctx context.Context, rid, name string) (state str
 		logResource(ctx, rid, name, ResTransferring, after)
 	}
 	return state, changed, err
-}
-
-// CompleteRoundIfDone marks an exporting round complete when every resource is terminal. It returns the round as
-// it is afterwards; complete means the round is (now or already) complete.
-func (s *Store) CompleteRoundIfDone(ctx context.Context, rid string) (r *Round, complete bool, err error) {
-	ref := s.round(rid)
-	settled := false
-	err = s.fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
-		complete, settled = false, false
-		r, err = get[Round](ctx, tx, ref)
-		if err != nil {
-			return err
-		}
-		r.ID = rid
-		if r.State == RoundComplete || r.State == RoundClosed {
-			complete = true
-			return nil
-		}
-		if r.State != RoundExporting {
-			return nil
-		}
-		snaps, err := tx.Documents(ref.Collection(colResources)).GetAll()
-		if err != nil {
-			return err
-		}
-		var summary []EventResource
-		for _, snap := range snaps {
-			var res Resource
-			if err := snap.DataTo(&res); err != nil {
-				return err
-			}
-			if !Terminal(res.State) {
-				return nil
-			}
-			summary = append(summary, EventResource{Name: snap.Ref.ID, State: res.State, Job: res.Job,
-				Objects: res.Objects, Bytes: res.Bytes, Reason: res.Reason,
-				StartTime: res.StartTime, ExportTime: res.ExportTime, TimeFilter: res.TimeFilter})
-		}
-		if err := RoundLifecycle.check(r.State, RoundComplete); err != nil {
-			return err
-		}
-		r.State, r.CompletedAt, complete, settled = RoundComplete, s.now(), true, true
-		slices.SortFunc(summary, func(a, b EventResource) int { return strings.Compare(a.Name, b.Name) })
-		if err := s.recordEvent(tx, Event{ID: EventID(EventRoundCompleted, rid), Type: EventRoundCompleted, User: r.User,
-			Round: rid, RoundNumber: r.Number, Stage: StageRound, Access: r.Access, Resources: summary, OccurredAt: r.CompletedAt}); err != nil {
-			return err
-		}
-		return tx.Set(ref, r)
-	})
-	if err == nil && settled {
-		logRound(ctx, r, rid, RoundExporting, RoundComplete)
-	}
-	return r, complete, err
-}
-
-// MarkResetPublished records that the round's reset request reached Pub/Sub.
-func (s *Store) MarkResetPublished(ctx context.Context, rid string) error {
-	_, err := s.round(rid).Update(ctx, []firestore.Update{{Path: "resetPublished", Value: true}})
-	return err
-}
-
-// ClaimRoundEnd claims the end of a complete round (reset or next round) for lease; a closed round or a
-// live claim is not won.
-func (s *Store) ClaimRoundEnd(ctx context.Context, rid string, lease time.Duration) (*Round, bool, error) {
-	ref := s.round(rid)
-	var out *Round
-	won := false
-	err := s.fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
-		won = false
-		r, err := get[Round](ctx, tx, ref)
-		if err != nil {
-			return err
-		}
-		r.ID = rid
-		out = r
-		now := s.now()
-		if r.State != RoundComplete || now.Sub(r.ResetClaimedAt) < lease {
-			return nil
-		}
-		won = true
-		return tx.Update(ref, []firestore.Update{{Path: "resetClaimedAt", Value: now}})
-	})
-	return out, won, err
-}
-
-// ReleaseRoundEnd gives up a claim of ClaimRoundEnd after a failure that a redelivery should retry at once
-// (Google's reset answered 5xx), so the next delivery need not wait out the lease.
-func (s *Store) ReleaseRoundEnd(ctx context.Context, rid string) error {
-	return s.fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
-		r, err := get[Round](ctx, tx, s.round(rid))
-		if err != nil || r.State != RoundComplete {
-			return err
-		}
-		return tx.Update(s.round(rid), []firestore.Update{{Path: "resetClaimedAt", Value: time.Time{}}})
-	})
-}
-
-// CloseRound ends a round with an outcome; final also closes the user's grant (as EndGrant does, with the
-// ending that follows from the round's access).
-func (s *Store) CloseRound(ctx context.Context, rid, outcome string, nextRoundAt time.Time, final bool) error {
-	ending := ""
-	if final {
-		ending = EndingOneTime
-		if r, err := s.GetRound(ctx, rid); err == nil && r.Access == AccessTimeBased {
-			ending = EndingHorizon
-		}
-	}
-	return s.closeRound(ctx, rid, outcome, nextRoundAt, ending, "")
-}
-
-// EndGrant closes the last round of a grant and the grant, and records grant.ended with its ending
-// (EndingOneTime, EndingHorizon, EndingNoExport) and a plain-words reason.
-func (s *Store) EndGrant(ctx context.Context, rid, outcome, ending, reason string) error {
-	return s.closeRound(ctx, rid, outcome, time.Time{}, ending, reason)
-}
-
-func (s *Store) closeRound(ctx context.Context, rid, outcome string, nextRoundAt time.Time, ending, reason string) error {
-	final := ending != ""
-	var closed *Round
-	var from string
-	err := s.fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
-		closed = nil
-		r, err := get[Round](ctx, tx, s.round(rid))
-		if err != nil {
-			return err
-		}
-		if r.State == RoundClosed {
-			return nil
-		}
-		if err := RoundLifecycle.check(r.State, RoundClosed); err != nil {
-			return err
-		}
-		from, closed = r.State, r
-		r.Outcome = outcome
-		now := s.now()
-		ups := []firestore.Update{{Path: "state", Value: RoundClosed}, {Path: "outcome", Value: outcome}, {Path: "closedAt", Value: now}}
-		if !nextRoundAt.IsZero() {
-			ups = append(ups, firestore.Update{Path: "nextRoundAt", Value: nextRoundAt})
-		}
-		if final {
-			if err := tx.Update(s.fs.Collection(colUsers).Doc(r.User), []firestore.Update{{Path: "state", Value: "closed"}, {Path: "updatedAt", Value: now}}); err != nil && !notFound(err) {
-				return err
-			}
-			if err := s.recordEvent(tx, Event{ID: EventID(EventGrantEnded, rid), Type: EventGrantEnded, User: r.User, Round: rid,
-				RoundNumber: r.Number, Stage: StageGrant, Access: r.Access, Ending: ending, Reason: reason, OccurredAt: now}); err != nil {
-				return err
-			}
-		}
-		return tx.Update(s.round(rid), ups)
-	})
-	if err == nil && closed != nil {
-		logRound(ctx, closed, rid, from, RoundClosed)
-	}
-	return err
 }
 
 // --- named transitions of a resource (the from-states are the lifecycle's, asserted here) ---------------
@@ -582,3 +333,67 @@ var openResourceStates = func() []string {
 	}
 	return open
 }()
+
+// ReopenResource puts a failed resource of an exporting or complete (not yet closed) round back to
+// pending, and the round back to exporting with its reset request unpublished, in one transaction: the
+// operator's retry, followed by an initiate request. A closed round (its grant reset) cannot be reopened.
+func (s *Store) ReopenResource(ctx context.Context, rid, name, reason string) error {
+	var from string
+	var rnd *Round
+	err := s.fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
+		r, err := get[Round](ctx, tx, s.round(rid))
+		if err != nil {
+			return err
+		}
+		res, err := get[Resource](ctx, tx, s.resource(rid, name))
+		if err != nil {
+			return err
+		}
+		if res.State != ResFailed {
+			return fmt.Errorf("%w: resource %s is %s, not failed", ErrNotAllowed, name, res.State)
+		}
+		if r.State != RoundExporting && r.State != RoundComplete {
+			return fmt.Errorf("%w: round %s is %s (a closed round's grant is reset: the person must consent again)", ErrNotAllowed, rid, r.State)
+		}
+		now := s.now()
+		from = r.State
+		r.ID, rnd = rid, r
+		res.State, res.Reason, res.ClaimedAt, res.UpdatedAt = ResPending, reason, now.AddDate(-1, 0, 0), now
+		if err := tx.Set(s.resource(rid, name), res); err != nil {
+			return err
+		}
+		if from == RoundComplete {
+			return tx.Update(s.round(rid), []firestore.Update{{Path: "state", Value: RoundExporting},
+				{Path: "resetPublished", Value: false}, {Path: "completedAt", Value: time.Time{}}})
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	logResource(ctx, rid, name, ResFailed, &Resource{State: ResPending, Reason: reason})
+	if from == RoundComplete {
+		logRound(ctx, rnd, rid, RoundComplete, RoundExporting)
+	}
+	return nil
+}
+
+// NotePollDue records when the next state check of job is due. It changes nothing when the resource
+// runs another job or is gone (a purge): the reconciler reads the field only of exporting resources.
+func (s *Store) NotePollDue(ctx context.Context, rid, name, job string, at time.Time) error {
+	ref := s.resource(rid, name)
+	err := s.fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
+		r, err := get[Resource](ctx, tx, ref)
+		if err != nil {
+			return err
+		}
+		if r.Job != job || r.State != ResExporting || !at.After(r.PollDue) {
+			return nil
+		}
+		return tx.Update(ref, []firestore.Update{{Path: FieldPollDue, Value: at}})
+	})
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	return err
+}
