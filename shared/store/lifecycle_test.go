@@ -74,7 +74,6 @@ func reachesTerminal(l *store.Lifecycle, from string) bool {
 // resource exactly when the lifecycle declares the pair (or it stays in its state), and refuses the
 // others with ErrNotAllowed, leaving the record as it was.
 func TestResourceTransitionsEnforced(t *testing.T) {
-	t.Parallel()
 	ctx, s := newStore(t)
 	r := grant(t, ctx, s, userID(t), []string{"g"}, nil)
 	ref := s.Client().Collection("rounds").Doc(r.ID).Collection("resources").Doc("g")

@@ -8,14 +8,11 @@ import (
 
 func TestRoundID(t *testing.T) {
 	t.Parallel()
-	for _, tc := range []struct {
-		user string
-		n    int
-	}{{"pia", 1}, {"a~b", 12}} {
-		id := store.RoundID(tc.user, tc.n)
-		user, n, err := store.ParseRoundID(id)
-		if err != nil || user != tc.user || n != tc.n {
-			t.Errorf("ParseRoundID(%q) = %q, %d, %v; want %q, %d", id, user, n, err, tc.user, tc.n)
+	for user, n := range map[string]int{"pia": 1, "a~b": 12} {
+		id := store.RoundID(user, n)
+		gotUser, gotN, err := store.ParseRoundID(id)
+		if err != nil || gotUser != user || gotN != n {
+			t.Errorf("ParseRoundID(%q) = %q, %d, %v; want %q, %d", id, gotUser, gotN, err, user, n)
 		}
 	}
 	for _, bad := range []string{"", "pia", "~1", "pia~0", "pia~x", "pia~-1"} {

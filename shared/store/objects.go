@@ -15,16 +15,9 @@ func (s *Store) GetObject(ctx context.Context, rid, name string, i int) (*Object
 
 // ListObjects reads every archive object of a resource, by index.
 func (s *Store) ListObjects(ctx context.Context, rid, name string) ([]Object, error) {
-	snaps, err := s.resource(rid, name).Collection(colObjects).Documents(ctx).GetAll()
-	if err != nil {
-		return nil, err
-	}
-	out, err := decodeAll[Object](snaps, nil)
-	if err != nil {
-		return nil, err
-	}
-	slices.SortFunc(out, func(a, b Object) int { return a.Index - b.Index })
-	return out, nil
+	out, err := queryAll[Object](ctx, s.resource(rid, name).Collection(colObjects).Query, nil)
+	slices.SortFunc(out, byIndex)
+	return out, err
 }
 
 // UpdateURLs stores freshly signed (sealed) URLs of a job's objects, by object index.
@@ -58,16 +51,9 @@ func (s *Store) PartDone(ctx context.Context, rid, name string, obj int, p Part)
 
 // DoneParts returns the parts of an object recorded done in the given attempt, by index.
 func (s *Store) DoneParts(ctx context.Context, rid, name string, obj, attempt int) ([]Part, error) {
-	snaps, err := s.object(rid, name, obj).Collection(colParts).Where("attempt", "==", attempt).Documents(ctx).GetAll()
-	if err != nil {
-		return nil, err
-	}
-	out, err := decodeAll[Part](snaps, nil)
-	if err != nil {
-		return nil, err
-	}
-	slices.SortFunc(out, func(a, b Part) int { return a.Index - b.Index })
-	return out, nil
+	out, err := queryAll[Part](ctx, s.object(rid, name, obj).Collection(colParts).Where("attempt", "==", attempt), nil)
+	slices.SortFunc(out, byIndex)
+	return out, err
 }
 
 // GetPart reads one part record.
@@ -77,29 +63,29 @@ func (s *Store) GetPart(ctx context.Context, rid, name string, obj, part int) (*
 
 // VerifyObject marks an object verified under its final name, once per attempt.
 func (s *Store) VerifyObject(ctx context.Context, rid, name string, obj, attempt int, finalName string) (bool, error) {
-	ref := s.object(rid, name, obj)
-	changed := false
-	err := s.fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
-		changed = false
-		o, err := get[Object](ctx, tx, ref)
-		if err != nil {
-			return err
-		}
-		if o.State != ObjCopying || o.Attempt != attempt {
-			return nil
-		}
-		changed = true
-		return tx.Update(ref, []firestore.Update{{Path: "state", Value: ObjVerified}, {Path: "name", Value: finalName}, {Path: "verifiedAt", Value: s.now()}})
+	_, changed, err := s.inAttempt(ctx, rid, name, obj, attempt, func(o *Object) {
+		o.State, o.Name, o.VerifiedAt = ObjVerified, finalName, s.now()
 	})
-	if err == nil && changed {
-		logObject(ctx, rid, name, obj, ObjCopying, ObjVerified, attempt)
-	}
 	return changed, err
 }
 
 // RecopyObject starts a new copy attempt of an object whose checksum did not match, or gives it up after
 // maxAttempts. It acts once per attempt and returns the object afterwards.
 func (s *Store) RecopyObject(ctx context.Context, rid, name string, obj, attempt, maxAttempts int, reason string) (*Object, error) {
+	o, _, err := s.inAttempt(ctx, rid, name, obj, attempt, func(o *Object) {
+		if attempt+1 >= maxAttempts {
+			o.State, o.Reason = ObjFailed, reason
+		} else {
+			o.Attempt++
+		}
+	})
+	return o, err
+}
+
+// inAttempt applies change to object obj in a transaction when the object is still copying in attempt,
+// so each attempt's outcome is recorded once, and logs the change. It returns the object afterwards and
+// whether change was applied.
+func (s *Store) inAttempt(ctx context.Context, rid, name string, obj, attempt int, change func(o *Object)) (*Object, bool, error) {
 	ref := s.object(rid, name, obj)
 	var out *Object
 	acted := false
@@ -114,30 +100,18 @@ func (s *Store) RecopyObject(ctx context.Context, rid, name string, obj, attempt
 			return nil
 		}
 		acted = true
-		if attempt+1 >= maxAttempts {
-			o.State, o.Reason = ObjFailed, reason
-		} else {
-			o.Attempt++
-		}
+		change(o)
 		return tx.Set(ref, o)
 	})
 	if err == nil && acted {
 		logObject(ctx, rid, name, obj, ObjCopying, out.State, out.Attempt)
 	}
-	return out, err
+	return out, acted, err
 }
 
 // ListParts returns every part record of an object (any attempt), by index.
 func (s *Store) ListParts(ctx context.Context, rid, name string, obj int) ([]Part, error) {
-	snaps, err := s.object(rid, name, obj).Collection(colParts).Documents(ctx).GetAll()
-	if err != nil {
-		return nil, err
-	}
-	out, err := decodeAll[Part](snaps, nil)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
+	return queryAll[Part](ctx, s.object(rid, name, obj).Collection(colParts).Query, nil)
 }
 
 // Progress is how far the copy of a resource's archive files into the bucket is.

@@ -10,7 +10,6 @@ import (
 
 // PlanTransfer records the objects once: a redelivered plan gets the recorded objects back.
 func TestPlanTransferOnce(t *testing.T) {
-	t.Parallel()
 	ctx, s := newStore(t)
 	r := grant(t, ctx, s, userID(t), []string{"a"}, nil)
 	startJob(t, ctx, s, r.ID, "a", "j")
@@ -39,7 +38,6 @@ func TestPlanTransferOnce(t *testing.T) {
 // Parts are recorded per attempt, never for a purged object; progress counts verified files whole and
 // the done parts of the current attempt.
 func TestPartsAndProgress(t *testing.T) {
-	t.Parallel()
 	ctx, s := newStore(t)
 	r := grant(t, ctx, s, userID(t), []string{"a"}, nil)
 	startJob(t, ctx, s, r.ID, "a", "j")
@@ -84,7 +82,6 @@ func TestPartsAndProgress(t *testing.T) {
 // VerifyObject and RecopyObject act once per attempt; RecopyObject gives the object up after the last
 // attempt.
 func TestVerifyAndRecopyOncePerAttempt(t *testing.T) {
-	t.Parallel()
 	ctx, s := newStore(t)
 	r := grant(t, ctx, s, userID(t), []string{"a"}, nil)
 	startJob(t, ctx, s, r.ID, "a", "j")

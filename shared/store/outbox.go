@@ -7,8 +7,6 @@ import (
 
 	"cloud.google.com/go/firestore"
 	"github.com/portability-pipeline/pipeline/shared/events/outbox"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 )
 
 // colEvents is the outbox of events for the operator's app: the store writes the records
@@ -37,25 +35,16 @@ func resourceEvent(rid, name string, r *Resource, objects []outbox.Object) outbo
 // PendingEvents returns the user's unpublished events in publishing order: by round, then stage, then
 // time. Records from the first held one on are left out (they wait for it).
 func (s *Store) PendingEvents(ctx context.Context, user string) ([]outbox.Record, error) {
-	snaps, err := s.fs.Collection(colEvents).Where("user", "==", user).Where("published", "==", false).Documents(ctx).GetAll()
+	out, err := queryAll(ctx, s.fs.Collection(colEvents).Where("user", "==", user).Where("published", "==", false), eventID)
 	if err != nil {
 		return nil, fmt.Errorf("list events of %s: %w", user, err)
-	}
-	out, err := decodeAll[outbox.Record](snaps, func(v *outbox.Record, id string) { v.ID = id })
-	if err != nil {
-		return nil, err
 	}
 	return outbox.Publishable(out), nil
 }
 
 // GetEvent reads one event record.
 func (s *Store) GetEvent(ctx context.Context, id string) (*outbox.Record, error) {
-	e, err := get[outbox.Record](ctx, nil, s.event(id))
-	if err != nil {
-		return nil, err
-	}
-	e.ID = id
-	return e, nil
+	return getNamed(ctx, s.event(id), eventID)
 }
 
 // RecordEvent records an event outside a transition (user.purged): created once; an existing record is
@@ -106,5 +95,3 @@ func (s *Store) DeleteEvents(ctx context.Context, user string, keep ...string) (
 	bw.End()
 	return n, nil
 }
-
-func isAlreadyExists(err error) bool { return status.Code(err) == codes.AlreadyExists }

@@ -11,7 +11,6 @@ import (
 // The outbox keeps one record per ID, hands out a user's unpublished records in order up to the first
 // held one, and forgets them once published or deleted.
 func TestOutboxRecords(t *testing.T) {
-	t.Parallel()
 	ctx, s := newStore(t)
 	user := userID(t)
 	at := time.Now().UTC()

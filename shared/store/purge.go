@@ -104,33 +104,34 @@ func (s *Store) DeleteUser(ctx context.Context, user string) (int, error) {
 // only as parents of others included).
 func deleteTree(ctx context.Context, ref *firestore.DocumentRef) (int, error) {
 	n := 0
-	cols := ref.Collections(ctx)
-	for {
-		c, err := cols.Next()
-		if errors.Is(err, iterator.Done) {
-			break
-		}
-		if err != nil {
-			return n, err
-		}
-		docs := c.DocumentRefs(ctx)
-		for {
-			d, err := docs.Next()
-			if errors.Is(err, iterator.Done) {
-				break
-			}
-			if err != nil {
-				return n, err
-			}
+	err := each(ref.Collections(ctx).Next, func(c *firestore.CollectionRef) error {
+		return each(c.DocumentRefs(ctx).Next, func(d *firestore.DocumentRef) error {
 			k, err := deleteTree(ctx, d)
 			n += k
-			if err != nil {
-				return n, err
-			}
-		}
+			return err
+		})
+	})
+	if err != nil {
+		return n, err
 	}
 	if _, err := ref.Delete(ctx); err != nil && !notFound(err) {
 		return n, err
 	}
 	return n + 1, nil
+}
+
+// each calls f with every value of an iterator's next until iterator.Done, and stops at the first error.
+func each[T any](next func() (T, error), f func(T) error) error {
+	for {
+		v, err := next()
+		if errors.Is(err, iterator.Done) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := f(v); err != nil {
+			return err
+		}
+	}
 }

@@ -10,7 +10,6 @@ import (
 // DeleteUser deletes the user's document, every round with everything below it and the pending consents,
 // and leaves the outbox records (the purge deletes them after announcing itself) and other users alone.
 func TestDeleteUser(t *testing.T) {
-	t.Parallel()
 	ctx, s := newStore(t)
 	user, other := userID(t), userID(t)+"-other"
 	r := grant(t, ctx, s, user, []string{"a"}, []string{"n"})

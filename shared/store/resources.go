@@ -13,25 +13,16 @@ import (
 
 // ListResources returns the resources of a round by name.
 func (s *Store) ListResources(ctx context.Context, rid string) ([]Resource, error) {
-	snaps, err := s.round(rid).Collection(colResources).Documents(ctx).GetAll()
+	out, err := queryAll(ctx, s.round(rid).Collection(colResources).Query, resourceName)
 	if err != nil {
 		return nil, fmt.Errorf("list resources of %s: %w", rid, err)
-	}
-	out, err := decodeAll[Resource](snaps, func(v *Resource, id string) { v.Name = id })
-	if err != nil {
-		return nil, err
 	}
 	return out, nil
 }
 
 // GetResource reads one resource of a round.
 func (s *Store) GetResource(ctx context.Context, rid, name string) (*Resource, error) {
-	r, err := get[Resource](ctx, nil, s.resource(rid, name))
-	if err != nil {
-		return nil, err
-	}
-	r.Name = name
-	return r, nil
+	return getNamed(ctx, s.resource(rid, name), resourceName)
 }
 
 // Claim is the outcome of claiming a resource for an API call that must not be repeated.
@@ -44,6 +35,23 @@ type Claim struct {
 // ClaimInitiate claims a resource for its initiate call. It is won when the resource is pending, when an
 // earlier claim's lease ran out (its holder crashed), or, with fromCooldown, when it waits out a cooldown.
 func (s *Store) ClaimInitiate(ctx context.Context, rid, name string, lease time.Duration, fromCooldown bool) (Claim, error) {
+	c, from, err := s.claim(ctx, rid, name, ResInitiating, func(r *Resource, now time.Time) bool {
+		won := r.State == ResPending || r.State == ResInitiating && now.Sub(r.ClaimedAt) > lease ||
+			r.State == ResCooldown && fromCooldown
+		if won {
+			r.Attempts++
+		}
+		return won
+	})
+	if err == nil && c.Won {
+		logResource(ctx, rid, name, from, &c.Resource)
+	}
+	return c, err
+}
+
+// claim moves resource name of round rid to the claimed state to, with ClaimedAt now, when wins says
+// this caller wins it (wins may count the attempt on r). It returns the claim and the state it found.
+func (s *Store) claim(ctx context.Context, rid, name, to string, wins func(r *Resource, now time.Time) bool) (Claim, string, error) {
 	ref := s.resource(rid, name)
 	var c Claim
 	var from string
@@ -55,22 +63,14 @@ func (s *Store) ClaimInitiate(ctx context.Context, rid, name string, lease time.
 		}
 		r.Name = name
 		c, from = Claim{Resource: *r}, r.State
-		switch {
-		case r.State == ResPending,
-			r.State == ResInitiating && now.Sub(r.ClaimedAt) > lease,
-			r.State == ResCooldown && fromCooldown:
-		default:
+		if !wins(r, now) {
 			return nil
 		}
-		r.State, r.ClaimedAt, r.UpdatedAt = ResInitiating, now, now
-		r.Attempts++
+		r.State, r.ClaimedAt, r.UpdatedAt = to, now, now
 		c = Claim{Won: true, Resource: *r}
 		return tx.Set(ref, r)
 	})
-	if err == nil && c.Won {
-		logResource(ctx, rid, name, from, &c.Resource)
-	}
-	return c, err
+	return c, from, err
 }
 
 // Transition sets a resource's state when it is in one of from (and, when job is not empty, runs that
@@ -128,22 +128,8 @@ func (s *Store) RecordJob(ctx context.Context, rid, name, job string, startTime 
 
 // ClaimRetry claims the retry of a FAILED job; retries counts earlier retries of the resource.
 func (s *Store) ClaimRetry(ctx context.Context, rid, name, job string, lease time.Duration) (Claim, error) {
-	ref := s.resource(rid, name)
-	var c Claim
-	err := s.fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
-		now := s.now()
-		r, err := get[Resource](ctx, tx, ref)
-		if err != nil {
-			return err
-		}
-		r.Name = name
-		c = Claim{Resource: *r}
-		if r.Job != job || !(r.State == ResExporting || r.State == ResRetrying && now.Sub(r.ClaimedAt) > lease) {
-			return nil
-		}
-		r.State, r.ClaimedAt, r.UpdatedAt = ResRetrying, now, now
-		c = Claim{Won: true, Resource: *r}
-		return tx.Set(ref, r)
+	c, _, err := s.claim(ctx, rid, name, ResRetrying, func(r *Resource, now time.Time) bool {
+		return r.Job == job && (r.State == ResExporting || r.State == ResRetrying && now.Sub(r.ClaimedAt) > lease)
 	})
 	if err == nil && c.Won {
 		logResource(ctx, rid, name, ResExporting, &c.Resource)
@@ -183,14 +169,10 @@ func (s *Store) PlanTransfer(ctx context.Context, rid, name, job string, startTi
 			if err != nil {
 				return err
 			}
-			for _, snap := range snaps {
-				var o Object
-				if err := snap.DataTo(&o); err != nil {
-					return err
-				}
-				out = append(out, o)
+			if out, err = decodeAll[Object](snaps, nil); err != nil {
+				return err
 			}
-			slices.SortFunc(out, func(a, b Object) int { return a.Index - b.Index })
+			slices.SortFunc(out, byIndex)
 			return nil
 		case ResExporting:
 		default:
@@ -261,7 +243,7 @@ func (s *Store) FinishResource(ctx context.Context, rid, name string) (state str
 			return nil
 		}
 		state, changed, r.UpdatedAt = r.State, true, s.now()
-		slices.SortFunc(objects, func(a, b Object) int { return a.Index - b.Index })
+		slices.SortFunc(objects, byIndex)
 		var eo []outbox.Object
 		if r.State == ResDone {
 			for _, o := range objects {

@@ -40,7 +40,6 @@ func finishDone(t *testing.T, ctx context.Context, s *store.Store, rid, name str
 // An initiate claim is won once; a live claim is not taken, an expired one is; a cooldown is claimed
 // only with fromCooldown.
 func TestClaimInitiate(t *testing.T) {
-	t.Parallel()
 	ctx, s := newStore(t)
 	r := grant(t, ctx, s, userID(t), []string{"a"}, []string{"n"})
 	c, err := s.ClaimInitiate(ctx, r.ID, "a", time.Hour, false)
@@ -69,7 +68,6 @@ func TestClaimInitiate(t *testing.T) {
 
 // The named transitions act only from their from-states (and job): any other state is left alone.
 func TestNamedTransitionsRefuseWrongFromStates(t *testing.T) {
-	t.Parallel()
 	ctx, s := newStore(t)
 	r := grant(t, ctx, s, userID(t), []string{"a"}, nil)
 	for name, call := range map[string]func() (bool, error){
@@ -115,7 +113,6 @@ func TestNamedTransitionsRefuseWrongFromStates(t *testing.T) {
 
 // A FAILED job's retry is claimed once per lease and replaces the job.
 func TestClaimRetry(t *testing.T) {
-	t.Parallel()
 	ctx, s := newStore(t)
 	r := grant(t, ctx, s, userID(t), []string{"a"}, nil)
 	startJob(t, ctx, s, r.ID, "a", "j1")
@@ -142,7 +139,6 @@ func TestClaimRetry(t *testing.T) {
 
 // A done resource records resource.exported, held until its manifest is written.
 func TestFinishResourceRecordsExport(t *testing.T) {
-	t.Parallel()
 	ctx, s := newStore(t)
 	user := userID(t)
 	r := grant(t, ctx, s, user, []string{"a"}, nil)
@@ -162,7 +158,6 @@ func TestFinishResourceRecordsExport(t *testing.T) {
 
 // A resource whose file failed ends failed with the file's reason.
 func TestFinishResourceFails(t *testing.T) {
-	t.Parallel()
 	ctx, s := newStore(t)
 	r := grant(t, ctx, s, userID(t), []string{"a"}, nil)
 	startJob(t, ctx, s, r.ID, "a", "j")
@@ -187,7 +182,6 @@ func TestFinishResourceFails(t *testing.T) {
 
 // The operator's retry reopens only a failed resource of a round not closed, and reopens a complete round.
 func TestReopenResource(t *testing.T) {
-	t.Parallel()
 	ctx, s := newStore(t)
 	r := grant(t, ctx, s, userID(t), []string{"a"}, nil)
 	if err := s.ReopenResource(ctx, r.ID, "a", "operator"); !errors.Is(err, store.ErrNotAllowed) {
@@ -219,7 +213,6 @@ func TestReopenResource(t *testing.T) {
 
 // NotePollDue only moves the due time of the exporting resource's own job forward.
 func TestNotePollDue(t *testing.T) {
-	t.Parallel()
 	ctx, s := newStore(t)
 	r := grant(t, ctx, s, userID(t), []string{"a"}, nil)
 	startJob(t, ctx, s, r.ID, "a", "j")

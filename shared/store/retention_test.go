@@ -12,7 +12,6 @@ import (
 // Retention refuses an open round; a closed round goes with everything below it and its events, and the
 // user's document goes with the user's last round of an ended grant.
 func TestDeleteClosedRound(t *testing.T) {
-	t.Parallel()
 	ctx, s := newStore(t)
 	user := userID(t)
 	r1, err := s.StartGrant(ctx, store.NewGrant{User: user, Access: store.AccessTimeBased, Granted: []string{"a"}, NotGranted: []string{"n"}})

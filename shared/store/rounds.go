@@ -13,22 +13,12 @@ import (
 
 // GetUser reads a user.
 func (s *Store) GetUser(ctx context.Context, user string) (*User, error) {
-	u, err := get[User](ctx, nil, s.fs.Collection(colUsers).Doc(user))
-	if err != nil {
-		return nil, err
-	}
-	u.ID = user
-	return u, nil
+	return getNamed(ctx, s.fs.Collection(colUsers).Doc(user), userID)
 }
 
 // GetRound reads a round.
 func (s *Store) GetRound(ctx context.Context, id string) (*Round, error) {
-	r, err := get[Round](ctx, nil, s.round(id))
-	if err != nil {
-		return nil, err
-	}
-	r.ID = id
-	return r, nil
+	return getNamed(ctx, s.round(id), roundID)
 }
 
 // NewGrant describes a consent that was just granted.
@@ -349,26 +339,18 @@ func (s *Store) closeRound(ctx context.Context, rid, outcome string, nextRoundAt
 
 // ListUsers returns every user (for the operator's overview), by ID.
 func (s *Store) ListUsers(ctx context.Context) ([]User, error) {
-	snaps, err := s.fs.Collection(colUsers).OrderBy(firestore.DocumentID, firestore.Asc).Documents(ctx).GetAll()
+	out, err := queryAll(ctx, s.fs.Collection(colUsers).OrderBy(firestore.DocumentID, firestore.Asc), userID)
 	if err != nil {
 		return nil, fmt.Errorf("list users: %w", err)
-	}
-	out, err := decodeAll[User](snaps, func(v *User, id string) { v.ID = id })
-	if err != nil {
-		return nil, err
 	}
 	return out, nil
 }
 
 // UserRounds returns every round of a user, newest first (one equality filter: no composite index).
 func (s *Store) UserRounds(ctx context.Context, user string) ([]Round, error) {
-	snaps, err := s.fs.Collection(colRounds).Where("user", "==", user).Documents(ctx).GetAll()
+	out, err := queryAll(ctx, s.fs.Collection(colRounds).Where("user", "==", user), roundID)
 	if err != nil {
 		return nil, fmt.Errorf("list rounds of %s: %w", user, err)
-	}
-	out, err := decodeAll[Round](snaps, func(v *Round, id string) { v.ID = id })
-	if err != nil {
-		return nil, err
 	}
 	slices.SortFunc(out, func(a, b Round) int { return b.Number - a.Number })
 	return out, nil

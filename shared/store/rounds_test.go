@@ -12,7 +12,6 @@ import (
 // StartGrant records the user, round 1 and its resources; a not granted resource is terminal at once and
 // records resource.failed; a second grant while the round runs is refused.
 func TestStartGrant(t *testing.T) {
-	t.Parallel()
 	ctx, s := newStore(t)
 	user := userID(t)
 	r := grant(t, ctx, s, user, []string{"a", "b"}, []string{"c"})
@@ -41,7 +40,6 @@ func TestStartGrant(t *testing.T) {
 // A round completes only once every resource is terminal, records round.completed once, and is claimed
 // for its end by one caller per lease; a closed round is not claimed.
 func TestCompleteAndCloseRound(t *testing.T) {
-	t.Parallel()
 	ctx, s := newStore(t)
 	user := userID(t)
 	r := grant(t, ctx, s, user, []string{"a", "b"}, nil)
@@ -107,7 +105,6 @@ func TestCompleteAndCloseRound(t *testing.T) {
 
 // ScheduleNextRound is idempotent and carries only the granted resources; a scheduled round begins once.
 func TestScheduleAndBeginRound(t *testing.T) {
-	t.Parallel()
 	ctx, s := newStore(t)
 	user := userID(t)
 	r, err := s.StartGrant(ctx, store.NewGrant{User: user, Access: store.AccessTimeBased, Granted: []string{"a"}, NotGranted: []string{"n"}})
@@ -146,7 +143,6 @@ func TestScheduleAndBeginRound(t *testing.T) {
 
 // PreviousExport finds the latest done export of the grant's earlier rounds, skipping failed rounds.
 func TestPreviousExport(t *testing.T) {
-	t.Parallel()
 	ctx, s := newStore(t)
 	user := userID(t)
 	r1, err := s.StartGrant(ctx, store.NewGrant{User: user, Access: store.AccessTimeBased, Granted: []string{"a"}})

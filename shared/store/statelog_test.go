@@ -14,7 +14,6 @@ import (
 // Each change of state writes one line tagged with a log tag (never an event type), from, to and the
 // identifiers.
 func TestStateChangeLines(t *testing.T) {
-	t.Parallel()
 	_, s := newStore(t)
 	var buf bytes.Buffer
 	ctx := logging.WithLogger(context.Background(), logging.New(&buf, "info"))

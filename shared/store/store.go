@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"cloud.google.com/go/firestore"
+	"github.com/portability-pipeline/pipeline/shared/events/outbox"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -53,6 +54,8 @@ func (s *Store) part(round, resource string, obj, part int) *firestore.DocumentR
 
 func notFound(err error) bool { return status.Code(err) == codes.NotFound }
 
+func isAlreadyExists(err error) bool { return status.Code(err) == codes.AlreadyExists }
+
 func get[T any](ctx context.Context, tx *firestore.Transaction, ref *firestore.DocumentRef) (*T, error) {
 	var snap *firestore.DocumentSnapshot
 	var err error
@@ -73,6 +76,37 @@ func get[T any](ctx context.Context, tx *firestore.Transaction, ref *firestore.D
 	}
 	return &v, nil
 }
+
+// getNamed reads ref outside a transaction and gives the value its document's ID (name).
+func getNamed[T any](ctx context.Context, ref *firestore.DocumentRef, name func(v *T, docID string)) (*T, error) {
+	v, err := get[T](ctx, nil, ref)
+	if err != nil {
+		return nil, err
+	}
+	name(v, ref.ID)
+	return v, nil
+}
+
+// queryAll reads every document q returns; id, when not nil, receives each document's ID.
+func queryAll[T any](ctx context.Context, q firestore.Query, id func(v *T, docID string)) ([]T, error) {
+	snaps, err := q.Documents(ctx).GetAll()
+	if err != nil {
+		return nil, err
+	}
+	return decodeAll(snaps, id)
+}
+
+// Where a record's ID is kept (records hold it in a field the store does not write).
+func userID(v *User, id string)           { v.ID = id }
+func roundID(v *Round, id string)         { v.ID = id }
+func resourceName(v *Resource, id string) { v.Name = id }
+func eventID(v *outbox.Record, id string) { v.ID = id }
+
+// byIndex orders archive objects or parts by their index.
+func byIndex[T interface{ index() int }](a, b T) int { return a.index() - b.index() }
+
+func (o Object) index() int { return o.Index }
+func (p Part) index() int   { return p.Index }
 
 // decodeAll decodes snapshots into values; id, when not nil, receives each document's ID.
 func decodeAll[T any](snaps []*firestore.DocumentSnapshot, id func(v *T, docID string)) ([]T, error) {

@@ -35,9 +35,11 @@ func TestMain(m *testing.M) {
 }
 
 // newStore returns a store on a fresh Firestore project of the emulator, and a context whose logger
-// keeps the state-change lines for the test's output only when it fails.
+// keeps the state-change lines for the test's output only when it fails. The test runs in parallel with
+// the others (nothing is shared but the emulator).
 func newStore(t *testing.T) (context.Context, *store.Store) {
 	t.Helper()
+	t.Parallel()
 	ctx := logging.WithLogger(context.Background(), logging.New(testWriter{t}, "info"))
 	fs, err := firestore.NewClient(ctx, fmt.Sprintf("store-%x", rand.Uint64()))
 	if err != nil {
@@ -96,7 +98,6 @@ func TestValidUserID(t *testing.T) {
 
 // A missing document reads as ErrNotFound, whichever kind it is.
 func TestMissingIsNotFound(t *testing.T) {
-	t.Parallel()
 	ctx, s := newStore(t)
 	if _, err := s.GetUser(ctx, "nobody"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("GetUser: %v", err)

@@ -113,7 +113,7 @@ func (s *Store) OldestOpenRound(ctx context.Context) (*Round, error) {
 	if err != nil {
 		return nil, fmt.Errorf("oldest open round: %w", err)
 	}
-	rounds, err := decodeAll[Round](snaps, func(v *Round, id string) { v.ID = id })
+	rounds, err := decodeAll(snaps, roundID)
 	if err != nil || len(rounds) == 0 {
 		return nil, err
 	}

@@ -13,7 +13,6 @@ import (
 // The stale queries visit exactly the records in the state whose field is before the cutoff, oldest
 // first, page by page; a page limit reports what it left, and ErrStop ends a scan early.
 func TestStaleResourcesAndRounds(t *testing.T) {
-	t.Parallel()
 	ctx, s := newStore(t)
 	var rounds []string
 	for i := range 3 {
@@ -67,7 +66,6 @@ func TestStaleResourcesAndRounds(t *testing.T) {
 }
 
 func TestStaleEvents(t *testing.T) {
-	t.Parallel()
 	ctx, s := newStore(t)
 	user := userID(t)
 	if _, err := s.OldestOpenRound(ctx); err != nil {
