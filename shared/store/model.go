@@ -7,8 +7,8 @@
 // Files: store.go (the client and read helpers), model.go (documents and states), lifecycle.go (the
 // state machines), consent.go (single-use links, pending consents), rounds.go (users, grants, rounds),
 // resources.go (claims and transitions of resources), objects.go (archive files and parts), outbox.go
-// (event records), stuck.go (the reconciler's deadline queries), purge.go and retention.go (deletion),
-// statelog.go (the state-change log lines).
+// (event records), stuck.go (the reconciler's deadline queries), delete.go (the purge's and
+// retention's deletion), statelog.go (the state-change log lines).
 package store
 
 import (
