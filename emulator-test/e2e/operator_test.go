@@ -365,7 +365,7 @@ func TestOneTracePerJourney(t *testing.T) {
 			}
 			traces[tr]++
 			entries[entry] = true
-			if m["event"] == store.EventResourceState {
+			if m["event"] == store.LogResourceState {
 				states++
 				if m["from"] == nil || m["to"] == nil || m["round"] == nil || m["resource"] == nil {
 					t.Errorf("state line without from/to/round/resource: %s", line)

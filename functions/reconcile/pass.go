@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/portability-pipeline/pipeline/shared/events"
+	"github.com/portability-pipeline/pipeline/shared/events/outbox"
 	"github.com/portability-pipeline/pipeline/shared/logging"
 	"github.com/portability-pipeline/pipeline/shared/messages"
 	"github.com/portability-pipeline/pipeline/shared/rounds"
@@ -89,7 +90,7 @@ func (p *pass) all() error {
 			return errBudget
 		}
 	}
-	more, err := env.Store.StaleEvents(p.ctx, p.now.Add(-cfg.Reconcile.Grace), p.page(), func(e store.Event) error {
+	more, err := env.Store.StaleEvents(p.ctx, p.now.Add(-cfg.Reconcile.Grace), p.page(), func(e outbox.Record) error {
 		if err := p.budget(); err != nil {
 			return err
 		}
@@ -382,7 +383,7 @@ func part(r *store.Round, res store.Resource, obj, i int) messages.TransferPart 
 
 // --- events ------------------------------------------------------------------------------------------
 
-func (p *pass) event(e store.Event) error {
+func (p *pass) event(e outbox.Record) error {
 	env := p.r.env
 	overdue := p.now.Add(-env.Config.Reconcile.Grace).Sub(e.OccurredAt)
 	if e.Held {

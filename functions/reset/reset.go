@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/portability-pipeline/pipeline/shared/events"
+	"github.com/portability-pipeline/pipeline/shared/events/outbox"
 	"github.com/portability-pipeline/pipeline/shared/handler"
 	"github.com/portability-pipeline/pipeline/shared/logging"
 	"github.com/portability-pipeline/pipeline/shared/messages"
@@ -76,15 +77,15 @@ func round(ctx context.Context, env *setup.Env, m *messages.ResetRequest) error 
 			return fmt.Errorf("round %s complete but %s is %s", m.Round, res.Name, res.State)
 		}
 	}
-	ending, reason := store.EndingOneTime, "The one-time export is done; the grant was reset."
+	ending, reason := outbox.EndingOneTime, "The one-time export is done; the grant was reset."
 	if r.Access == store.AccessTimeBased {
 		next, ok := nextRound(env, r, list)
 		if ok {
 			return scheduleNext(ctx, env, r, next)
 		}
-		ending, reason = store.EndingHorizon, fmt.Sprintf("The time-based grant reached its horizon (%d rounds); the grant was reset.", r.Number)
+		ending, reason = outbox.EndingHorizon, fmt.Sprintf("The time-based grant reached its horizon (%d rounds); the grant was reset.", r.Number)
 		if !exportedAny(list) {
-			ending, reason = store.EndingNoExport, "This round exported nothing (the consent was withdrawn or expired); the grant was reset."
+			ending, reason = outbox.EndingNoExport, "This round exported nothing (the consent was withdrawn or expired); the grant was reset."
 		}
 	}
 	if err := finalReset(ctx, env, r, ending, reason); err != nil {

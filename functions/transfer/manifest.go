@@ -15,6 +15,7 @@ import (
 
 	"github.com/portability-pipeline/pipeline/shared/copyengine"
 	"github.com/portability-pipeline/pipeline/shared/events"
+	"github.com/portability-pipeline/pipeline/shared/events/outbox"
 	"github.com/portability-pipeline/pipeline/shared/handler"
 	"github.com/portability-pipeline/pipeline/shared/logging"
 	"github.com/portability-pipeline/pipeline/shared/manifest"
@@ -35,7 +36,7 @@ func requestFinish(ctx context.Context, env *setup.Env, m *messages.TransferPart
 // manifestPending says whether a done resource still waits for its manifest (its resource.exported event
 // is held until the manifest is written).
 func manifestPending(ctx context.Context, env *setup.Env, m *messages.TransferPart) (bool, error) {
-	ev, err := env.Store.GetEvent(ctx, store.EventID(store.EventResourceExported, m.Round, m.Resource, m.Job))
+	ev, err := env.Store.GetEvent(ctx, outbox.ExportedID(m.Round, m.Resource, m.Job))
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return false, nil // no event to release (a resource done before events existed, or purged)
@@ -182,7 +183,7 @@ func buildManifest(ctx context.Context, env *setup.Env, m *messages.TransferPart
 		return false, err
 	}
 	log.Info("manifest written", "object", name, "archives", man.Totals.Archives, "files", man.Totals.Files, "bytes_read", man.Totals.BytesRead)
-	if err := env.Store.ReleaseEvent(ctx, store.EventID(store.EventResourceExported, m.Round, m.Resource, m.Job)); err != nil {
+	if err := env.Store.ReleaseEvent(ctx, outbox.ExportedID(m.Round, m.Resource, m.Job)); err != nil {
 		return false, err
 	}
 	for _, n := range have {

@@ -13,6 +13,7 @@ import (
 
 	"cloud.google.com/go/pubsub/v2"
 
+	"github.com/portability-pipeline/pipeline/shared/events/outbox"
 	"github.com/portability-pipeline/pipeline/shared/logging"
 	"github.com/portability-pipeline/pipeline/shared/messages"
 	"github.com/portability-pipeline/pipeline/shared/portability"
@@ -300,7 +301,7 @@ func (o *Operator) Reset(ctx context.Context, user string) (ResetOutcome, error)
 	if err := o.Env.Tokens.Delete(ctx, user); err != nil {
 		return out, err
 	}
-	if err := o.Env.Store.EndGrant(ctx, r.ID, "reset by the operator", store.EndingOneTime, "The operator reset the grant."); err != nil {
+	if err := o.Env.Store.EndGrant(ctx, r.ID, "reset by the operator", outbox.EndingOneTime, "The operator reset the grant."); err != nil {
 		return out, err
 	}
 	logging.FromContext(ctx).Info("grant reset by the operator", "round", r.ID, "grant", out.Grant)

@@ -10,6 +10,7 @@ import (
 	"github.com/portability-pipeline/pipeline/emulator-test/fakeportability"
 	"github.com/portability-pipeline/pipeline/functions/reconcile"
 	"github.com/portability-pipeline/pipeline/internal/pipelinetest"
+	"github.com/portability-pipeline/pipeline/shared/events/outbox"
 	"github.com/portability-pipeline/pipeline/shared/messages"
 	"github.com/portability-pipeline/pipeline/shared/store"
 )
@@ -137,7 +138,7 @@ func TestReconcilerRepairs(t *testing.T) {
 		{name: "manifest never written (event held)",
 			stuck: func(t *testing.T, h *pipelinetest.Harness, round string) {
 				// The event the manifest releases is held again, as if the manifest write had been lost.
-				id := store.EventID(store.EventResourceExported, round, recRes, resourceJob(t, h, round))
+				id := outbox.ExportedID(round, recRes, resourceJob(t, h, round))
 				if _, err := h.Env.Store.Client().Collection("events").Doc(id).Update(h.Ctx, []firestore.Update{
 					{Path: "held", Value: true}, {Path: "published", Value: false}}); err != nil {
 					t.Fatal(err)

@@ -29,7 +29,7 @@
 // # Delivery contract
 //
 // Pub/Sub is at-least-once, so the contract is: each fact has exactly one event ID (derived from its type
-// and identifiers, store.EventID), and the pipeline publishes it until Pub/Sub acknowledges it. The event
+// and identifiers, outbox.ID), and the pipeline publishes it until Pub/Sub acknowledges it. The event
 // is recorded in Firestore (events/{id}, an outbox) in the same transaction that makes the fact true;
 // every later step touching the user publishes the user's unpublished events, in order, and marks them
 // published. A crash between publish and mark publishes the same event (same id, same bytes) again, so
@@ -46,11 +46,17 @@
 //
 // The purge step announces a purge with
 //
-//	events.Publish(ctx, env, events.UserPurged(user, purgeID, rounds))
+//	events.Publish(ctx, env, outbox.PurgeRecord(user, purgeID, rounds))
 //
 // where purgeID is stable across redeliveries of the purge request (its message or request ID): the event
 // is recorded once (events/{id}) and published; call it after deleting the user's data and after
 // store.DeleteEvents(ctx, user, id) (which keeps the purge's own record).
+//
+// # Who owns what
+//
+// shared/events/outbox says what an event is before it goes out (type, ID, stage, ending, the record);
+// shared/store writes and reads the records in its transactions; this package renders a record as the
+// wire event above and publishes it.
 package events
 
 import (
@@ -59,10 +65,10 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"math"
 	"strconv"
 	"time"
 
+	"github.com/portability-pipeline/pipeline/shared/events/outbox"
 	"github.com/portability-pipeline/pipeline/shared/logging"
 	"github.com/portability-pipeline/pipeline/shared/manifest"
 	"github.com/portability-pipeline/pipeline/shared/publish"
@@ -140,13 +146,13 @@ func rangeOf(start, end time.Time) *TimeRange {
 	return r
 }
 
-// Types.
+// Types: the wire names, as shared/events/outbox declares them.
 const (
-	ResourceExported = store.EventResourceExported
-	ResourceFailed   = store.EventResourceFailed
-	RoundCompleted   = store.EventRoundCompleted
-	GrantEnded       = store.EventGrantEnded
-	Purged           = store.EventUserPurged
+	ResourceExported = outbox.ResourceExported
+	ResourceFailed   = outbox.ResourceFailed
+	RoundCompleted   = outbox.RoundCompleted
+	GrantEnded       = outbox.GrantEnded
+	Purged           = outbox.UserPurged
 )
 
 // CRC32C formats a CRC32C value as Cloud Storage does (base64 of 4 big-endian bytes).
@@ -157,11 +163,11 @@ func CRC32C(v uint32) string {
 }
 
 // Render turns an outbox record into the wire event (deterministic: the same record gives the same bytes).
-func Render(e store.Event, bucket, prefix string) Event {
+func Render(e outbox.Record, bucket, prefix string) Event {
 	out := Event{SchemaVersion: SchemaVersion, ID: e.ID, Type: e.Type, OccurredAt: e.OccurredAt.UTC(), User: e.User,
 		Round: e.Round, RoundNumber: e.RoundNumber, Stage: e.Stage, Resource: e.Resource, Job: e.Job, State: e.State,
 		Reason: e.Reason, Access: e.Access, Ending: e.Ending}
-	if e.RoundNumber == math.MaxInt32 {
+	if e.RoundNumber == outbox.PurgeRound {
 		out.RoundNumber = 0
 	}
 	if !e.ExportTime.IsZero() {
@@ -197,17 +203,9 @@ func Attributes(e Event) map[string]string {
 	return map[string]string{"type": e.Type, "schema_version": strconv.Itoa(e.SchemaVersion), "user": e.User, "id": e.ID}
 }
 
-// UserPurged is the fact that the operator purged user's data. purgeID must be the same on every
-// redelivery of the purge (it keys the event ID); rounds is how many rounds were deleted (informative).
-func UserPurged(user, purgeID string, rounds int) store.Event {
-	return store.Event{ID: store.EventID(Purged, user, purgeID), Type: Purged, User: user,
-		RoundNumber: math.MaxInt32, Stage: store.StagePurge, Ending: store.EndingPurged,
-		Reason: fmt.Sprintf("the operator purged this user's data (%d rounds)", rounds)}
-}
-
 // Publish records e in the outbox (once: an existing record with its ID wins) and publishes the user's
 // unpublished events, e among them.
-func Publish(ctx context.Context, env *setup.Env, e store.Event) error {
+func Publish(ctx context.Context, env *setup.Env, e outbox.Record) error {
 	if _, err := env.Store.RecordEvent(ctx, e); err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portability-pipeline/pipeline/shared/events/outbox"
 	"github.com/portability-pipeline/pipeline/shared/store"
 )
 
@@ -16,19 +17,19 @@ func TestRenderTimeRange(t *testing.T) {
 	end := start.Add(24 * time.Hour)
 	for _, tc := range []struct {
 		name   string
-		e      store.Event
+		e      outbox.Record
 		want   []string
 		absent []string
 	}{
-		{"applied", store.Event{Type: ResourceExported, User: "u", Round: "u~2", Resource: "myactivity.search", Job: "j",
+		{"applied", outbox.Record{Type: ResourceExported, User: "u", Round: "u~2", Resource: "myactivity.search", Job: "j",
 			State: store.ResDone, ExportTime: end, StartTime: start, TimeFilter: store.TimeFilterApplied},
 			[]string{`"time_range":{"start":"2026-05-01T12:00:00Z","end":"2026-05-02T12:00:00Z"}`, `"time_filter":"applied"`}, nil},
-		{"whole", store.Event{Type: ResourceExported, User: "u", Round: "u~2", Resource: "youtube.subscriptions", Job: "j",
+		{"whole", outbox.Record{Type: ResourceExported, User: "u", Round: "u~2", Resource: "youtube.subscriptions", Job: "j",
 			State: store.ResDone, ExportTime: end, TimeFilter: store.TimeFilterUnsupported},
 			[]string{`"time_range":{"end":"2026-05-02T12:00:00Z"}`, `"time_filter":"unsupported"`}, []string{`"start"`}},
-		{"failed", store.Event{Type: ResourceFailed, User: "u", Round: "u~2", Resource: "myactivity.search", State: store.ResFailed,
+		{"failed", outbox.Record{Type: ResourceFailed, User: "u", Round: "u~2", Resource: "myactivity.search", State: store.ResFailed,
 			ExportTime: end, TimeFilter: store.TimeFilterApplied}, nil, []string{`"time_range"`, `"time_filter"`}},
-		{"round summary", store.Event{Type: RoundCompleted, User: "u", Round: "u~2", Resources: []store.EventResource{
+		{"round summary", outbox.Record{Type: RoundCompleted, User: "u", Round: "u~2", Resources: []outbox.ResourceLine{
 			{Name: "myactivity.search", State: store.ResDone, StartTime: start, ExportTime: end, TimeFilter: store.TimeFilterApplied},
 			{Name: "chrome.history", State: store.ResFailed, ExportTime: end}}},
 			[]string{`{"resource":"myactivity.search","state":"done","objects":0,"bytes":0,"time_range":{"start":"2026-05-01T12:00:00Z","end":"2026-05-02T12:00:00Z"},"time_filter":"applied"}`,

@@ -6,8 +6,8 @@ import (
 	"encoding/hex"
 
 	"github.com/portability-pipeline/pipeline/shared/events"
+	"github.com/portability-pipeline/pipeline/shared/events/outbox"
 	"github.com/portability-pipeline/pipeline/shared/setup"
-	"github.com/portability-pipeline/pipeline/shared/store"
 )
 
 // announce publishes user.purged (shared/events) and then deletes the user's event records too, the
@@ -15,10 +15,10 @@ import (
 // before the event was published left its record unpublished: the next run reuses it (one event per
 // purge) and publishes it.
 func announce(ctx context.Context, env *setup.Env, user string, rounds int) error {
-	e := events.UserPurged(user, newPurgeID(), rounds)
+	e := outbox.PurgeRecord(user, newPurgeID(), rounds)
 	if pending, err := env.Store.PendingEvents(ctx, user); err == nil {
 		for _, p := range pending {
-			if p.Type == store.EventUserPurged {
+			if p.Type == outbox.UserPurged {
 				e.ID = p.ID
 			}
 		}

@@ -10,11 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portability-pipeline/pipeline/internal/pipelinetest"
 	"github.com/portability-pipeline/pipeline/shared/store"
 )
-
-func TestMain(m *testing.M) { os.Exit(pipelinetest.Main(m)) }
 
 var update = flag.Bool("update", false, "rewrite the lifecycle diagrams in docs/design.md from the table")
 
@@ -77,14 +74,8 @@ func reachesTerminal(l *store.Lifecycle, from string) bool {
 // resource exactly when the lifecycle declares the pair (or it stays in its state), and refuses the
 // others with ErrNotAllowed, leaving the record as it was.
 func TestResourceTransitionsEnforced(t *testing.T) {
-	t.Parallel()
-	h := pipelinetest.New(t, pipelinetest.Options{})
-	ctx := h.Ctx
-	s := h.Env.Store
-	r, err := s.StartGrant(ctx, store.NewGrant{User: "u", Access: store.AccessOneTime, Granted: []string{"g"}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, s := newStore(t)
+	r := grant(t, ctx, s, userID(t), []string{"g"}, nil)
 	ref := s.Client().Collection("rounds").Doc(r.ID).Collection("resources").Doc("g")
 	for _, from := range store.ResourceLifecycle.States {
 		for _, to := range store.ResourceLifecycle.States {

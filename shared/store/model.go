@@ -1,6 +1,14 @@
 // Package store keeps the pipeline's state in Firestore: users, rounds, the resources of a round, and the
 // archive objects and parts being transferred. Every transition that must happen once is a transaction
-// with a precondition, so at-least-once delivery cannot repeat it.
+// with a precondition, so at-least-once delivery cannot repeat it. A transition that makes a fact true
+// for the operator's app writes its event record (shared/events/outbox says what the record is) in the
+// same transaction; shared/events publishes the records.
+//
+// Files: store.go (the client and read helpers), model.go (documents and states), lifecycle.go (the
+// state machines), consent.go (single-use links, pending consents), rounds.go (users, grants, rounds),
+// resources.go (claims and transitions of resources), objects.go (archive files and parts), outbox.go
+// (event records), stuck.go (the reconciler's deadline queries), delete.go (the purge's and
+// retention's deletion), statelog.go (the state-change log lines).
 package store
 
 import (

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"cloud.google.com/go/firestore"
+	"github.com/portability-pipeline/pipeline/shared/events/outbox"
 	"google.golang.org/api/iterator"
 )
 
@@ -69,39 +70,40 @@ func scan(ctx context.Context, q firestore.Query, field string, p Page, visit fu
 	return true, nil
 }
 
+// scanAs runs scan over q and decodes each document as T for visit, which also gets the document (for
+// its ID); what names the query in an error.
+func scanAs[T any](ctx context.Context, q firestore.Query, field string, p Page, what string,
+	visit func(v *T, ref *firestore.DocumentRef) error) (bool, error) {
+	more, err := scan(ctx, q, field, p, func(snap *firestore.DocumentSnapshot) error {
+		var v T
+		if err := snap.DataTo(&v); err != nil {
+			return fmt.Errorf("decode %s: %w", snap.Ref.Path, err)
+		}
+		return visit(&v, snap.Ref)
+	})
+	if err != nil {
+		return more, fmt.Errorf("%s: %w", what, err)
+	}
+	return more, nil
+}
+
 // StaleResources visits the resources of every round in state whose field is before cutoff, oldest
 // first (a collection-group query). It reports whether the page limit left some unread.
 func (s *Store) StaleResources(ctx context.Context, state, field string, cutoff time.Time, p Page, visit func(round string, r Resource) error) (bool, error) {
 	q := s.fs.CollectionGroup(colResources).Where("state", "==", state).Where(field, "<", cutoff)
-	more, err := scan(ctx, q, field, p, func(snap *firestore.DocumentSnapshot) error {
-		var r Resource
-		if err := snap.DataTo(&r); err != nil {
-			return fmt.Errorf("decode %s: %w", snap.Ref.Path, err)
-		}
-		r.Name = snap.Ref.ID
-		return visit(snap.Ref.Parent.Parent.ID, r)
+	return scanAs(ctx, q, field, p, "resources "+state+" by "+field, func(r *Resource, ref *firestore.DocumentRef) error {
+		r.Name = ref.ID
+		return visit(ref.Parent.Parent.ID, *r)
 	})
-	if err != nil {
-		return more, fmt.Errorf("resources %s by %s: %w", state, field, err)
-	}
-	return more, nil
 }
 
 // StaleRounds visits the rounds in state whose field is before cutoff, oldest first.
 func (s *Store) StaleRounds(ctx context.Context, state, field string, cutoff time.Time, p Page, visit func(r Round) error) (bool, error) {
 	q := s.fs.Collection(colRounds).Where("state", "==", state).Where(field, "<", cutoff)
-	more, err := scan(ctx, q, field, p, func(snap *firestore.DocumentSnapshot) error {
-		var r Round
-		if err := snap.DataTo(&r); err != nil {
-			return fmt.Errorf("decode %s: %w", snap.Ref.Path, err)
-		}
-		r.ID = snap.Ref.ID
-		return visit(r)
+	return scanAs(ctx, q, field, p, "rounds "+state+" by "+field, func(r *Round, ref *firestore.DocumentRef) error {
+		r.ID = ref.ID
+		return visit(*r)
 	})
-	if err != nil {
-		return more, fmt.Errorf("rounds %s by %s: %w", state, field, err)
-	}
-	return more, nil
 }
 
 // OldestOpenRound returns the open (exporting or complete, not yet closed) round created first, or nil.
@@ -111,50 +113,18 @@ func (s *Store) OldestOpenRound(ctx context.Context) (*Round, error) {
 	if err != nil {
 		return nil, fmt.Errorf("oldest open round: %w", err)
 	}
-	if len(snaps) == 0 {
-		return nil, nil
-	}
-	var r Round
-	if err := snaps[0].DataTo(&r); err != nil {
+	rounds, err := decodeAll(snaps, roundID)
+	if err != nil || len(rounds) == 0 {
 		return nil, err
 	}
-	r.ID = snaps[0].Ref.ID
-	return &r, nil
+	return &rounds[0], nil
 }
 
 // StaleEvents visits the unpublished events recorded before cutoff, oldest first.
-func (s *Store) StaleEvents(ctx context.Context, cutoff time.Time, p Page, visit func(e Event) error) (bool, error) {
+func (s *Store) StaleEvents(ctx context.Context, cutoff time.Time, p Page, visit func(e outbox.Record) error) (bool, error) {
 	q := s.fs.Collection(colEvents).Where("published", "==", false).Where("occurredAt", "<", cutoff)
-	more, err := scan(ctx, q, "occurredAt", p, func(snap *firestore.DocumentSnapshot) error {
-		var e Event
-		if err := snap.DataTo(&e); err != nil {
-			return fmt.Errorf("decode %s: %w", snap.Ref.Path, err)
-		}
-		e.ID = snap.Ref.ID
-		return visit(e)
+	return scanAs(ctx, q, "occurredAt", p, "unpublished events", func(e *outbox.Record, ref *firestore.DocumentRef) error {
+		e.ID = ref.ID
+		return visit(*e)
 	})
-	if err != nil {
-		return more, fmt.Errorf("unpublished events: %w", err)
-	}
-	return more, nil
-}
-
-// NotePollDue records when the next state check of job is due. It changes nothing when the resource
-// runs another job or is gone (a purge): the reconciler reads the field only of exporting resources.
-func (s *Store) NotePollDue(ctx context.Context, rid, name, job string, at time.Time) error {
-	ref := s.resource(rid, name)
-	err := s.fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
-		r, err := get[Resource](ctx, tx, ref)
-		if err != nil {
-			return err
-		}
-		if r.Job != job || r.State != ResExporting || !at.After(r.PollDue) {
-			return nil
-		}
-		return tx.Update(ref, []firestore.Update{{Path: FieldPollDue, Value: at}})
-	})
-	if errors.Is(err, ErrNotFound) {
-		return nil
-	}
-	return err
 }

@@ -7,9 +7,10 @@ import (
 	"time"
 
 	"cloud.google.com/go/firestore"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 )
+
+// Consent: the single-use start and status links, and the pending consents (oauthStates) a start link
+// begins.
 
 // colLinks holds usedLinks/{id}: the start and status links that were used, so each works once. The ID
 // is a hash of the link's signature (startlink.ID), never the link; Firestore's TTL policy on expiresAt
@@ -42,7 +43,7 @@ func (s *Store) LinkUsed(ctx context.Context, id string) (bool, error) {
 func (s *Store) UseLink(ctx context.Context, id string, l UsedLink) error {
 	l.UsedAt = s.now()
 	_, err := s.fs.Collection(colLinks).Doc(id).Create(ctx, l)
-	if status.Code(err) == codes.AlreadyExists {
+	if isAlreadyExists(err) {
 		return ErrLinkUsed
 	}
 	if err != nil {
@@ -70,11 +71,53 @@ func (s *Store) BeginConsent(ctx context.Context, linkID string, l UsedLink, st 
 		}
 		return tx.Create(stateRef, st)
 	})
-	if errors.Is(err, ErrLinkUsed) || status.Code(err) == codes.AlreadyExists {
+	if errors.Is(err, ErrLinkUsed) || isAlreadyExists(err) {
 		return ErrLinkUsed
 	}
 	if err != nil {
 		return fmt.Errorf("begin consent: %w", err)
 	}
 	return nil
+}
+
+// PutOAuthState records a pending consent.
+func (s *Store) PutOAuthState(ctx context.Context, st OAuthState) error {
+	st.CreatedAt = s.now()
+	if _, err := s.fs.Collection(colStates).Doc(st.ID).Create(ctx, st); err != nil {
+		return fmt.Errorf("store oauth state: %w", err)
+	}
+	return nil
+}
+
+// ConsumeOAuthState reads and deletes a pending consent in one transaction: a state works once, and
+// not after it expires.
+func (s *Store) ConsumeOAuthState(ctx context.Context, id string) (*OAuthState, error) {
+	ref := s.fs.Collection(colStates).Doc(id)
+	var out *OAuthState
+	err := s.fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
+		st, err := get[OAuthState](ctx, tx, ref)
+		if errors.Is(err, ErrNotFound) {
+			return ErrConsumed
+		}
+		if err != nil {
+			return err
+		}
+		if err := tx.Delete(ref); err != nil {
+			return err
+		}
+		if s.now().After(st.ExpiresAt) {
+			out = nil
+			return nil
+		}
+		st.ID = id
+		out = st
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if out == nil {
+		return nil, ErrConsumed
+	}
+	return out, nil
 }
