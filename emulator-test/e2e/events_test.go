@@ -8,7 +8,7 @@ import (
 	"github.com/portability-pipeline/pipeline/emulator-test/fakeportability"
 	"github.com/portability-pipeline/pipeline/emulator-test/scenario"
 	"github.com/portability-pipeline/pipeline/emulator-test/stack"
-	"github.com/portability-pipeline/pipeline/shared/events"
+	"github.com/portability-pipeline/pipeline/shared/events/outbox"
 	"github.com/portability-pipeline/pipeline/shared/store"
 )
 
@@ -49,7 +49,7 @@ func TestEventsOfATimeBasedGrantDeliveredTwice(t *testing.T) {
 	})
 	jobs := map[string]bool{}
 	for _, e := range list {
-		if e.Type == events.ResourceExported {
+		if e.Type == outbox.ResourceExported {
 			jobs[e.Job] = true
 		}
 	}
@@ -76,11 +76,11 @@ func TestEventsOfAFailedResourceDeliveredTwice(t *testing.T) {
 	})
 	for _, e := range list {
 		switch e.Type {
-		case events.ResourceFailed:
+		case outbox.ResourceFailed:
 			if !strings.Contains(e.Reason, "failed 4 times") || e.Manifest != "" || len(e.Objects) != 0 {
 				t.Errorf("failed event: reason %q, manifest %q, %d objects", e.Reason, e.Manifest, len(e.Objects))
 			}
-		case events.RoundCompleted:
+		case outbox.RoundCompleted:
 			states := map[string]string{}
 			for _, r := range e.Resources {
 				states[r.Resource] = r.State

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/portability-pipeline/pipeline/emulator-test/stack"
-	"github.com/portability-pipeline/pipeline/shared/events"
+	"github.com/portability-pipeline/pipeline/shared/events/outbox"
 	"github.com/portability-pipeline/pipeline/shared/store"
 )
 
@@ -65,7 +65,7 @@ func TestIncrementalRoundsFromSince(t *testing.T) {
 		prev = cur
 	}
 	for _, e := range userEvents(t, ctx, "ria") {
-		if e.Type != events.ResourceExported {
+		if e.Type != outbox.ResourceExported {
 			continue
 		}
 		r := states(t, ctx, e.Round)[e.Resource]

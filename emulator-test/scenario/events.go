@@ -12,6 +12,7 @@ import (
 	"github.com/portability-pipeline/pipeline/emulator-test/fakeportability"
 	"github.com/portability-pipeline/pipeline/internal/operator"
 	"github.com/portability-pipeline/pipeline/shared/events"
+	"github.com/portability-pipeline/pipeline/shared/events/outbox"
 	"github.com/portability-pipeline/pipeline/shared/manifest"
 )
 
@@ -48,7 +49,7 @@ func CheckEvents(list []Event) []string {
 			problems = append(problems, fmt.Sprintf("%s %s: ordering key %q, attributes %v", e.Type, e.ID, e.OrderingKey, e.Attrs))
 		}
 		k := [2]int{e.RoundNumber, e.Stage}
-		if e.Type == events.Purged {
+		if e.Type == outbox.UserPurged {
 			k[0] = 1 << 30
 		}
 		if p := last[e.User]; k[0] < p[0] || k[0] == p[0] && k[1] < p[1] {
@@ -70,9 +71,9 @@ func Lines(list []Event) []string {
 		}
 		s := fmt.Sprintf("%d %s", e.RoundNumber, e.Type)
 		switch e.Type {
-		case events.ResourceExported, events.ResourceFailed:
+		case outbox.ResourceExported, outbox.ResourceFailed:
 			s += " " + e.Resource + "/" + e.State
-		case events.GrantEnded:
+		case outbox.GrantEnded:
 			s += " " + e.Ending
 		}
 		group = append(group, s)
@@ -85,7 +86,7 @@ func Lines(list []Event) []string {
 func Line(e Event) string {
 	line := fmt.Sprintf("%s  %-17s %-10s", e.OccurredAt.Format("15:04:05"), e.Type, e.User)
 	switch e.Type {
-	case events.ResourceExported:
+	case outbox.ResourceExported:
 		line += fmt.Sprintf(" %-24s %d objects, %d bytes", e.Resource, len(e.Objects), e.Bytes)
 		if r := e.TimeRange; r != nil {
 			var start time.Time
@@ -94,9 +95,9 @@ func Line(e Event) string {
 			}
 			line += ", activity " + operator.Activity(start, r.End, e.TimeFilter)
 		}
-	case events.ResourceFailed:
+	case outbox.ResourceFailed:
 		line += fmt.Sprintf(" %-24s %s: %s", e.Resource, e.State, e.Reason)
-	case events.RoundCompleted:
+	case outbox.RoundCompleted:
 		var objs int
 		var bytes int64
 		for _, r := range e.Resources {
@@ -104,7 +105,7 @@ func Line(e Event) string {
 			bytes += r.Bytes
 		}
 		line += fmt.Sprintf(" round %-18d %d resources, %d objects, %d bytes", e.RoundNumber, len(e.Resources), objs, bytes)
-	case events.GrantEnded, events.Purged:
+	case outbox.GrantEnded, outbox.UserPurged:
 		line += fmt.Sprintf(" %-24s %s", e.Ending, e.Reason)
 	}
 	if e.Deliveries > 1 {
@@ -122,7 +123,7 @@ func WaitUserEvents(ctx context.Context, d Driver, user string) ([]Event, error)
 			return nil, err
 		}
 		mine := Of(list, user)
-		if slices.ContainsFunc(mine, func(e Event) bool { return e.Type == events.GrantEnded }) {
+		if slices.ContainsFunc(mine, func(e Event) bool { return e.Type == outbox.GrantEnded }) {
 			return mine, nil
 		}
 		select {

@@ -7,12 +7,13 @@ import (
 	"time"
 
 	"github.com/portability-pipeline/pipeline/shared/events"
+	"github.com/portability-pipeline/pipeline/shared/events/outbox"
 )
 
 func ev(user string, round, stage int, typ, resource, state string) Event {
 	e := Event{Event: events.Event{ID: user + typ + resource, Type: typ, User: user, RoundNumber: round, Stage: stage, Resource: resource, State: state},
 		OrderingKey: user, Attrs: map[string]string{"type": typ, "user": user, "schema_version": "1"}, Deliveries: 1}
-	if typ == events.GrantEnded {
+	if typ == outbox.GrantEnded {
 		e.Ending = "one_time"
 	}
 	return e
@@ -22,10 +23,10 @@ func ev(user string, round, stage int, typ, resource, state string) Event {
 func TestLines(t *testing.T) {
 	t.Parallel()
 	list := []Event{
-		ev("u", 1, 1, events.ResourceExported, "youtube.subscriptions", "done"),
-		ev("u", 1, 1, events.ResourceFailed, "myactivity.search", "failed"),
-		ev("u", 1, 2, events.RoundCompleted, "", ""),
-		ev("u", 1, 3, events.GrantEnded, "", ""),
+		ev("u", 1, 1, outbox.ResourceExported, "youtube.subscriptions", "done"),
+		ev("u", 1, 1, outbox.ResourceFailed, "myactivity.search", "failed"),
+		ev("u", 1, 2, outbox.RoundCompleted, "", ""),
+		ev("u", 1, 3, outbox.GrantEnded, "", ""),
 	}
 	want := []string{"1 resource.exported youtube.subscriptions/done", "1 resource.failed myactivity.search/failed", "1 round.completed", "1 grant.ended one_time"}
 	if got := Lines(list); !slices.Equal(got, want) {
@@ -37,14 +38,14 @@ func TestLines(t *testing.T) {
 // purge come last.
 func TestCheckEvents(t *testing.T) {
 	t.Parallel()
-	good := []Event{ev("u", 1, 1, events.ResourceExported, "a", "done"), ev("v", 1, 1, events.ResourceExported, "a", "done"),
-		ev("u", 2, 1, events.ResourceExported, "a", "done"), ev("u", 0, 0, events.Purged, "", "")}
+	good := []Event{ev("u", 1, 1, outbox.ResourceExported, "a", "done"), ev("v", 1, 1, outbox.ResourceExported, "a", "done"),
+		ev("u", 2, 1, outbox.ResourceExported, "a", "done"), ev("u", 0, 0, outbox.UserPurged, "", "")}
 	if p := CheckEvents(good); len(p) != 0 {
 		t.Errorf("problems in good events: %v", p)
 	}
-	badKey := ev("u", 1, 1, events.ResourceExported, "a", "done")
+	badKey := ev("u", 1, 1, outbox.ResourceExported, "a", "done")
 	badKey.OrderingKey = "v"
-	late := []Event{ev("u", 2, 1, events.ResourceExported, "a", "done"), ev("u", 1, 2, events.RoundCompleted, "", "")}
+	late := []Event{ev("u", 2, 1, outbox.ResourceExported, "a", "done"), ev("u", 1, 2, outbox.RoundCompleted, "", "")}
 	if p := CheckEvents([]Event{badKey}); len(p) != 1 || !strings.Contains(p[0], "ordering key") {
 		t.Errorf("wrong ordering key: %v", p)
 	}
@@ -57,7 +58,7 @@ func TestCheckEvents(t *testing.T) {
 func TestLine(t *testing.T) {
 	t.Parallel()
 	end := time.Date(2026, 5, 2, 12, 0, 0, 0, time.UTC)
-	e := ev("u", 1, 1, events.ResourceExported, "myactivity.search", "done")
+	e := ev("u", 1, 1, outbox.ResourceExported, "myactivity.search", "done")
 	e.TimeRange, e.TimeFilter, e.Deliveries = &events.TimeRange{End: end}, "applied", 2
 	if got := Line(e); !strings.Contains(got, "activity from the beginning to 2026-05-02T12:00:00Z") || !strings.Contains(got, "(arrived 2 times)") {
 		t.Errorf("line %q", got)

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/portability-pipeline/pipeline/emulator-test/fakeportability"
-	"github.com/portability-pipeline/pipeline/shared/events"
+	"github.com/portability-pipeline/pipeline/shared/events/outbox"
 	"github.com/portability-pipeline/pipeline/shared/store"
 )
 
@@ -104,7 +104,7 @@ func OneTimeRoundEvents(t testing.TB, ctx context.Context, d Driver, user string
 			t.Errorf("event %s of round %s", e.Type, e.Round)
 		}
 		switch e.Type {
-		case events.ResourceExported:
+		case outbox.ResourceExported:
 			j := jobs[e.Job]
 			if len(e.Objects) != filesPerJob || len(j.Files) != filesPerJob || e.Bytes == 0 || e.Manifest == "" || e.ExportTime == nil {
 				t.Errorf("%s: %d objects, the job has %d files, want %d: %+v", e.Resource, len(e.Objects), len(j.Files), filesPerJob, e)
@@ -116,7 +116,7 @@ func OneTimeRoundEvents(t testing.TB, ctx context.Context, d Driver, user string
 				}
 			}
 			ExpectManifest(t, ctx, v, e, j)
-		case events.RoundCompleted:
+		case outbox.RoundCompleted:
 			if len(e.Resources) != 3 {
 				t.Errorf("round summary %+v", e.Resources)
 			}

@@ -9,7 +9,7 @@ import (
 	"github.com/portability-pipeline/pipeline/emulator-test/fakeportability"
 	"github.com/portability-pipeline/pipeline/emulator-test/scenario"
 	"github.com/portability-pipeline/pipeline/internal/pipelinetest"
-	"github.com/portability-pipeline/pipeline/shared/events"
+	"github.com/portability-pipeline/pipeline/shared/events/outbox"
 	"github.com/portability-pipeline/pipeline/shared/manifest"
 	"github.com/portability-pipeline/pipeline/shared/purge"
 )
@@ -69,7 +69,7 @@ func TestEventsOfAFailedAndANotGrantedResource(t *testing.T) {
 	}
 	scenario.ExpectLines(t, list, want)
 	for _, e := range list {
-		if e.Type == events.ResourceFailed && (e.Reason == "" || len(e.Objects) != 0) {
+		if e.Type == outbox.ResourceFailed && (e.Reason == "" || len(e.Objects) != 0) {
 			t.Errorf("%s: reason %q, %d objects", e.Resource, e.Reason, len(e.Objects))
 		}
 	}
@@ -112,7 +112,7 @@ func TestFinishingManyArchivesStaysWithinTheDeliveryBudget(t *testing.T) {
 	list := published(t, h)
 	var exported []scenario.Event
 	for _, e := range list {
-		if e.Type == events.ResourceExported {
+		if e.Type == outbox.ResourceExported {
 			exported = append(exported, e)
 		}
 	}

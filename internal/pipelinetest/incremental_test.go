@@ -6,7 +6,7 @@ import (
 
 	"github.com/portability-pipeline/pipeline/emulator-test/fakeportability"
 	"github.com/portability-pipeline/pipeline/internal/pipelinetest"
-	"github.com/portability-pipeline/pipeline/shared/events"
+	"github.com/portability-pipeline/pipeline/shared/events/outbox"
 	"github.com/portability-pipeline/pipeline/shared/store"
 )
 
@@ -70,7 +70,7 @@ func TestIncrementalRounds(t *testing.T) {
 	list := published(t, h)
 	exported := 0
 	for _, e := range list {
-		if e.Type != events.ResourceExported {
+		if e.Type != outbox.ResourceExported {
 			continue
 		}
 		exported++

@@ -146,15 +146,6 @@ func rangeOf(start, end time.Time) *TimeRange {
 	return r
 }
 
-// Types: the wire names, as shared/events/outbox declares them.
-const (
-	ResourceExported = outbox.ResourceExported
-	ResourceFailed   = outbox.ResourceFailed
-	RoundCompleted   = outbox.RoundCompleted
-	GrantEnded       = outbox.GrantEnded
-	Purged           = outbox.UserPurged
-)
-
 // CRC32C formats a CRC32C value as Cloud Storage does (base64 of 4 big-endian bytes).
 func CRC32C(v uint32) string {
 	var b [4]byte
@@ -174,7 +165,7 @@ func Render(e outbox.Record, bucket, prefix string) Event {
 		t := e.ExportTime.UTC()
 		out.ExportTime = &t
 	}
-	if e.Type == ResourceExported {
+	if e.Type == outbox.ResourceExported {
 		out.TimeRange, out.TimeFilter = rangeOf(e.StartTime, e.ExportTime), e.TimeFilter
 	}
 	for _, o := range e.Objects {
@@ -185,7 +176,7 @@ func Render(e outbox.Record, bucket, prefix string) Event {
 		out.Objects = append(out.Objects, obj)
 		out.Bytes += o.Size
 	}
-	if e.Type == ResourceExported && len(e.Objects) > 0 {
+	if e.Type == outbox.ResourceExported && len(e.Objects) > 0 {
 		out.Manifest = "gs://" + bucket + "/" + manifest.ObjectName(prefix, e.User, e.Round, e.Resource, e.Job)
 	}
 	for _, r := range e.Resources {
