@@ -188,7 +188,7 @@ func TestJourney(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := map[string]string{}
+	got := map[string]store.ResourceState{}
 	for _, r := range list {
 		got[r.Name] = r.State
 	}

@@ -81,9 +81,9 @@ func TestEventsOfAFailedResourceDeliveredTwice(t *testing.T) {
 				t.Errorf("failed event: reason %q, manifest %q, %d objects", e.Reason, e.Manifest, len(e.Objects))
 			}
 		case outbox.RoundCompleted:
-			states := map[string]string{}
+			states := map[string]store.ResourceState{}
 			for _, r := range e.Resources {
-				states[r.Resource] = r.State
+				states[r.Resource] = store.ResourceState(r.State)
 			}
 			if states[search] != store.ResFailed || states[youtube] != store.ResDone || states[subs] != store.ResDone {
 				t.Errorf("round summary %v", states)

@@ -210,7 +210,7 @@ func TestPurgeMidRound(t *testing.T) {
 func TestPortctlRetryFailedResource(t *testing.T) {
 	ctx := begin(t)
 	round := grantWithoutMessage(t, ctx, "rita", []string{search})
-	if ok, err := st.Store().Transition(ctx, round, search, []string{store.ResPending}, "", func(r *store.Resource) {
+	if ok, err := st.Store().Transition(ctx, round, search, []store.ResourceState{store.ResPending}, "", func(r *store.Resource) {
 		r.State, r.Reason = store.ResFailed, "Google could not produce this export."
 	}); err != nil || !ok {
 		t.Fatalf("make %s failed: %v", search, err)

@@ -166,7 +166,7 @@ func checkUser(ctx context.Context, st *stack.Stack, u User, t *Tally) error {
 		}
 		for _, res := range round.Resources {
 			t.mu.Lock()
-			t.Resources[res.State]++
+			t.Resources[string(res.State)]++
 			t.Retries += res.Retries
 			t.mu.Unlock()
 			t.checked(InvAccounted)
@@ -401,7 +401,7 @@ func WaitFor(ctx context.Context, what string, cond func() bool) error {
 }
 
 // InState reports whether any resource of the users' first rounds is in one of states.
-func InState(ctx context.Context, st *stack.Stack, users []User, states ...string) bool {
+func InState(ctx context.Context, st *stack.Stack, users []User, states ...store.ResourceState) bool {
 	for _, u := range users {
 		list, err := st.Store().ListResources(ctx, store.RoundID(u.ID, 1))
 		if err != nil {
@@ -417,7 +417,7 @@ func InState(ctx context.Context, st *stack.Stack, users []User, states ...strin
 }
 
 // AllIn reports whether every granted resource of the users' first rounds is in one of states.
-func AllIn(ctx context.Context, st *stack.Stack, users []User, states ...string) bool {
+func AllIn(ctx context.Context, st *stack.Stack, users []User, states ...store.ResourceState) bool {
 	n := 0
 	for _, u := range users {
 		list, err := st.Store().ListResources(ctx, store.RoundID(u.ID, 1))

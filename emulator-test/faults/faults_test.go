@@ -25,10 +25,10 @@ func users(ids ...string) []User {
 	return out
 }
 
-func want(t *testing.T, tally *Tally, state string, n int) {
+func want(t *testing.T, tally *Tally, state store.ResourceState, n int) {
 	t.Helper()
-	if tally.Resources[state] != n {
-		t.Errorf("%d resources ended %s, want %d (all: %v)", tally.Resources[state], state, n, tally.Resources)
+	if tally.Resources[string(state)] != n {
+		t.Errorf("%d resources ended %s, want %d (all: %v)", tally.Resources[string(state)], state, n, tally.Resources)
 	}
 }
 
@@ -177,7 +177,7 @@ func TestConsentRevokedMidRound(t *testing.T) {
 		{ID: "rex", Resources: []string{search, subs}, Revoked: true},
 		{ID: "ray", Resources: []string{youtube}},
 	}, After: []Step{RevokeMidRound()}})
-	if tally.Resources[store.ResDone] < 1 || tally.Resources[store.ResFailed] < 1 {
+	if tally.Resources[string(store.ResDone)] < 1 || tally.Resources[string(store.ResFailed)] < 1 {
 		t.Errorf("resources %v: want ray's done and rex's failed", tally.Resources)
 	}
 	rep, _ := st.Store().ListResources(s.ctx, store.RoundID("rex", 1))
@@ -257,7 +257,7 @@ func TestOddAnswersEndResources(t *testing.T) {
 	// The fault bites at the next token refresh: mid-copy the resources fail with a reason; when both were
 	// copied first, it bites at the reset and they end done. Either way the suite's invariants (every
 	// resource done or failed with a reason, the round and the grant closed) hold, and the refusal is logged.
-	if tally.Resources[store.ResFailed] < 5 {
+	if tally.Resources[string(store.ResFailed)] < 5 {
 		t.Logf("invalid_grant bit after ivy's files were copied: her resources ended done (all: %v)", tally.Resources)
 	}
 	logs, _ := st.Logs()

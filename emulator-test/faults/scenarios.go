@@ -383,7 +383,7 @@ func KillRestart(ctx context.Context, e *Env, entry, kind string) error {
 }
 
 // KillWhen SIGKILLs entry once any resource of the users is in one of states.
-func KillWhen(entry string, states ...string) Step {
+func KillWhen(entry string, states ...store.ResourceState) Step {
 	return func(ctx context.Context, e *Env, users []User) error {
 		if !waitStage(ctx, e, users, states...) {
 			return nil
@@ -488,7 +488,7 @@ func RevokeMidRound() Step {
 
 // waitStage waits until a resource of users is in one of states; false when the users' grants closed
 // first or a minute passed (the fault that waited for that stage is then skipped).
-func waitStage(ctx context.Context, e *Env, users []User, states ...string) bool {
+func waitStage(ctx context.Context, e *Env, users []User, states ...store.ResourceState) bool {
 	deadline := time.Now().Add(time.Minute)
 	for i := 0; ; i++ {
 		if InState(ctx, e.St, users, states...) {

@@ -121,7 +121,7 @@ func OneTimeRoundEvents(t testing.TB, ctx context.Context, d Driver, user string
 				t.Errorf("round summary %+v", e.Resources)
 			}
 			for _, r := range e.Resources {
-				if r.State != store.ResDone || r.Objects != filesPerJob {
+				if r.State != string(store.ResDone) || r.Objects != filesPerJob {
 					t.Errorf("round summary of %s: %s with %d objects", r.Resource, r.State, r.Objects)
 				}
 			}

@@ -78,7 +78,7 @@ type Report struct {
 	// Problems lists every file missing, stored twice or altered; Mismatches adds a count that is off.
 	Problems []string
 	// States counts the resources of every round by final state.
-	States map[string]int
+	States map[store.ResourceState]int
 	// Stored names the archive objects found.
 	Stored []string
 }
@@ -96,7 +96,7 @@ func (r Report) Mismatches() []string {
 // (all rounds) must be stored exactly once with the fake's size and CRC32C (computed from the stored
 // bytes), and nothing else may be stored under the user's prefix.
 func VerifyExports(ctx context.Context, v View, user string) (Report, error) {
-	rep := Report{User: user, States: map[string]int{}}
+	rep := Report{User: user, States: map[store.ResourceState]int{}}
 	u, rounds, err := Rounds(ctx, v.Store, user)
 	if err != nil {
 		return rep, err

@@ -217,7 +217,7 @@ func adopt(ctx context.Context, env *setup.Env, r *store.Round, name, job string
 		V: messages.Version, User: r.User, Round: r.ID, Resource: name, Job: job})
 }
 
-func terminal(ctx context.Context, env *setup.Env, round, name, state, reason string) error {
+func terminal(ctx context.Context, env *setup.Env, round, name string, state store.ResourceState, reason string) error {
 	logging.FromContext(ctx).Info("resource ends without export", "state", state, "reason", reason)
 	_, err := env.Store.EndInitiate(ctx, round, name, state, reason)
 	return err

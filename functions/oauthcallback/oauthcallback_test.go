@@ -227,11 +227,11 @@ func TestFullFlow(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got := map[string]string{}
+			got := map[string]store.ResourceState{}
 			for _, r := range rs {
 				got[r.Name] = r.State
 			}
-			want := map[string]string{"myactivity.search": store.ResPending, "youtube.subscriptions": store.ResPending, "maps.reviews": store.ResNotGranted}
+			want := map[string]store.ResourceState{"myactivity.search": store.ResPending, "youtube.subscriptions": store.ResPending, "maps.reviews": store.ResNotGranted}
 			if !maps.Equal(got, want) {
 				t.Errorf("round resources %v, want %v", got, want)
 			}

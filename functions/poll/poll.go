@@ -159,7 +159,7 @@ func check(ctx context.Context, env *setup.Env, probes *http.Client, m *messages
 }
 
 // end moves the resource to a terminal state and settles the round.
-func end(ctx context.Context, env *setup.Env, m *messages.PollCheck, state, reason string) error {
+func end(ctx context.Context, env *setup.Env, m *messages.PollCheck, state store.ResourceState, reason string) error {
 	logging.FromContext(ctx).Info("resource ends", "state", state, "reason", reason)
 	if _, err := env.Store.EndJob(ctx, m.Round, m.Resource, m.Job, state, reason); err != nil {
 		return err

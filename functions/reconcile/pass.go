@@ -149,7 +149,7 @@ func (p *pass) round(r store.Round, cutoff time.Time) error {
 	cfg := env.Config
 	switch r.State {
 	case store.RoundScheduled:
-		return p.do(Repair{Kind: KindInitiate, User: r.User, Round: r.ID, State: r.State, Overdue: cutoff.Sub(r.NotBefore),
+		return p.do(Repair{Kind: KindInitiate, User: r.User, Round: r.ID, State: string(r.State), Overdue: cutoff.Sub(r.NotBefore),
 			Action: "republish the initiate request of the scheduled round"}, func(ctx context.Context) error {
 			return env.Publisher.Publish(ctx, cfg.Topics.Initiate, &messages.InitiateRequest{V: messages.Version, User: r.User, Round: r.ID})
 		})
@@ -165,13 +165,13 @@ func (p *pass) round(r store.Round, cutoff time.Time) error {
 			}
 		}
 		if open == 0 {
-			return p.do(Repair{Kind: KindSettle, User: r.User, Round: r.ID, State: r.State, Overdue: cutoff.Sub(r.CreatedAt),
+			return p.do(Repair{Kind: KindSettle, User: r.User, Round: r.ID, State: string(r.State), Overdue: cutoff.Sub(r.CreatedAt),
 				Action: "settle the round: every resource is terminal"}, func(ctx context.Context) error {
 				return rounds.CompleteIfDone(ctx, env, r.ID)
 			})
 		}
 		if age := p.now.Sub(r.CreatedAt); age > cfg.Reconcile.MaxRoundAge {
-			return p.do(Repair{Kind: KindRoundAge, User: r.User, Round: r.ID, State: r.State, Overdue: age - cfg.Reconcile.MaxRoundAge,
+			return p.do(Repair{Kind: KindRoundAge, User: r.User, Round: r.ID, State: string(r.State), Overdue: age - cfg.Reconcile.MaxRoundAge,
 				Action: fmt.Sprintf("fail the %d unfinished resources and settle the round", open)}, func(ctx context.Context) error {
 				return p.failRound(ctx, r, list)
 			})
@@ -179,12 +179,12 @@ func (p *pass) round(r store.Round, cutoff time.Time) error {
 		return nil
 	case store.RoundComplete:
 		if !r.ResetPublished {
-			return p.do(Repair{Kind: KindSettle, User: r.User, Round: r.ID, State: r.State, Overdue: cutoff.Sub(r.CompletedAt),
+			return p.do(Repair{Kind: KindSettle, User: r.User, Round: r.ID, State: string(r.State), Overdue: cutoff.Sub(r.CompletedAt),
 				Action: "settle the complete round: its reset request was never published"}, func(ctx context.Context) error {
 				return rounds.CompleteIfDone(ctx, env, r.ID)
 			})
 		}
-		return p.do(Repair{Kind: KindReset, User: r.User, Round: r.ID, State: r.State, Overdue: cutoff.Sub(r.CompletedAt),
+		return p.do(Repair{Kind: KindReset, User: r.User, Round: r.ID, State: string(r.State), Overdue: cutoff.Sub(r.CompletedAt),
 			Action: "republish the reset request"}, func(ctx context.Context) error {
 			return env.Publisher.Publish(ctx, cfg.Topics.Reset, &messages.ResetRequest{V: messages.Version, User: r.User, Round: r.ID})
 		})
@@ -263,7 +263,7 @@ func (p *pass) resource(rule resourceRule, rid string, res store.Resource, cutof
 	cfg := env.Config
 	since := map[string]time.Time{store.FieldUpdatedAt: res.UpdatedAt, store.FieldClaimedAt: res.ClaimedAt,
 		store.FieldNotBefore: res.NotBefore, store.FieldPollDue: res.PollDue, store.FieldJobStartedAt: res.JobStartedAt}[rule.field]
-	rp := Repair{Kind: rule.kind, User: r.User, Round: rid, Resource: res.Name, Job: res.Job, State: res.State, Overdue: cutoff.Sub(since)}
+	rp := Repair{Kind: rule.kind, User: r.User, Round: rid, Resource: res.Name, Job: res.Job, State: string(res.State), Overdue: cutoff.Sub(since)}
 	switch rule.kind {
 	case KindInitiate:
 		m := &messages.InitiateRequest{V: messages.Version, User: r.User, Round: rid}

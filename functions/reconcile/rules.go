@@ -38,9 +38,10 @@ var Kinds = []string{KindInitiate, KindPoll, KindTransfer, KindSettle, KindReset
 // a resource in state whose field is older than limit is stuck, and kind re-drives it. The reconciler
 // runs one collection-group query per rule (an index each in terraform/firestore.tf).
 type resourceRule struct {
-	state, field, kind string
-	limit              func(c *config.Config) time.Duration
-	why                string
+	state       store.ResourceState
+	field, kind string
+	limit       func(c *config.Config) time.Duration
+	why         string
 }
 
 // resourceRules are the lifecycle's resource deadlines, in its order (the job-age deadline of exporting
@@ -58,8 +59,9 @@ var resourceRules = func() []resourceRule {
 // roundRule is one query over rounds: state by field, from the shortest deadline the lifecycle gives
 // the state on that field (round() decides which repair applies).
 type roundRule struct {
-	state, field string
-	limit        func(c *config.Config) time.Duration
+	state store.RoundState
+	field string
+	limit func(c *config.Config) time.Duration
 }
 
 var roundRules = func() []roundRule {

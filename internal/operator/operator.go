@@ -69,15 +69,15 @@ func (o *Operator) context(ctx context.Context, action string) context.Context {
 
 // UserRow is one line of Users: a user's current round.
 type UserRow struct {
-	User       string        `json:"user"`
-	Access     string        `json:"access"`
-	State      string        `json:"state"`
-	Rounds     int           `json:"rounds"`
-	Round      string        `json:"round"`
-	RoundState string        `json:"roundState"`
-	Resources  string        `json:"resources"` // terminal/total in the current round
-	Age        time.Duration `json:"ageSeconds"`
-	Updated    time.Time     `json:"updatedAt"`
+	User       string           `json:"user"`
+	Access     string           `json:"access"`
+	State      string           `json:"state"`
+	Rounds     int              `json:"rounds"`
+	Round      string           `json:"round"`
+	RoundState store.RoundState `json:"roundState"`
+	Resources  string           `json:"resources"` // terminal/total in the current round
+	Age        time.Duration    `json:"ageSeconds"`
+	Updated    time.Time        `json:"updatedAt"`
 }
 
 // Users lists every user with its current round.
@@ -133,15 +133,15 @@ type ResourceDetail struct {
 
 // ObjectDetail is one archive file and the progress of its parts.
 type ObjectDetail struct {
-	Index     int    `json:"index"`
-	Name      string `json:"name"`
-	Source    string `json:"source"`
-	Size      int64  `json:"size"`
-	State     string `json:"state"`
-	Attempt   int    `json:"attempt"`
-	Parts     int    `json:"parts"`
-	PartsDone int    `json:"partsDone"`
-	Reason    string `json:"reason,omitempty"`
+	Index     int               `json:"index"`
+	Name      string            `json:"name"`
+	Source    string            `json:"source"`
+	Size      int64             `json:"size"`
+	State     store.ObjectState `json:"state"`
+	Attempt   int               `json:"attempt"`
+	Parts     int               `json:"parts"`
+	PartsDone int               `json:"partsDone"`
+	Reason    string            `json:"reason,omitempty"`
 }
 
 // ErrNoUser means the user has no record.
@@ -243,7 +243,7 @@ func (o *Operator) Cancel(ctx context.Context, user, resource string) (string, e
 	if err != nil {
 		return "", err
 	}
-	running := []string{store.ResExporting, store.ResRetrying}
+	running := []store.ResourceState{store.ResExporting, store.ResRetrying}
 	if res.Job == "" || !slices.Contains(running, res.State) {
 		return "", fmt.Errorf("%w: resource %s is %s: no running job to cancel", store.ErrNotAllowed, resource, res.State)
 	}

@@ -45,7 +45,7 @@ func PrintUsers(w io.Writer, rows []UserRow) error {
 	fmt.Fprintln(t, "USER\tACCESS\tSTATE\tROUNDS\tROUND\tROUND STATE\tRESOURCES DONE\tAGE")
 	for _, r := range rows {
 		fmt.Fprintf(t, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", r.User, dash(r.Access), dash(r.State), r.Rounds, dash(r.Round),
-			dash(r.RoundState), dash(r.Resources), age(r.Age))
+			dash(string(r.RoundState)), dash(r.Resources), age(r.Age))
 	}
 	return t.Flush()
 }

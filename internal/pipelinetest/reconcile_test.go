@@ -64,7 +64,8 @@ func TestReconcilerRepairs(t *testing.T) {
 		// failJobs makes the resource's next jobs fail at Google.
 		failJobs int
 		// want is the resource's final state (default done) and wantReason a part of its reason.
-		want, wantReason string
+		want       store.ResourceState
+		wantReason string
 	}{
 		{name: "initiate request lost", lose: lostOnce(topic("initiate-requests")), after: grace + time.Minute, kind: reconcile.KindInitiate},
 		{name: "initiate claim of a crashed delivery", lose: lostOnce(topic("initiate-requests")), env: map[string]string{"INITIATE_LEASE": "1ms"},
@@ -78,7 +79,7 @@ func TestReconcilerRepairs(t *testing.T) {
 				if c, err := h.Env.Store.ClaimInitiate(h.Ctx, round, recRes, time.Minute, false); err != nil || !c.Won {
 					t.Fatalf("claim: %v %v", c.Won, err)
 				}
-				if _, err := h.Env.Store.Transition(h.Ctx, round, recRes, []string{store.ResInitiating}, "", func(r *store.Resource) {
+				if _, err := h.Env.Store.Transition(h.Ctx, round, recRes, []store.ResourceState{store.ResInitiating}, "", func(r *store.Resource) {
 					r.State, r.NotBefore = store.ResCooldown, time.Now()
 				}); err != nil {
 					t.Fatal(err)
@@ -114,7 +115,7 @@ func TestReconcilerRepairs(t *testing.T) {
 				if c, err := h.Env.Store.ClaimInitiate(h.Ctx, round, recRes, time.Minute, false); err != nil || !c.Won {
 					t.Fatalf("claim: %v %v", c.Won, err)
 				}
-				if _, err := h.Env.Store.Transition(h.Ctx, round, recRes, []string{store.ResInitiating}, "", func(r *store.Resource) {
+				if _, err := h.Env.Store.Transition(h.Ctx, round, recRes, []store.ResourceState{store.ResInitiating}, "", func(r *store.Resource) {
 					r.State, r.Reason = store.ResFailed, "Google refused the export: test"
 				}); err != nil {
 					t.Fatal(err)
@@ -125,7 +126,7 @@ func TestReconcilerRepairs(t *testing.T) {
 				if c, err := h.Env.Store.ClaimInitiate(h.Ctx, round, recRes, time.Minute, false); err != nil || !c.Won {
 					t.Fatalf("claim: %v %v", c.Won, err)
 				}
-				if _, err := h.Env.Store.Transition(h.Ctx, round, recRes, []string{store.ResInitiating}, "", func(r *store.Resource) {
+				if _, err := h.Env.Store.Transition(h.Ctx, round, recRes, []store.ResourceState{store.ResInitiating}, "", func(r *store.Resource) {
 					r.State, r.Reason = store.ResFailed, "Google refused the export: test"
 				}); err != nil {
 					t.Fatal(err)

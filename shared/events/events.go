@@ -181,7 +181,7 @@ func Render(e outbox.Record, bucket, prefix string) Event {
 	}
 	for _, r := range e.Resources {
 		line := Resource{Resource: r.Name, State: r.State, Job: r.Job, Objects: r.Objects, Bytes: r.Bytes, Reason: r.Reason}
-		if r.State == store.ResDone {
+		if r.State == string(store.ResDone) {
 			line.TimeRange, line.TimeFilter = rangeOf(r.StartTime, r.ExportTime), r.TimeFilter
 		}
 		out.Resources = append(out.Resources, line)

@@ -22,16 +22,16 @@ func TestRenderTimeRange(t *testing.T) {
 		absent []string
 	}{
 		{"applied", outbox.Record{Type: outbox.ResourceExported, User: "u", Round: "u~2", Resource: "myactivity.search", Job: "j",
-			State: store.ResDone, ExportTime: end, StartTime: start, TimeFilter: store.TimeFilterApplied},
+			State: string(store.ResDone), ExportTime: end, StartTime: start, TimeFilter: store.TimeFilterApplied},
 			[]string{`"time_range":{"start":"2026-05-01T12:00:00Z","end":"2026-05-02T12:00:00Z"}`, `"time_filter":"applied"`}, nil},
 		{"whole", outbox.Record{Type: outbox.ResourceExported, User: "u", Round: "u~2", Resource: "youtube.subscriptions", Job: "j",
-			State: store.ResDone, ExportTime: end, TimeFilter: store.TimeFilterUnsupported},
+			State: string(store.ResDone), ExportTime: end, TimeFilter: store.TimeFilterUnsupported},
 			[]string{`"time_range":{"end":"2026-05-02T12:00:00Z"}`, `"time_filter":"unsupported"`}, []string{`"start"`}},
-		{"failed", outbox.Record{Type: outbox.ResourceFailed, User: "u", Round: "u~2", Resource: "myactivity.search", State: store.ResFailed,
+		{"failed", outbox.Record{Type: outbox.ResourceFailed, User: "u", Round: "u~2", Resource: "myactivity.search", State: string(store.ResFailed),
 			ExportTime: end, TimeFilter: store.TimeFilterApplied}, nil, []string{`"time_range"`, `"time_filter"`}},
 		{"round summary", outbox.Record{Type: outbox.RoundCompleted, User: "u", Round: "u~2", Resources: []outbox.ResourceLine{
-			{Name: "myactivity.search", State: store.ResDone, StartTime: start, ExportTime: end, TimeFilter: store.TimeFilterApplied},
-			{Name: "chrome.history", State: store.ResFailed, ExportTime: end}}},
+			{Name: "myactivity.search", State: string(store.ResDone), StartTime: start, ExportTime: end, TimeFilter: store.TimeFilterApplied},
+			{Name: "chrome.history", State: string(store.ResFailed), ExportTime: end}}},
 			[]string{`{"resource":"myactivity.search","state":"done","objects":0,"bytes":0,"time_range":{"start":"2026-05-01T12:00:00Z","end":"2026-05-02T12:00:00Z"},"time_filter":"applied"}`,
 				`{"resource":"chrome.history","state":"failed","objects":0,"bytes":0}`}, nil},
 	} {

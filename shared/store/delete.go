@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"cloud.google.com/go/firestore"
 	"google.golang.org/api/iterator"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // Deletion: every record of a user (the purge), and a closed round with everything below it (retention).
@@ -66,7 +69,7 @@ func (s *Store) idsWhere(ctx context.Context, col, field, value string) ([]strin
 // returns how many documents it deleted (idempotent: 0 when nothing was left). The token lives in the
 // token store: delete it there.
 func (s *Store) DeleteUser(ctx context.Context, user string) (int, error) {
-	if _, err := s.fs.Collection(colUsers).Doc(user).Delete(ctx); err != nil && !notFound(err) {
+	if err := deleteDoc(ctx, s.fs.Collection(colUsers).Doc(user)); err != nil {
 		return 0, fmt.Errorf("delete user %s: %w", user, err)
 	}
 	n := 0
@@ -80,7 +83,7 @@ func (s *Store) DeleteUser(ctx context.Context, user string) (int, error) {
 			return n, nil
 		}
 		if recs.User { // a new consent recorded a grant meanwhile: it goes too
-			if _, err := s.fs.Collection(colUsers).Doc(user).Delete(ctx); err != nil && !notFound(err) {
+			if err := deleteDoc(ctx, s.fs.Collection(colUsers).Doc(user)); err != nil {
 				return n, err
 			}
 			n++
@@ -93,7 +96,7 @@ func (s *Store) DeleteUser(ctx context.Context, user string) (int, error) {
 			}
 		}
 		for _, id := range recs.OAuthStates {
-			if _, err := s.fs.Collection(colStates).Doc(id).Delete(ctx); err != nil && !notFound(err) {
+			if err := deleteDoc(ctx, s.fs.Collection(colStates).Doc(id)); err != nil {
 				return n, fmt.Errorf("delete oauth state: %w", err)
 			}
 			n++
@@ -116,10 +119,32 @@ func deleteTree(ctx context.Context, ref *firestore.DocumentRef) (int, error) {
 	if err != nil {
 		return n, err
 	}
-	if _, err := ref.Delete(ctx); err != nil && !notFound(err) {
+	if err := deleteDoc(ctx, ref); err != nil {
 		return n, err
 	}
 	return n + 1, nil
+}
+
+// deleteDoc deletes one document; a missing one is not an error. A delete that meets a transaction
+// holding the document (a step recording a part while the person deletes their data) is answered
+// ABORTED, for which Firestore's advice is to retry the request: it is, a few times, with backoff.
+func deleteDoc(ctx context.Context, ref *firestore.DocumentRef) error {
+	wait := 100 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		_, err := ref.Delete(ctx)
+		switch {
+		case err == nil || notFound(err):
+			return nil
+		case status.Code(err) != codes.Aborted || attempt == 5:
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+		wait *= 2
+	}
 }
 
 // each calls f with every value of an iterator's next until iterator.Done, and stops at the first error.
@@ -185,7 +210,7 @@ func (s *Store) DeleteClosedRound(ctx context.Context, rid string) (int, error) 
 		return n, err
 	}
 	for _, id := range ids {
-		if _, err := s.event(id).Delete(ctx); err != nil && !notFound(err) {
+		if err := deleteDoc(ctx, s.event(id)); err != nil {
 			return n, fmt.Errorf("delete event of %s: %w", rid, err)
 		}
 		n++

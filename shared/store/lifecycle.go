@@ -17,7 +17,11 @@ import (
 // (TestLifecycleDiagramsMatchDesign keeps them in step).
 
 // Transition is one allowed change of state and the event that causes it.
-type Transition struct{ From, Event, To string }
+type Transition[S ~string] struct {
+	From  S
+	Event string
+	To    S
+}
 
 // Deadline says when a state is stuck: the record has held it for longer than Limit past its Field.
 // Redrive is the reconciler's repair (functions/reconcile kinds).
@@ -31,8 +35,8 @@ type Deadline struct {
 }
 
 // StateSpec is one state of a lifecycle.
-type StateSpec struct {
-	Name string
+type StateSpec[S ~string] struct {
+	Name S
 	// Initial states are those a record is created in; Terminal ones end the record's part.
 	Initial   bool
 	Terminal  bool
@@ -41,10 +45,10 @@ type StateSpec struct {
 }
 
 // Lifecycle is the state machine of one kind of record.
-type Lifecycle struct {
+type Lifecycle[S ~string] struct {
 	Name        string
-	States      []StateSpec
-	Transitions []Transition
+	States      []StateSpec[S]
+	Transitions []Transition[S]
 }
 
 // Repairs of the reconciler, as the lifecycle names them (functions/reconcile logs them as "kind").
@@ -65,9 +69,9 @@ func leaseGrace(c *config.Config) time.Duration {
 }
 
 // ResourceLifecycle is the life of rounds/{round}/resources/{group}.
-var ResourceLifecycle = Lifecycle{
+var ResourceLifecycle = Lifecycle[ResourceState]{
 	Name: "resource",
-	States: []StateSpec{
+	States: []StateSpec[ResourceState]{
 		{Name: ResPending, Initial: true, Doc: "granted, waiting for its initiate call",
 			Deadlines: []Deadline{{FieldUpdatedAt, grace, "RECONCILE_GRACE", RedriveInitiate, "its initiate request was lost"}}},
 		{Name: ResInitiating, Doc: "claimed by an initiate delivery for INITIATE_LEASE",
@@ -89,7 +93,7 @@ var ResourceLifecycle = Lifecycle{
 		{Name: ResExhausted, Terminal: true, Doc: "one-time: already exported with this consent"},
 		{Name: ResCancelled, Terminal: true, Doc: "its job was cancelled"},
 	},
-	Transitions: []Transition{
+	Transitions: []Transition[ResourceState]{
 		{ResPending, "initiate claimed", ResInitiating},
 		{ResInitiating, "claim lease expired, taken over", ResInitiating},
 		{ResCooldown, "cooldown over, claimed", ResInitiating},
@@ -117,9 +121,9 @@ var ResourceLifecycle = Lifecycle{
 }
 
 // RoundLifecycle is the life of rounds/{round}.
-var RoundLifecycle = Lifecycle{
+var RoundLifecycle = Lifecycle[RoundState]{
 	Name: "round",
-	States: []StateSpec{
+	States: []StateSpec[RoundState]{
 		{Name: RoundScheduled, Initial: true, Doc: "a later round of a time-based grant, waiting for notBefore",
 			Deadlines: []Deadline{{FieldNotBefore, grace, "RECONCILE_GRACE past notBefore", RedriveInitiate, "its initiate task was lost"}}},
 		{Name: RoundExporting, Initial: true, Doc: "its resources are exported",
@@ -132,7 +136,7 @@ var RoundLifecycle = Lifecycle{
 		{Name: RoundClosed, Terminal: true, Doc: "reset done or next round scheduled",
 			Deadlines: []Deadline{{FieldClosedAt, func(c *config.Config) time.Duration { return c.Reconcile.Retention }, "ROUND_RETENTION", RedriveExpire, "retention: deleted with everything below it"}}},
 	},
-	Transitions: []Transition{
+	Transitions: []Transition[RoundState]{
 		{RoundScheduled, "its time came (initiate)", RoundExporting},
 		{RoundExporting, "every resource terminal (settle)", RoundComplete},
 		{RoundComplete, "operator retry", RoundExporting},
@@ -143,14 +147,14 @@ var RoundLifecycle = Lifecycle{
 }
 
 // ObjectLifecycle is the life of .../objects/{index}.
-var ObjectLifecycle = Lifecycle{
+var ObjectLifecycle = Lifecycle[ObjectState]{
 	Name: "object",
-	States: []StateSpec{
+	States: []StateSpec[ObjectState]{
 		{Name: ObjCopying, Initial: true, Doc: "its parts are copied (attempt n)"},
 		{Name: ObjVerified, Terminal: true, Doc: "composed; its CRC32C equals the source's"},
 		{Name: ObjFailed, Terminal: true, Doc: "source gone, or still mismatched after MAX_VERIFY_ATTEMPTS"},
 	},
-	Transitions: []Transition{
+	Transitions: []Transition[ObjectState]{
 		{ObjCopying, "checksum mismatch, copied again", ObjCopying},
 		{ObjCopying, "composed and verified", ObjVerified},
 		{ObjCopying, "source gone or attempts used up", ObjFailed},
@@ -158,21 +162,21 @@ var ObjectLifecycle = Lifecycle{
 }
 
 // Allows reports whether the lifecycle declares a transition from -> to.
-func (l *Lifecycle) Allows(from, to string) bool {
-	return slices.ContainsFunc(l.Transitions, func(t Transition) bool { return t.From == from && t.To == to })
+func (l *Lifecycle[S]) Allows(from, to S) bool {
+	return slices.ContainsFunc(l.Transitions, func(t Transition[S]) bool { return t.From == from && t.To == to })
 }
 
 // State returns the spec of a state.
-func (l *Lifecycle) State(name string) (StateSpec, bool) {
-	i := slices.IndexFunc(l.States, func(s StateSpec) bool { return s.Name == name })
+func (l *Lifecycle[S]) State(name S) (StateSpec[S], bool) {
+	i := slices.IndexFunc(l.States, func(s StateSpec[S]) bool { return s.Name == name })
 	if i < 0 {
-		return StateSpec{}, false
+		return StateSpec[S]{}, false
 	}
 	return l.States[i], true
 }
 
 // check refuses an undeclared transition.
-func (l *Lifecycle) check(from, to string) error {
+func (l *Lifecycle[S]) check(from, to S) error {
 	if from == to || l.Allows(from, to) {
 		return nil // a declared transition, or an update within a state (fields only)
 	}
@@ -181,10 +185,10 @@ func (l *Lifecycle) check(from, to string) error {
 
 // Mermaid renders the lifecycle as a Mermaid state diagram: initial states from [*], terminal states
 // to [*], each non-terminal state's deadlines as a note.
-func (l *Lifecycle) Mermaid() string {
+func (l *Lifecycle[S]) Mermaid() string {
 	var b strings.Builder
 	b.WriteString("stateDiagram-v2\n")
-	id := func(s string) string { return strings.ReplaceAll(s, "_", "") }
+	id := func(s S) string { return strings.ReplaceAll(string(s), "_", "") }
 	for _, s := range l.States {
 		fmt.Fprintf(&b, "    %s: %s\n", id(s.Name), s.Name)
 	}
@@ -212,4 +216,18 @@ func (l *Lifecycle) Mermaid() string {
 		fmt.Fprintf(&b, "    note right of %s: %s\n", id(s.Name), strings.Join(lines, "; "))
 	}
 	return b.String()
+}
+
+// Strings is the lifecycle with its states as plain strings, for code that treats every lifecycle alike
+// (the table checks and the diagrams of docs/design.md).
+func (l *Lifecycle[S]) Strings() *Lifecycle[string] {
+	out := &Lifecycle[string]{Name: l.Name}
+	for _, s := range l.States {
+		out.States = append(out.States, StateSpec[string]{Name: string(s.Name), Initial: s.Initial, Terminal: s.Terminal,
+			Doc: s.Doc, Deadlines: s.Deadlines})
+	}
+	for _, t := range l.Transitions {
+		out.Transitions = append(out.Transitions, Transition[string]{From: string(t.From), Event: t.Event, To: string(t.To)})
+	}
+	return out
 }

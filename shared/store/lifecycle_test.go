@@ -15,7 +15,7 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the lifecycle diagrams in docs/design.md from the table")
 
-var lifecycles = []*store.Lifecycle{&store.ResourceLifecycle, &store.RoundLifecycle, &store.ObjectLifecycle}
+var lifecycles = []*store.Lifecycle[string]{store.ResourceLifecycle.Strings(), store.RoundLifecycle.Strings(), store.ObjectLifecycle.Strings()}
 
 // TestLifecycleTables: every transition names declared states, every non-terminal state can end (a
 // terminal state is reachable from it), every terminal state has no way out but a declared one, and every
@@ -51,7 +51,7 @@ func TestLifecycleTables(t *testing.T) {
 	}
 }
 
-func reachesTerminal(l *store.Lifecycle, from string) bool {
+func reachesTerminal(l *store.Lifecycle[string], from string) bool {
 	seen := map[string]bool{from: true}
 	queue := []string{from}
 	for len(queue) > 0 {
@@ -79,11 +79,11 @@ func TestResourceTransitionsEnforced(t *testing.T) {
 	ref := s.Client().Collection("rounds").Doc(r.ID).Collection("resources").Doc("g")
 	for _, from := range store.ResourceLifecycle.States {
 		for _, to := range store.ResourceLifecycle.States {
-			t.Run(from.Name+"->"+to.Name, func(t *testing.T) {
+			t.Run(string(from.Name)+"->"+string(to.Name), func(t *testing.T) {
 				if _, err := ref.Set(ctx, store.Resource{State: from.Name, UpdatedAt: time.Now()}); err != nil {
 					t.Fatal(err)
 				}
-				changed, err := s.Transition(ctx, r.ID, "g", []string{from.Name}, "", func(x *store.Resource) { x.State, x.Reason = to.Name, "test" })
+				changed, err := s.Transition(ctx, r.ID, "g", []store.ResourceState{from.Name}, "", func(x *store.Resource) { x.State, x.Reason = to.Name, "test" })
 				allowed := store.ResourceLifecycle.Allows(from.Name, to.Name) || from.Name == to.Name
 				got, gerr := s.GetResource(ctx, r.ID, "g")
 				if gerr != nil {

@@ -34,34 +34,41 @@ const (
 	AccessTimeBased = "time-based"
 )
 
+// ResourceState is where a resource stands in its round (ResourceLifecycle). The three kinds of state are
+// distinct types, so a round's "exporting" cannot be written where a resource's is meant.
+type ResourceState string
+
 // Resource states.
 const (
-	ResPending      = "pending"
-	ResInitiating   = "initiating"
-	ResCooldown     = "cooldown"
-	ResExporting    = "exporting"
-	ResRetrying     = "retrying"
-	ResTransferring = "transferring"
-	ResDone         = "done"
-	ResFailed       = "failed"
-	ResNotGranted   = "not_granted"
-	ResExhausted    = "exhausted"
-	ResCancelled    = "cancelled"
+	ResPending      ResourceState = "pending"
+	ResInitiating   ResourceState = "initiating"
+	ResCooldown     ResourceState = "cooldown"
+	ResExporting    ResourceState = "exporting"
+	ResRetrying     ResourceState = "retrying"
+	ResTransferring ResourceState = "transferring"
+	ResDone         ResourceState = "done"
+	ResFailed       ResourceState = "failed"
+	ResNotGranted   ResourceState = "not_granted"
+	ResExhausted    ResourceState = "exhausted"
+	ResCancelled    ResourceState = "cancelled"
 )
 
 // Terminal reports whether a resource state ends the resource's part in the round, as ResourceLifecycle
 // declares it.
-func Terminal(state string) bool {
+func Terminal(state ResourceState) bool {
 	spec, _ := ResourceLifecycle.State(state)
 	return spec.Terminal
 }
 
+// RoundState is where a round stands (RoundLifecycle).
+type RoundState string
+
 // Round states.
 const (
-	RoundScheduled = "scheduled" // a later round of a time-based grant, waiting for its time
-	RoundExporting = "exporting"
-	RoundComplete  = "complete" // every resource terminal; reset or next round pending
-	RoundClosed    = "closed"
+	RoundScheduled RoundState = "scheduled" // a later round of a time-based grant, waiting for its time
+	RoundExporting RoundState = "exporting"
+	RoundComplete  RoundState = "complete" // every resource terminal; reset or next round pending
+	RoundClosed    RoundState = "closed"
 )
 
 // Time filters of a resource's export (Resource.TimeFilter, events' time_filter, the manifest's).
@@ -75,11 +82,14 @@ const (
 	TimeFilterUnsupported = "unsupported"
 )
 
+// ObjectState is where one archive file of a job stands (ObjectLifecycle).
+type ObjectState string
+
 // Object states.
 const (
-	ObjCopying  = "copying"
-	ObjVerified = "verified"
-	ObjFailed   = "failed"
+	ObjCopying  ObjectState = "copying"
+	ObjVerified ObjectState = "verified"
+	ObjFailed   ObjectState = "failed"
 )
 
 // User is users/{user}.
@@ -97,17 +107,17 @@ type User struct {
 
 // Round is rounds/{round}.
 type Round struct {
-	ID             string    `firestore:"-"`
-	User           string    `firestore:"user"`
-	Number         int       `firestore:"number"`
-	Access         string    `firestore:"access"`
-	Resources      []string  `firestore:"resources"`
-	State          string    `firestore:"state"`
-	ResetPublished bool      `firestore:"resetPublished"`
-	ResetClaimedAt time.Time `firestore:"resetClaimedAt"`
-	Outcome        string    `firestore:"outcome"`
-	NotBefore      time.Time `firestore:"notBefore"`
-	NextRoundAt    time.Time `firestore:"nextRoundAt"`
+	ID             string     `firestore:"-"`
+	User           string     `firestore:"user"`
+	Number         int        `firestore:"number"`
+	Access         string     `firestore:"access"`
+	Resources      []string   `firestore:"resources"`
+	State          RoundState `firestore:"state"`
+	ResetPublished bool       `firestore:"resetPublished"`
+	ResetClaimedAt time.Time  `firestore:"resetClaimedAt"`
+	Outcome        string     `firestore:"outcome"`
+	NotBefore      time.Time  `firestore:"notBefore"`
+	NextRoundAt    time.Time  `firestore:"nextRoundAt"`
 	// Since is the grant's start (the start link's signed since; zero: the whole history): round 1's
 	// startTime for resources with time filters, and later rounds' when no earlier round exported.
 	Since time.Time `firestore:"since"`
@@ -121,16 +131,16 @@ type Round struct {
 
 // Resource is rounds/{round}/resources/{group}.
 type Resource struct {
-	Name       string    `firestore:"-"`
-	State      string    `firestore:"state"`
-	Job        string    `firestore:"job"`
-	Jobs       []string  `firestore:"jobs"`
-	Retries    int       `firestore:"retries"`
-	Attempts   int       `firestore:"attempts"`
-	Reason     string    `firestore:"reason"`
-	ClaimedAt  time.Time `firestore:"claimedAt"`
-	NotBefore  time.Time `firestore:"notBefore"`
-	ExportTime time.Time `firestore:"exportTime"`
+	Name       string        `firestore:"-"`
+	State      ResourceState `firestore:"state"`
+	Job        string        `firestore:"job"`
+	Jobs       []string      `firestore:"jobs"`
+	Retries    int           `firestore:"retries"`
+	Attempts   int           `firestore:"attempts"`
+	Reason     string        `firestore:"reason"`
+	ClaimedAt  time.Time     `firestore:"claimedAt"`
+	NotBefore  time.Time     `firestore:"notBefore"`
+	ExportTime time.Time     `firestore:"exportTime"`
 	// StartTime is the start of the exported range (the startTime initiate sent, corrected by the
 	// job's echo); zero means from the beginning of the account's history. ExportTime is its end.
 	StartTime time.Time `firestore:"startTime"`
@@ -154,15 +164,15 @@ type Object struct {
 	Name       string `firestore:"name"`
 	Size       int64  `firestore:"size"`
 	// CRC32C is the source's whole-object checksum from x-goog-hash.
-	CRC32C      uint32    `firestore:"crc32c"`
-	HasCRC32C   bool      `firestore:"hasCrc32c"`
-	ContentType string    `firestore:"contentType"`
-	Parts       int       `firestore:"parts"`
-	PartSize    int64     `firestore:"partSize"`
-	State       string    `firestore:"state"`
-	Attempt     int       `firestore:"attempt"`
-	URL         []byte    `firestore:"url"` // sealed signed URL
-	URLFetched  time.Time `firestore:"urlFetched"`
+	CRC32C      uint32      `firestore:"crc32c"`
+	HasCRC32C   bool        `firestore:"hasCrc32c"`
+	ContentType string      `firestore:"contentType"`
+	Parts       int         `firestore:"parts"`
+	PartSize    int64       `firestore:"partSize"`
+	State       ObjectState `firestore:"state"`
+	Attempt     int         `firestore:"attempt"`
+	URL         []byte      `firestore:"url"` // sealed signed URL
+	URLFetched  time.Time   `firestore:"urlFetched"`
 	// URLPath is the object path the signed URL names (no query: not a credential), recorded at planning:
 	// fresh URLs are matched to the object by it, never by their position in the list.
 	URLPath string `firestore:"urlPath"`

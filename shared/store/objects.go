@@ -83,7 +83,8 @@ func (s *Store) RecopyObject(ctx context.Context, rid, name string, obj, attempt
 }
 
 // inAttempt applies change to object obj in a transaction when the object is still copying in attempt,
-// so each attempt's outcome is recorded once, and logs the change. It returns the object afterwards and
+// so each attempt's outcome is recorded once, and logs the change. A change ObjectLifecycle does not
+// declare is refused with ErrNotAllowed. It returns the object afterwards and
 // whether change was applied.
 func (s *Store) inAttempt(ctx context.Context, rid, name string, obj, attempt int, change func(o *Object)) (*Object, bool, error) {
 	ref := s.object(rid, name, obj)
@@ -101,6 +102,9 @@ func (s *Store) inAttempt(ctx context.Context, rid, name string, obj, attempt in
 		}
 		acted = true
 		change(o)
+		if err := ObjectLifecycle.check(ObjCopying, o.State); err != nil {
+			return err
+		}
 		return tx.Set(ref, o)
 	})
 	if err == nil && acted {

@@ -28,7 +28,7 @@ func (s *Store) recordEvent(tx *firestore.Transaction, e outbox.Record) error {
 func resourceEvent(rid, name string, r *Resource, objects []outbox.Object) outbox.Record {
 	user, n, _ := ParseRoundID(rid)
 	return outbox.ResourceRecord(outbox.ResourceEnd{User: user, Round: rid, RoundNumber: n, Resource: name, Job: r.Job,
-		State: r.State, Reason: r.Reason, Exported: r.State == ResDone, StartTime: r.StartTime, ExportTime: r.ExportTime,
+		State: string(r.State), Reason: r.Reason, Exported: r.State == ResDone, StartTime: r.StartTime, ExportTime: r.ExportTime,
 		TimeFilter: r.TimeFilter, Objects: objects})
 }
 

@@ -51,10 +51,10 @@ func (s *Store) ClaimInitiate(ctx context.Context, rid, name string, lease time.
 
 // claim moves resource name of round rid to the claimed state to, with ClaimedAt now, when wins says
 // this caller wins it (wins may count the attempt on r). It returns the claim and the state it found.
-func (s *Store) claim(ctx context.Context, rid, name, to string, wins func(r *Resource, now time.Time) bool) (Claim, string, error) {
+func (s *Store) claim(ctx context.Context, rid, name string, to ResourceState, wins func(r *Resource, now time.Time) bool) (Claim, ResourceState, error) {
 	ref := s.resource(rid, name)
 	var c Claim
-	var from string
+	var from ResourceState
 	err := s.fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
 		now := s.now()
 		r, err := get[Resource](ctx, tx, ref)
@@ -77,10 +77,10 @@ func (s *Store) claim(ctx context.Context, rid, name, to string, wins func(r *Re
 // job). It reports whether it changed anything; apply may adjust other fields. A change of state the
 // lifecycle (ResourceLifecycle) does not declare is refused with ErrNotAllowed. Steps use the named
 // transitions (RecordJob, Cooldown, EndJob, FailUnfinished...), which say their from-states once.
-func (s *Store) Transition(ctx context.Context, rid, name string, from []string, job string, apply func(r *Resource)) (bool, error) {
+func (s *Store) Transition(ctx context.Context, rid, name string, from []ResourceState, job string, apply func(r *Resource)) (bool, error) {
 	ref := s.resource(rid, name)
 	changed := false
-	var was string
+	var was ResourceState
 	var after *Resource
 	err := s.fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
 		changed = false
@@ -115,7 +115,7 @@ func (s *Store) Transition(ctx context.Context, rid, name string, from []string,
 // asked: startTime (zero: none) and the resource's TimeFilter.
 func (s *Store) RecordJob(ctx context.Context, rid, name, job string, startTime time.Time, filter string) (bool, error) {
 	now := s.now()
-	return s.Transition(ctx, rid, name, []string{ResInitiating}, "", func(r *Resource) {
+	return s.Transition(ctx, rid, name, []ResourceState{ResInitiating}, "", func(r *Resource) {
 		r.State, r.Job, r.Reason = ResExporting, job, ""
 		r.StartTime, r.TimeFilter = startTime, filter
 		// The first check is due now until the poll step schedules it: a lost JobStarted shows as overdue.
@@ -139,7 +139,7 @@ func (s *Store) ClaimRetry(ctx context.Context, rid, name, job string, lease tim
 
 // RecordRetry replaces a failed job by the job its retry started.
 func (s *Store) RecordRetry(ctx context.Context, rid, name, oldJob, newJob string) (bool, error) {
-	return s.Transition(ctx, rid, name, []string{ResRetrying}, oldJob, func(r *Resource) {
+	return s.Transition(ctx, rid, name, []ResourceState{ResRetrying}, oldJob, func(r *Resource) {
 		r.State, r.Job = ResExporting, newJob
 		r.JobStartedAt, r.PollDue = s.now(), s.now()
 		r.Jobs = append(r.Jobs, newJob)
@@ -204,7 +204,7 @@ func (s *Store) PlanTransfer(ctx context.Context, rid, name, job string, startTi
 
 // FinishResource ends a transferring resource once all its objects are verified (done) or one failed
 // (failed). It reports the state it left the resource in and whether this call made the change.
-func (s *Store) FinishResource(ctx context.Context, rid, name string) (state string, changed bool, err error) {
+func (s *Store) FinishResource(ctx context.Context, rid, name string) (state ResourceState, changed bool, err error) {
 	ref := s.resource(rid, name)
 	var after *Resource
 	err = s.fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
@@ -267,36 +267,36 @@ func (s *Store) FinishResource(ctx context.Context, rid, name string) (state str
 // ReleaseInitiate gives a claimed initiate back after a transient API error (initiating -> pending), so
 // the redelivery claims it again.
 func (s *Store) ReleaseInitiate(ctx context.Context, rid, name string) (bool, error) {
-	return s.Transition(ctx, rid, name, []string{ResInitiating}, "", func(r *Resource) { r.State = ResPending })
+	return s.Transition(ctx, rid, name, []ResourceState{ResInitiating}, "", func(r *Resource) { r.State = ResPending })
 }
 
 // EndInitiate ends a claimed resource the API refused to export (initiating -> exhausted, not_granted or
 // failed), with a reason.
-func (s *Store) EndInitiate(ctx context.Context, rid, name, state, reason string) (bool, error) {
+func (s *Store) EndInitiate(ctx context.Context, rid, name string, state ResourceState, reason string) (bool, error) {
 	if !Terminal(state) {
 		return false, fmt.Errorf("%w: %s is not a terminal state", ErrNotAllowed, state)
 	}
-	return s.Transition(ctx, rid, name, []string{ResInitiating}, "", func(r *Resource) { r.State, r.Reason = state, reason })
+	return s.Transition(ctx, rid, name, []ResourceState{ResInitiating}, "", func(r *Resource) { r.State, r.Reason = state, reason })
 }
 
 // Cooldown parks a claimed resource until the API allows its next export (initiating -> cooldown).
 func (s *Store) Cooldown(ctx context.Context, rid, name string, notBefore time.Time, reason string) (bool, error) {
-	return s.Transition(ctx, rid, name, []string{ResInitiating}, "", func(r *Resource) {
+	return s.Transition(ctx, rid, name, []ResourceState{ResInitiating}, "", func(r *Resource) {
 		r.State, r.NotBefore, r.Reason = ResCooldown, notBefore, reason
 	})
 }
 
 // ReleaseRetry gives a claimed retry of job back after a transient API error (retrying -> exporting).
 func (s *Store) ReleaseRetry(ctx context.Context, rid, name, job string) (bool, error) {
-	return s.Transition(ctx, rid, name, []string{ResRetrying}, job, func(r *Resource) { r.State = ResExporting })
+	return s.Transition(ctx, rid, name, []ResourceState{ResRetrying}, job, func(r *Resource) { r.State = ResExporting })
 }
 
 // EndJob ends the resource running job (exporting or retrying -> failed or cancelled), with a reason.
-func (s *Store) EndJob(ctx context.Context, rid, name, job, state, reason string) (bool, error) {
+func (s *Store) EndJob(ctx context.Context, rid, name, job string, state ResourceState, reason string) (bool, error) {
 	if state != ResFailed && state != ResCancelled {
 		return false, fmt.Errorf("%w: a job ends failed or cancelled, not %s", ErrNotAllowed, state)
 	}
-	return s.Transition(ctx, rid, name, []string{ResExporting, ResRetrying}, job, func(r *Resource) { r.State, r.Reason = state, reason })
+	return s.Transition(ctx, rid, name, []ResourceState{ResExporting, ResRetrying}, job, func(r *Resource) { r.State, r.Reason = state, reason })
 }
 
 // FailUnfinished fails a resource that is not terminal yet, whatever it is doing (the consent is gone, or
@@ -306,8 +306,8 @@ func (s *Store) FailUnfinished(ctx context.Context, rid, name, reason string) (b
 }
 
 // openResourceStates are the resource states ResourceLifecycle does not mark terminal.
-var openResourceStates = func() []string {
-	var open []string
+var openResourceStates = func() []ResourceState {
+	var open []ResourceState
 	for _, st := range ResourceLifecycle.States {
 		if !st.Terminal {
 			open = append(open, st.Name)
@@ -320,7 +320,7 @@ var openResourceStates = func() []string {
 // pending, and the round back to exporting with its reset request unpublished, in one transaction: the
 // operator's retry, followed by an initiate request. A closed round (its grant reset) cannot be reopened.
 func (s *Store) ReopenResource(ctx context.Context, rid, name, reason string) error {
-	var from string
+	var from RoundState
 	var rnd *Round
 	err := s.fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
 		r, err := get[Round](ctx, tx, s.round(rid))

@@ -106,7 +106,7 @@ func TestNamedTransitionsRefuseWrongFromStates(t *testing.T) {
 		t.Errorf("FailUnfinished changed a terminal resource: %v, %v", ok, err)
 	}
 	ev, err := s.GetEvent(ctx, outbox.ID(outbox.ResourceFailed, r.ID, "a", "j"))
-	if err != nil || ev.State != store.ResCancelled || ev.Stage != outbox.StageResource || ev.Held {
+	if err != nil || ev.State != string(store.ResCancelled) || ev.Stage != outbox.StageResource || ev.Held {
 		t.Errorf("resource.failed %+v, %v", ev, err)
 	}
 }

@@ -218,7 +218,7 @@ func (s *Store) CompleteRoundIfDone(ctx context.Context, rid string) (r *Round, 
 			if !Terminal(res.State) {
 				return nil
 			}
-			summary = append(summary, outbox.ResourceLine{Name: snap.Ref.ID, State: res.State, Job: res.Job,
+			summary = append(summary, outbox.ResourceLine{Name: snap.Ref.ID, State: string(res.State), Job: res.Job,
 				Objects: res.Objects, Bytes: res.Bytes, Reason: res.Reason,
 				StartTime: res.StartTime, ExportTime: res.ExportTime, TimeFilter: res.TimeFilter})
 		}
@@ -301,7 +301,7 @@ func (s *Store) EndGrant(ctx context.Context, rid, outcome, ending, reason strin
 func (s *Store) closeRound(ctx context.Context, rid, outcome string, nextRoundAt time.Time, ending, reason string) error {
 	final := ending != ""
 	var closed *Round
-	var from string
+	var from RoundState
 	err := s.fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
 		closed = nil
 		r, err := get[Round](ctx, tx, s.round(rid))

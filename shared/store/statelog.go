@@ -15,20 +15,20 @@ const (
 	LogObjectState   = "object.state"
 )
 
-func logResource(ctx context.Context, rid, name, from string, r *Resource) {
-	logging.FromContext(ctx).Info("resource "+from+" -> "+r.State, "event", LogResourceState, "from", from, "to", r.State,
+func logResource(ctx context.Context, rid, name string, from ResourceState, r *Resource) {
+	logging.FromContext(ctx).Info("resource "+string(from)+" -> "+string(r.State), "event", LogResourceState, "from", from, "to", r.State,
 		"round", rid, "resource", name, "job", r.Job, "retries", r.Retries, "reason", r.Reason)
 }
 
-func logRound(ctx context.Context, r *Round, rid, from, to string) {
+func logRound(ctx context.Context, r *Round, rid string, from, to RoundState) {
 	args := []any{"event", LogRoundState, "from", from, "to", to, "round", rid}
 	if r != nil {
 		args = append(args, "user", r.User, "access", r.Access, "outcome", r.Outcome)
 	}
-	logging.FromContext(ctx).Info("round "+from+" -> "+to, args...)
+	logging.FromContext(ctx).Info("round "+string(from)+" -> "+string(to), args...)
 }
 
-func logObject(ctx context.Context, rid, name string, obj int, from, to string, attempt int) {
-	logging.FromContext(ctx).Info("object "+from+" -> "+to, "event", LogObjectState, "from", from, "to", to,
+func logObject(ctx context.Context, rid, name string, obj int, from, to ObjectState, attempt int) {
+	logging.FromContext(ctx).Info("object "+string(from)+" -> "+string(to), "event", LogObjectState, "from", from, "to", to,
 		"round", rid, "resource", name, "object", obj, "attempt", attempt)
 }

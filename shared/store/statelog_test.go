@@ -34,10 +34,10 @@ func TestStateChangeLines(t *testing.T) {
 		t.Fatalf("lines %v, want a round line and a resource line", lines)
 	}
 	round, res := lines[0], lines[1]
-	if round["event"] != store.LogRoundState || round["to"] != store.RoundExporting || round["round"] != r.ID || round["user"] != user {
+	if round["event"] != store.LogRoundState || round["to"] != string(store.RoundExporting) || round["round"] != r.ID || round["user"] != user {
 		t.Errorf("round line %v", round)
 	}
-	if res["event"] != store.LogResourceState || res["from"] != store.ResPending || res["to"] != store.ResFailed ||
+	if res["event"] != store.LogResourceState || res["from"] != string(store.ResPending) || res["to"] != string(store.ResFailed) ||
 		res["resource"] != "a" || res["reason"] != "gone" {
 		t.Errorf("resource line %v", res)
 	}

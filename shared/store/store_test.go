@@ -74,7 +74,7 @@ func grant(t *testing.T, ctx context.Context, s *store.Store, user string, grant
 }
 
 // state fails the test unless resource name of round rid is in want.
-func state(t *testing.T, ctx context.Context, s *store.Store, rid, name, want string) *store.Resource {
+func state(t *testing.T, ctx context.Context, s *store.Store, rid, name string, want store.ResourceState) *store.Resource {
 	t.Helper()
 	r, err := s.GetResource(ctx, rid, name)
 	if err != nil {

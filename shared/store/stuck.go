@@ -89,18 +89,18 @@ func scanAs[T any](ctx context.Context, q firestore.Query, field string, p Page,
 
 // StaleResources visits the resources of every round in state whose field is before cutoff, oldest
 // first (a collection-group query). It reports whether the page limit left some unread.
-func (s *Store) StaleResources(ctx context.Context, state, field string, cutoff time.Time, p Page, visit func(round string, r Resource) error) (bool, error) {
-	q := s.fs.CollectionGroup(colResources).Where("state", "==", state).Where(field, "<", cutoff)
-	return scanAs(ctx, q, field, p, "resources "+state+" by "+field, func(r *Resource, ref *firestore.DocumentRef) error {
+func (s *Store) StaleResources(ctx context.Context, state ResourceState, field string, cutoff time.Time, p Page, visit func(round string, r Resource) error) (bool, error) {
+	q := s.fs.CollectionGroup(colResources).Where("state", "==", string(state)).Where(field, "<", cutoff)
+	return scanAs(ctx, q, field, p, "resources "+string(state)+" by "+field, func(r *Resource, ref *firestore.DocumentRef) error {
 		r.Name = ref.ID
 		return visit(ref.Parent.Parent.ID, *r)
 	})
 }
 
 // StaleRounds visits the rounds in state whose field is before cutoff, oldest first.
-func (s *Store) StaleRounds(ctx context.Context, state, field string, cutoff time.Time, p Page, visit func(r Round) error) (bool, error) {
-	q := s.fs.Collection(colRounds).Where("state", "==", state).Where(field, "<", cutoff)
-	return scanAs(ctx, q, field, p, "rounds "+state+" by "+field, func(r *Round, ref *firestore.DocumentRef) error {
+func (s *Store) StaleRounds(ctx context.Context, state RoundState, field string, cutoff time.Time, p Page, visit func(r Round) error) (bool, error) {
+	q := s.fs.Collection(colRounds).Where("state", "==", string(state)).Where(field, "<", cutoff)
+	return scanAs(ctx, q, field, p, "rounds "+string(state)+" by "+field, func(r *Round, ref *firestore.DocumentRef) error {
 		r.ID = ref.ID
 		return visit(*r)
 	})
@@ -108,7 +108,7 @@ func (s *Store) StaleRounds(ctx context.Context, state, field string, cutoff tim
 
 // OldestOpenRound returns the open (exporting or complete, not yet closed) round created first, or nil.
 func (s *Store) OldestOpenRound(ctx context.Context) (*Round, error) {
-	snaps, err := s.fs.Collection(colRounds).Where("state", "in", []string{RoundExporting, RoundComplete}).
+	snaps, err := s.fs.Collection(colRounds).Where("state", "in", []string{string(RoundExporting), string(RoundComplete)}).
 		OrderBy(FieldCreatedAt, firestore.Asc).Limit(1).Documents(ctx).GetAll()
 	if err != nil {
 		return nil, fmt.Errorf("oldest open round: %w", err)

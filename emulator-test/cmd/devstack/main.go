@@ -77,7 +77,7 @@ func roundsOf(ctx context.Context, st *store.Store, user string) ([]RoundSummary
 	for _, round := range rounds {
 		rs := RoundSummary{User: user, Number: round.Number, Resources: []ResourceSummary{}}
 		for _, r := range round.Resources {
-			line := ResourceSummary{Resource: r.Name, State: r.State, TimeFilter: r.TimeFilter, Objects: r.Objects, Bytes: r.Bytes,
+			line := ResourceSummary{Resource: r.Name, State: string(r.State), TimeFilter: r.TimeFilter, Objects: r.Objects, Bytes: r.Bytes,
 				Activity: operator.Activity(r.StartTime, r.ExportTime, r.TimeFilter)}
 			if !r.StartTime.IsZero() {
 				line.StartTime = r.StartTime.UTC().Format(time.RFC3339Nano)
@@ -315,7 +315,7 @@ func (p *progress) draw() {
 		finished, states := 0, map[string]int{}
 		var bytes int64
 		for _, r := range list {
-			states[r.State]++
+			states[string(r.State)]++
 			if store.Terminal(r.State) {
 				finished++
 			}
