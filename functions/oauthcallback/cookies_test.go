@@ -176,6 +176,11 @@ func TestKeyRotation(t *testing.T) {
 	if _, err := NewHandler(&rotated); err == nil || !strings.Contains(err.Error(), "ID:SECRET") || strings.Contains(err.Error(), testLinkSecret) {
 		t.Errorf("single key without ID: %v", err)
 	}
+	// So is a key too short to sign with (ParseKeyset checks every secret of the set).
+	cfg.OAuth.StartLinkKey = "k2:short," + testLinkKey
+	if _, err := NewHandler(&rotated); err == nil || !strings.Contains(err.Error(), "at least 32") || strings.Contains(err.Error(), "short") {
+		t.Errorf("short key: %v", err)
+	}
 	if u, err := f.env.Store.GetUser(f.ctx, user); err != nil || u.State != "active" {
 		t.Errorf("user %+v %v", u, err)
 	}

@@ -312,9 +312,8 @@ func (c *Config) RequireCallback() error {
 	if err := missing("PUBLIC_URL", c.OAuth.PublicURL, "START_LINK_KEY", c.OAuth.StartLinkKey); err != nil {
 		return err
 	}
-	if len(c.OAuth.StartLinkKey) < 32 {
-		return fmt.Errorf("START_LINK_KEY must be at least 32 characters")
-	}
+	// START_LINK_KEY's form (a keyset, each secret at least 32 characters) is startlink.ParseKeyset's to
+	// check: oauthcallback.NewHandler refuses what it refuses.
 	pub, err := url.Parse(c.OAuth.PublicURL)
 	if err != nil || pub.Host == "" || pub.Scheme != "https" && pub.Scheme != "http" {
 		return fmt.Errorf("PUBLIC_URL %q must be an absolute https URL (http only for a local stack)", c.OAuth.PublicURL)

@@ -142,8 +142,6 @@ func TestRequired(t *testing.T) {
 		}(), (*config.Config).RequireCallback, nil, nil},
 		{"callback: public URL without scheme", func() map[string]string { m := without(callback); m["PUBLIC_URL"] = "fn.example/x"; return m }(),
 			(*config.Config).RequireCallback, []string{"PUBLIC_URL"}, nil},
-		{"callback: start link key too short", func() map[string]string { m := without(callback); m["START_LINK_KEY"] = "short"; return m }(),
-			(*config.Config).RequireCallback, []string{"START_LINK_KEY", "32"}, nil},
 		{"tokens: key URI", map[string]string{"TOKEN_KEY_URI": "gcp-kms://projects/p/locations/l/keyRings/r/cryptoKeys/k"}, (*config.Config).RequireTokens, nil, nil},
 		{"tokens: keyset", map[string]string{"TOKEN_KEYSET": "{}"}, (*config.Config).RequireTokens, nil, nil},
 		{"tokens: neither", nil, (*config.Config).RequireTokens, []string{"TOKEN_KEY_URI", "TOKEN_KEYSET"}, nil},

@@ -161,11 +161,11 @@ func Sign(k Key, l Link) url.Values {
 // none of the IDs Firestore reserves ("." and "..", and __anything__), which it would refuse only when
 // the first document is written, long after the consent.
 func ValidUser(id string) error {
+	if store.ReservedID(id) {
+		return fmt.Errorf("%w: %w: %q is reserved by Firestore (., .. and __...__)", ErrInvalid, ErrUserID, id)
+	}
 	if !store.ValidUserID(id) {
 		return fmt.Errorf("%w: %w: %q (letters, digits and ._@+=- only, at most 128, not starting with a dot)", ErrInvalid, ErrUserID, id)
-	}
-	if id == "." || id == ".." || len(id) >= 4 && strings.HasPrefix(id, "__") && strings.HasSuffix(id, "__") {
-		return fmt.Errorf("%w: %w: %q is reserved by Firestore (., .. and __...__)", ErrInvalid, ErrUserID, id)
 	}
 	return nil
 }

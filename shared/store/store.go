@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strings"
 	"time"
 
 	"cloud.google.com/go/firestore"
@@ -24,8 +25,15 @@ var ErrRoundRunning = errors.New("a round is still running for this user")
 
 var userIDPattern = regexp.MustCompile(`^[A-Za-z0-9_@+=-][A-Za-z0-9._@+=-]{0,127}$`)
 
-// ValidUserID reports whether id can be a user ID (the operator app's own ID; also a document ID).
-func ValidUserID(id string) bool { return userIDPattern.MatchString(id) }
+// ValidUserID reports whether id can be a user ID (the operator app's own ID; also a document ID):
+// letters, digits and ._@+=-, at most 128, not starting with a dot, and not an ID Firestore reserves.
+func ValidUserID(id string) bool { return userIDPattern.MatchString(id) && !ReservedID(id) }
+
+// ReservedID reports whether Firestore reserves id as a document ID: "." and "..", and IDs matching
+// __.*__ (https://firebase.google.com/docs/firestore/quotas#collections_documents_and_fields).
+func ReservedID(id string) bool {
+	return id == "." || id == ".." || len(id) >= 4 && strings.HasPrefix(id, "__") && strings.HasSuffix(id, "__")
+}
 
 // Store is the pipeline's Firestore state.
 type Store struct {

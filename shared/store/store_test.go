@@ -89,7 +89,8 @@ func state(t *testing.T, ctx context.Context, s *store.Store, rid, name string, 
 func TestValidUserID(t *testing.T) {
 	t.Parallel()
 	for id, want := range map[string]bool{"pia": true, "a.b@c+d=e_f-g": true, "": false, ".dot": false,
-		"has/slash": false, "has~tilde": false, strings.Repeat("a", 128): true, strings.Repeat("a", 129): false} {
+		"has/slash": false, "has~tilde": false, strings.Repeat("a", 128): true, strings.Repeat("a", 129): false,
+		".": false, "..": false, "__x__": false, "____": false, "__": true, "__x": true, "x__": true} {
 		if got := store.ValidUserID(id); got != want {
 			t.Errorf("ValidUserID(%q) = %v, want %v", id, got, want)
 		}
