@@ -2,11 +2,11 @@ package scenario
 
 import (
 	"context"
-	"errors"
 
 	"cloud.google.com/go/firestore"
 	"cloud.google.com/go/storage"
-	"google.golang.org/api/iterator"
+
+	"github.com/portability-pipeline/pipeline/shared/iterate"
 )
 
 // WalkDocuments calls fn for every document of every collection of fs, subcollections included, parents
@@ -14,7 +14,7 @@ import (
 func WalkDocuments(ctx context.Context, fs *firestore.Client, fn func(ref *firestore.DocumentRef, snap *firestore.DocumentSnapshot) error) error {
 	var walk func(cols *firestore.CollectionIterator) error
 	walk = func(cols *firestore.CollectionIterator) error {
-		return each(cols.Next, func(c *firestore.CollectionRef) error {
+		return iterate.All(cols.Next, func(c *firestore.CollectionRef) error {
 			refs, err := c.DocumentRefs(ctx).GetAll() // missing parents of subcollections included
 			if err != nil {
 				return err
@@ -39,21 +39,5 @@ func WalkDocuments(ctx context.Context, fs *firestore.Client, fn func(ref *fires
 
 // EachObject calls fn for every object under prefix of b ("": the whole bucket), in name order.
 func EachObject(ctx context.Context, b *storage.BucketHandle, prefix string, fn func(*storage.ObjectAttrs) error) error {
-	return each(b.Objects(ctx, &storage.Query{Prefix: prefix}).Next, fn)
-}
-
-// each calls fn with every item next yields, until iterator.Done.
-func each[T any](next func() (T, error), fn func(T) error) error {
-	for {
-		v, err := next()
-		if errors.Is(err, iterator.Done) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if err := fn(v); err != nil {
-			return err
-		}
-	}
+	return iterate.All(b.Objects(ctx, &storage.Query{Prefix: prefix}).Next, fn)
 }

@@ -15,10 +15,10 @@ import (
 	"time"
 
 	"cloud.google.com/go/storage"
-	"google.golang.org/api/iterator"
 
 	"github.com/portability-pipeline/pipeline/shared/copyengine"
 	"github.com/portability-pipeline/pipeline/shared/handler"
+	"github.com/portability-pipeline/pipeline/shared/iterate"
 	"github.com/portability-pipeline/pipeline/shared/logging"
 	"github.com/portability-pipeline/pipeline/shared/messages"
 	"github.com/portability-pipeline/pipeline/shared/portability"
@@ -136,17 +136,11 @@ func deletePurged(ctx context.Context, env *setup.Env, prefix string, names ...s
 // objectNames lists the names of the objects under prefix.
 func objectNames(ctx context.Context, b *storage.BucketHandle, prefix string) ([]string, error) {
 	var names []string
-	it := b.Objects(ctx, &storage.Query{Prefix: prefix})
-	for {
-		a, err := it.Next()
-		if errors.Is(err, iterator.Done) {
-			return names, nil
-		}
-		if err != nil {
-			return nil, err
-		}
+	err := iterate.All(b.Objects(ctx, &storage.Query{Prefix: prefix}).Next, func(a *storage.ObjectAttrs) error {
 		names = append(names, a.Name)
-	}
+		return nil
+	})
+	return names, err
 }
 
 func sink(env *setup.Env) copyengine.Sink {

@@ -7,9 +7,10 @@ import (
 	"time"
 
 	"cloud.google.com/go/firestore"
-	"google.golang.org/api/iterator"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/portability-pipeline/pipeline/shared/iterate"
 )
 
 // Deletion: every record of a user (the purge), and a closed round with everything below it (retention).
@@ -109,8 +110,8 @@ func (s *Store) DeleteUser(ctx context.Context, user string) (int, error) {
 // only as parents of others included).
 func deleteTree(ctx context.Context, ref *firestore.DocumentRef) (int, error) {
 	n := 0
-	err := each(ref.Collections(ctx).Next, func(c *firestore.CollectionRef) error {
-		return each(c.DocumentRefs(ctx).Next, func(d *firestore.DocumentRef) error {
+	err := iterate.All(ref.Collections(ctx).Next, func(c *firestore.CollectionRef) error {
+		return iterate.All(c.DocumentRefs(ctx).Next, func(d *firestore.DocumentRef) error {
 			k, err := deleteTree(ctx, d)
 			n += k
 			return err
@@ -144,22 +145,6 @@ func deleteDoc(ctx context.Context, ref *firestore.DocumentRef) error {
 		case <-time.After(wait):
 		}
 		wait *= 2
-	}
-}
-
-// each calls f with every value of an iterator's next until iterator.Done, and stops at the first error.
-func each[T any](next func() (T, error), f func(T) error) error {
-	for {
-		v, err := next()
-		if errors.Is(err, iterator.Done) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if err := f(v); err != nil {
-			return err
-		}
 	}
 }
 
