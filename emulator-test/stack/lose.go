@@ -47,7 +47,16 @@ type lossBook struct {
 	mu     sync.Mutex
 	armed  []*Loss
 	gaveUp int64
+	// acked holds, by entry and message data, when a LossAck fired: a copy of the same message published
+	// again soon after (two racing deliveries that both published it, as at-least-once allows) is the
+	// same hand-off and is lost too, so only the reconciler, which repairs after RECONCILE_GRACE (45 s),
+	// can heal it.
+	acked map[string]time.Time
 }
+
+// duplicateWindow is how long after a LossAck a copy of the same message counts as the same hand-off;
+// well below the stack's RECONCILE_GRACE, so the reconciler's own republish is delivered.
+const duplicateWindow = 30 * time.Second
 
 // Lose arms a loss; it fires on the next matching hand-off.
 func (s *Stack) Lose(l Loss) error {
@@ -111,9 +120,25 @@ func (s *Stack) interceptPush(entry, topic string, w http.ResponseWriter, body [
 	if err != nil {
 		return false
 	}
+	key := entry + "\x00" + string(p.Data)
+	s.losses.mu.Lock()
+	at, dup := s.losses.acked[key]
+	s.losses.mu.Unlock()
+	if dup && time.Since(at) < duplicateWindow {
+		w.WriteHeader(http.StatusNoContent) // the same hand-off, lost again
+		return true
+	}
 	l := s.take(entry, userOf(p.Data), LossAck, LossDeadLetter)
 	if l == nil {
 		return false
+	}
+	if l.Kind == LossAck {
+		s.losses.mu.Lock()
+		if s.losses.acked == nil {
+			s.losses.acked = map[string]time.Time{}
+		}
+		s.losses.acked[key] = time.Now()
+		s.losses.mu.Unlock()
 	}
 	if l.Kind == LossDeadLetter {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
