@@ -17,6 +17,9 @@ func TestProductionAnswers(t *testing.T) {
 	t.Parallel()
 	a, b := "myactivity.search", "youtube.subscriptions"
 	both := func(s string) map[string]string { return map[string]string{a: s, b: s} }
+	bothIn := func(s store.ResourceState) map[string]store.ResourceState {
+		return map[string]store.ResourceState{a: s, b: s}
+	}
 	// atFirst runs fn before the first delivery that matches (a transfer part, or a task).
 	atFirst := func(topic string, fn func(h *pipelinetest.Harness)) func(h *pipelinetest.Harness) func(d *pipelinetest.Delivery) {
 		return func(h *pipelinetest.Harness) func(d *pipelinetest.Delivery) {
@@ -51,35 +54,35 @@ func TestProductionAnswers(t *testing.T) {
 			name:   "expired URLs answered 403 ExpiredToken (the older answer)",
 			fake:   fakeportability.Options{ExpiredURL403: true},
 			during: atFirst("transfer-parts", expireURLs),
-			want:   want{states: both(string(store.ResDone)), calls: map[string]int{"reset": 1}, verify: true},
+			want:   want{states: bothIn(store.ResDone), calls: map[string]int{"reset": 1}, verify: true},
 		},
 		{
 			name: "fresh URLs refused the same way",
 			during: atFirst("transfer-parts", func(h *pipelinetest.Harness) {
 				h.Fake.InjectFault(fakeportability.Fault{User: "u", Download: &fakeportability.DownloadFault{Status: 400, Code: "ExpiredToken", Count: 1000}})
 			}),
-			want: want{states: both(string(store.ResFailed)), reasonHas: both("refused"), calls: map[string]int{"reset": 1}},
+			want: want{states: bothIn(store.ResFailed), reasonHas: both("refused"), calls: map[string]int{"reset": 1}},
 		},
 		{
 			name: "403 AccessDenied once mid-copy",
 			during: atFirst("transfer-parts", func(h *pipelinetest.Harness) {
 				h.Fake.InjectFault(fakeportability.Fault{User: "u", Download: &fakeportability.DownloadFault{Status: 403, Code: "AccessDenied"}})
 			}),
-			want: want{states: both(string(store.ResDone)), calls: map[string]int{"reset": 1}, verify: true},
+			want: want{states: bothIn(store.ResDone), calls: map[string]int{"reset": 1}, verify: true},
 		},
 		{
 			name: "404 NoSuchKey inside the retention once mid-copy",
 			during: atFirst("transfer-parts", func(h *pipelinetest.Harness) {
 				h.Fake.InjectFault(fakeportability.Fault{User: "u", Download: &fakeportability.DownloadFault{Status: 404, Code: "NoSuchKey"}})
 			}),
-			want: want{states: both(string(store.ResDone)), calls: map[string]int{"reset": 1}, verify: true},
+			want: want{states: bothIn(store.ResDone), calls: map[string]int{"reset": 1}, verify: true},
 		},
 		{
 			name: "403 SignatureDoesNotMatch at the probe once",
 			before: func(t *testing.T, h *pipelinetest.Harness) {
 				fault(t, h, dl(fakeportability.DownloadFault{Status: 403, Code: "SignatureDoesNotMatch"}))
 			},
-			want: want{states: both(string(store.ResDone)), calls: map[string]int{"reset": 1}, verify: true},
+			want: want{states: bothIn(store.ResDone), calls: map[string]int{"reset": 1}, verify: true},
 		},
 		{
 			// With positions, a refresh would copy another file's bytes under this file's plan.
@@ -89,21 +92,21 @@ func TestProductionAnswers(t *testing.T) {
 				fault(t, h, fakeportability.Fault{State: &fakeportability.StateFault{ShuffleURLs: true, Count: 1000}})
 			},
 			during: atFirst("transfer-parts", expireURLs),
-			want:   want{states: both(string(store.ResDone)), calls: map[string]int{"reset": 1}, verify: true},
+			want:   want{states: bothIn(store.ResDone), calls: map[string]int{"reset": 1}, verify: true},
 		},
 		{
 			name: "COMPLETE without URLs once",
 			before: func(t *testing.T, h *pipelinetest.Harness) {
 				fault(t, h, fakeportability.Fault{State: &fakeportability.StateFault{NoURLs: true}})
 			},
-			want: want{states: both(string(store.ResDone)), calls: map[string]int{"reset": 1}, verify: true},
+			want: want{states: bothIn(store.ResDone), calls: map[string]int{"reset": 1}, verify: true},
 		},
 		{
 			name: "COMPLETE without URLs every time",
 			before: func(t *testing.T, h *pipelinetest.Harness) {
 				fault(t, h, fakeportability.Fault{State: &fakeportability.StateFault{NoURLs: true, Count: 1000}})
 			},
-			want: want{states: both(string(store.ResDone)), calls: map[string]int{"reset": 1}},
+			want: want{states: bothIn(store.ResDone), calls: map[string]int{"reset": 1}},
 			after: func(t *testing.T, h *pipelinetest.Harness, round string) {
 				for _, r := range []string{a, b} {
 					if objs, _ := h.Env.Store.ListObjects(h.Ctx, round, r); len(objs) != 0 {
@@ -117,67 +120,67 @@ func TestProductionAnswers(t *testing.T) {
 			before: func(t *testing.T, h *pipelinetest.Harness) {
 				fault(t, h, dl(fakeportability.DownloadFault{NoHash: true, Count: 1000}))
 			},
-			want: want{states: both(string(store.ResDone)), calls: map[string]int{"reset": 1}, verify: true},
+			want: want{states: bothIn(store.ResDone), calls: map[string]int{"reset": 1}, verify: true},
 		},
 		{
 			name: "x-goog-hash without crc32c",
 			before: func(t *testing.T, h *pipelinetest.Harness) {
 				fault(t, h, dl(fakeportability.DownloadFault{NoCRC32C: true, Count: 1000}))
 			},
-			want: want{states: both(string(store.ResDone)), calls: map[string]int{"reset": 1}, verify: true},
+			want: want{states: bothIn(store.ResDone), calls: map[string]int{"reset": 1}, verify: true},
 		},
 		{
 			name: "no Content-Length",
 			before: func(t *testing.T, h *pipelinetest.Harness) {
 				fault(t, h, dl(fakeportability.DownloadFault{NoContentLength: true, Count: 1000}))
 			},
-			want: want{states: both(string(store.ResDone)), calls: map[string]int{"reset": 1}, verify: true},
+			want: want{states: bothIn(store.ResDone), calls: map[string]int{"reset": 1}, verify: true},
 		},
 		{
 			name: "Range ignored a few times",
 			during: atFirst("transfer-parts", func(h *pipelinetest.Harness) {
 				h.Fake.InjectFault(fakeportability.Fault{User: "u", Download: &fakeportability.DownloadFault{IgnoreRange: true, Count: 3}})
 			}),
-			want: want{states: both(string(store.ResDone)), calls: map[string]int{"reset": 1}, verify: true},
+			want: want{states: bothIn(store.ResDone), calls: map[string]int{"reset": 1}, verify: true},
 		},
 		{
 			name: "Range always ignored",
 			before: func(t *testing.T, h *pipelinetest.Harness) {
 				fault(t, h, dl(fakeportability.DownloadFault{IgnoreRange: true, Count: 100000}))
 			},
-			want: want{states: map[string]string{a: string(store.ResFailed)}, reasonHas: map[string]string{a: "ignoring byte ranges"}, calls: map[string]int{"reset": 1}},
+			want: want{states: map[string]store.ResourceState{a: store.ResFailed}, reasonHas: map[string]string{a: "ignoring byte ranges"}, calls: map[string]int{"reset": 1}},
 		},
 		{
 			name: "206 with a short body",
 			during: atFirst("transfer-parts", func(h *pipelinetest.Harness) {
 				h.Fake.InjectFault(fakeportability.Fault{User: "u", Download: &fakeportability.DownloadFault{ShortBy: 1000, Count: 2}})
 			}),
-			want: want{states: both(string(store.ResDone)), calls: map[string]int{"reset": 1}, verify: true},
+			want: want{states: bothIn(store.ResDone), calls: map[string]int{"reset": 1}, verify: true},
 		},
 		{
 			name: "302 to another host",
 			before: func(t *testing.T, h *pipelinetest.Harness) {
 				fault(t, h, dl(fakeportability.DownloadFault{RedirectTo: "http://elsewhere.invalid/object", Count: 1000}))
 			},
-			want: want{states: both(string(store.ResFailed)), reasonHas: both("signed URL refused"), calls: map[string]int{"reset": 1}},
+			want: want{states: bothIn(store.ResFailed), reasonHas: both("signed URL refused"), calls: map[string]int{"reset": 1}},
 		},
 		{
 			name: "302 to another host mid-copy",
 			during: atFirst("transfer-parts", func(h *pipelinetest.Harness) {
 				h.Fake.InjectFault(fakeportability.Fault{User: "u", Download: &fakeportability.DownloadFault{RedirectTo: "http://elsewhere.invalid/object", Count: 1000}})
 			}),
-			want: want{states: both(string(store.ResFailed)), reasonHas: both("refused"), calls: map[string]int{"reset": 1}},
+			want: want{states: bothIn(store.ResFailed), reasonHas: both("refused"), calls: map[string]int{"reset": 1}},
 		},
 		{
 			name:  "archive file above MAX_ARCHIVE_FILE_SIZE",
 			env:   map[string]string{"MAX_ARCHIVE_FILE_SIZE": "1048576"},
-			want:  want{states: both(string(store.ResFailed)), reasonHas: both("MAX_ARCHIVE_FILE_SIZE"), calls: map[string]int{"reset": 1}},
+			want:  want{states: bothIn(store.ResFailed), reasonHas: both("MAX_ARCHIVE_FILE_SIZE"), calls: map[string]int{"reset": 1}},
 			after: noTransferParts,
 		},
 		{
 			name:  "signed URLs on a host not on the allow-list",
 			env:   map[string]string{"ARCHIVE_URL_HOSTS": "storage.googleapis.com"},
-			want:  want{states: both(string(store.ResFailed)), reasonHas: both("not on the allow-list"), calls: map[string]int{"reset": 1}},
+			want:  want{states: bothIn(store.ResFailed), reasonHas: both("not on the allow-list"), calls: map[string]int{"reset": 1}},
 			after: noTransferParts,
 		},
 		{
@@ -185,7 +188,7 @@ func TestProductionAnswers(t *testing.T) {
 			before: func(t *testing.T, h *pipelinetest.Harness) {
 				fault(t, h, fakeportability.Fault{Method: "getState", Status: 404, Count: 2})
 			},
-			want: want{states: both(string(store.ResFailed)), reasonHas: both("job is gone"), calls: map[string]int{"reset": 1}},
+			want: want{states: bothIn(store.ResFailed), reasonHas: both("job is gone"), calls: map[string]int{"reset": 1}},
 		},
 		{
 			name: "job gone at Google when the URLs expired",
@@ -193,14 +196,14 @@ func TestProductionAnswers(t *testing.T) {
 				expireURLs(h)
 				h.Fake.InjectFault(fakeportability.Fault{User: "u", Method: "getState", Status: 404, Count: 1000})
 			}),
-			want: want{states: map[string]string{a: string(store.ResFailed)}, reasonHas: map[string]string{a: "job is gone"}, calls: map[string]int{"reset": 1}},
+			want: want{states: map[string]store.ResourceState{a: store.ResFailed}, reasonHas: map[string]string{a: "job is gone"}, calls: map[string]int{"reset": 1}},
 		},
 		{
 			name: "reset answers 503 eight times",
 			before: func(t *testing.T, h *pipelinetest.Harness) {
 				fault(t, h, fakeportability.Fault{Method: "reset", Status: 503, Count: 8})
 			},
-			want: want{states: both(string(store.ResDone)), calls: map[string]int{"reset": 1}, verify: true},
+			want: want{states: bothIn(store.ResDone), calls: map[string]int{"reset": 1}, verify: true},
 		},
 		{
 			// The person removed the app in their Google account: the stored access token is refused and
@@ -210,7 +213,7 @@ func TestProductionAnswers(t *testing.T) {
 				h.Fake.Clock().Advance(8 * time.Hour) // access token and signed URLs expired
 				h.Fake.InjectFault(fakeportability.Fault{User: "u", Method: "token", Status: 400, Count: 1000})
 			}),
-			want: want{states: map[string]string{a: string(store.ResFailed)}, reasonHas: map[string]string{a: "no longer accepts"}},
+			want: want{states: map[string]store.ResourceState{a: store.ResFailed}, reasonHas: map[string]string{a: "no longer accepts"}},
 			after: func(t *testing.T, h *pipelinetest.Harness, round string) {
 				if !strings.Contains(h.Logs.String(), `"message":"token.refresh_failed","reason":"invalid_grant"`) {
 					t.Error(`no log line {"message":"token.refresh_failed","reason":"invalid_grant"}`)

@@ -15,7 +15,7 @@ func ptr[T any](v T) *T { return &v }
 // want is what a scenario must leave behind.
 type want struct {
 	// states of resources in the first round, by name.
-	states map[string]string
+	states map[string]store.ResourceState
 	// reasonHas: a resource's reason must contain this text.
 	reasonHas map[string]string
 	calls     map[string]int // exact fake call counts of the user; absent methods unchecked
@@ -55,14 +55,14 @@ func TestScenarios(t *testing.T) {
 			before: func(t *testing.T, h *pipelinetest.Harness) {
 				inject(t, h, fakeportability.Fault{Resource: a, FailNextJobs: 1})
 			},
-			want: want{states: map[string]string{a: string(store.ResDone), b: string(store.ResDone)}, calls: map[string]int{"retry": 1, "reset": 1, "initiate": 2}, verify: true},
+			want: want{states: map[string]store.ResourceState{a: store.ResDone, b: store.ResDone}, calls: map[string]int{"retry": 1, "reset": 1, "initiate": 2}, verify: true},
 		},
 		{
 			name: "job fails four times and is reported",
 			before: func(t *testing.T, h *pipelinetest.Harness) {
 				inject(t, h, fakeportability.Fault{Resource: a, FailNextJobs: 4})
 			},
-			want: want{states: map[string]string{a: string(store.ResFailed), b: string(store.ResDone)}, reasonHas: map[string]string{a: "failed 4 times"},
+			want: want{states: map[string]store.ResourceState{a: store.ResFailed, b: store.ResDone}, reasonHas: map[string]string{a: "failed 4 times"},
 				calls: map[string]int{"retry": 3, "reset": 1, "initiate": 2}, verify: true},
 		},
 		{
@@ -70,24 +70,24 @@ func TestScenarios(t *testing.T) {
 			before: func(t *testing.T, h *pipelinetest.Harness) {
 				inject(t, h, fakeportability.Fault{Resource: a, CancelNextJobs: 1})
 			},
-			want: want{states: map[string]string{a: string(store.ResCancelled), b: string(store.ResDone)}, calls: map[string]int{"retry": 0, "reset": 1}, verify: true},
+			want: want{states: map[string]store.ResourceState{a: store.ResCancelled, b: store.ResDone}, calls: map[string]int{"retry": 0, "reset": 1}, verify: true},
 		},
 		{
 			name:    "partial consent",
 			granted: []string{b},
-			want: want{states: map[string]string{a: string(store.ResNotGranted), b: string(store.ResDone)}, reasonHas: map[string]string{a: "not granted"},
+			want: want{states: map[string]store.ResourceState{a: store.ResNotGranted, b: store.ResDone}, reasonHas: map[string]string{a: "not granted"},
 				initiates: map[string]int{a: 1, b: 1}, calls: map[string]int{"reset": 1}, verify: true},
 		},
 		{
 			name:   "running job adopted from a 409",
 			before: startedElsewhere(false),
-			want: want{states: map[string]string{a: string(store.ResDone), b: string(store.ResDone)}, initiates: map[string]int{a: 2, b: 1},
+			want: want{states: map[string]store.ResourceState{a: store.ResDone, b: store.ResDone}, initiates: map[string]int{a: 2, b: 1},
 				calls: map[string]int{"reset": 1}, verify: true},
 		},
 		{
 			name:   "one-time resource exported before is reported exhausted",
 			before: startedElsewhere(true),
-			want: want{states: map[string]string{a: string(store.ResExhausted), b: string(store.ResDone)}, reasonHas: map[string]string{a: "already exported"},
+			want: want{states: map[string]store.ResourceState{a: store.ResExhausted, b: store.ResDone}, reasonHas: map[string]string{a: "already exported"},
 				initiates: map[string]int{a: 2, b: 1}, calls: map[string]int{"reset": 1}},
 		},
 		{
@@ -95,7 +95,7 @@ func TestScenarios(t *testing.T) {
 			access: "time-based-30d",
 			env:    map[string]string{"TIME_BASED_HORIZON": "24h"},
 			before: startedElsewhere(true),
-			want: want{states: map[string]string{a: string(store.ResDone), b: string(store.ResDone)}, initiates: map[string]int{a: 3, b: 1},
+			want: want{states: map[string]store.ResourceState{a: store.ResDone, b: store.ResDone}, initiates: map[string]int{a: 3, b: 1},
 				calls: map[string]int{"reset": 1}, verify: true},
 		},
 		{
@@ -104,14 +104,14 @@ func TestScenarios(t *testing.T) {
 			fake:   fakeportability.Options{TimeBasedFailedPrecondition: true},
 			env:    map[string]string{"TIME_BASED_HORIZON": "24h"},
 			before: startedElsewhere(true),
-			want: want{states: map[string]string{a: string(store.ResDone), b: string(store.ResDone)}, initiates: map[string]int{a: 3, b: 1},
+			want: want{states: map[string]store.ResourceState{a: store.ResDone, b: store.ResDone}, initiates: map[string]int{a: 3, b: 1},
 				calls: map[string]int{"reset": 1}, verify: true},
 		},
 		{
 			name:   "time-based grant over three rounds, then reset",
 			access: "time-based-30d",
 			env:    map[string]string{"TIME_BASED_HORIZON": "72h"},
-			want: want{states: map[string]string{a: string(store.ResDone), b: string(store.ResDone)}, initiates: map[string]int{a: 3, b: 3},
+			want: want{states: map[string]store.ResourceState{a: store.ResDone, b: store.ResDone}, initiates: map[string]int{a: 3, b: 3},
 				calls: map[string]int{"reset": 1}, rounds: 3, verify: true},
 		},
 		{
@@ -125,21 +125,21 @@ func TestScenarios(t *testing.T) {
 					}
 				}
 			},
-			want: want{states: map[string]string{a: string(store.ResDone), b: string(store.ResDone)}, calls: map[string]int{"reset": 1}, verify: true},
+			want: want{states: map[string]store.ResourceState{a: store.ResDone, b: store.ResDone}, calls: map[string]int{"reset": 1}, verify: true},
 		},
 		{
 			name: "connection cut mid-body",
 			before: func(t *testing.T, h *pipelinetest.Harness) {
 				inject(t, h, fakeportability.Fault{Download: &fakeportability.DownloadFault{CutAfterBytes: ptr(int64(100_000)), Count: 2}})
 			},
-			want: want{states: map[string]string{a: string(store.ResDone), b: string(store.ResDone)}, calls: map[string]int{"reset": 1}, verify: true},
+			want: want{states: map[string]store.ResourceState{a: store.ResDone, b: store.ResDone}, calls: map[string]int{"reset": 1}, verify: true},
 		},
 		{
 			name: "corrupted byte caught and copied again",
 			before: func(t *testing.T, h *pipelinetest.Harness) {
 				inject(t, h, fakeportability.Fault{Download: &fakeportability.DownloadFault{CorruptAt: ptr(int64(1 << 20)), Count: 1}})
 			},
-			want: want{states: map[string]string{a: string(store.ResDone), b: string(store.ResDone)}, calls: map[string]int{"reset": 1}, verify: true},
+			want: want{states: map[string]store.ResourceState{a: store.ResDone, b: store.ResDone}, calls: map[string]int{"reset": 1}, verify: true},
 		},
 		{
 			name: "archive gone after 14 days",
@@ -152,7 +152,7 @@ func TestScenarios(t *testing.T) {
 					}
 				}
 			},
-			want: want{states: map[string]string{a: string(store.ResFailed), b: string(store.ResFailed)}, reasonHas: map[string]string{a: "no longer available"},
+			want: want{states: map[string]store.ResourceState{a: store.ResFailed, b: store.ResFailed}, reasonHas: map[string]string{a: "no longer available"},
 				calls: map[string]int{"reset": 1}},
 		},
 		{
@@ -166,7 +166,7 @@ func TestScenarios(t *testing.T) {
 					}
 				}
 			},
-			want: want{states: map[string]string{a: string(store.ResFailed), b: string(store.ResFailed)}, reasonHas: map[string]string{a: "no longer accepts"}},
+			want: want{states: map[string]store.ResourceState{a: store.ResFailed, b: store.ResFailed}, reasonHas: map[string]string{a: "no longer accepts"}},
 		},
 		{
 			// Found by the chaos run: a transfer that needed fresh URLs after the consent ended retried
@@ -182,7 +182,7 @@ func TestScenarios(t *testing.T) {
 					}
 				}
 			},
-			want: want{states: map[string]string{a: string(store.ResFailed), b: string(store.ResFailed)}, reasonHas: map[string]string{a: "no longer accepts"}},
+			want: want{states: map[string]store.ResourceState{a: store.ResFailed, b: store.ResFailed}, reasonHas: map[string]string{a: "no longer accepts"}},
 		},
 		{
 			name: "API bursts of 503 and 429 and a failing token refresh",
@@ -193,7 +193,7 @@ func TestScenarios(t *testing.T) {
 				inject(t, h, fakeportability.Fault{Method: "token", Status: 500, Count: 1})
 				h.Fake.Clock().Advance(2 * time.Hour) // the stored access token has expired at the fake
 			},
-			want: want{states: map[string]string{a: string(store.ResDone), b: string(store.ResDone)}, calls: map[string]int{"reset": 1}, verify: true},
+			want: want{states: map[string]store.ResourceState{a: store.ResDone, b: store.ResDone}, calls: map[string]int{"reset": 1}, verify: true},
 		},
 	}
 	for _, tc := range tests {
@@ -239,7 +239,7 @@ func check(t *testing.T, h *pipelinetest.Harness, round string, w want) {
 		t.Fatal(err)
 	}
 	for _, r := range list {
-		if s, ok := w.states[r.Name]; ok && string(r.State) != s {
+		if s, ok := w.states[r.Name]; ok && r.State != s {
 			t.Errorf("%s: state %s (reason %q), want %s", r.Name, r.State, r.Reason, s)
 		}
 		if s, ok := w.reasonHas[r.Name]; ok && !strings.Contains(r.Reason, s) {
