@@ -31,6 +31,8 @@ type childSpec struct {
 	CRC32C   uint32 `json:"crc32c"`
 	InFlight int    `json:"inFlight,omitempty"`
 	PartSize int64  `json:"partSize,omitempty"`
+	// ChunkSize is GCSSink.ChunkSize (0: copyengine.DefaultChunkSize).
+	ChunkSize int `json:"chunkSize,omitempty"`
 	// Profile, when set, is the file the child writes its CPU profile (pprof) to.
 	Profile string `json:"profile,omitempty"`
 }
@@ -161,6 +163,7 @@ func engine(ctx context.Context, client *storage.Client, sp childSpec) (childRes
 	}
 	parts := copyengine.Plan(src.Size, copyengine.PlanOptions{PartSize: sp.PartSize})
 	sink := copyengine.NewGCSSink(client, sp.Bucket)
+	sink.ChunkSize = sp.ChunkSize
 	rs := copyengine.NewURLSource(downloadClient, sp.URL, src.Size, nil)
 	results, err := copyengine.CopyAll(ctx, rs, sink, parts, sp.InFlight, copyengine.CopyOptions{TempPrefix: "tmp/" + sp.Object + "/"})
 	if err != nil {

@@ -14,7 +14,8 @@
 // It also lists two archives of -manifest-size (256 MiB) made of 64 KiB and of 1 MiB entries, as the
 // transfer step's manifest does (shared/manifest over ranged GETs of the signed URL), and compares the bytes
 // read with the size of the archive's central directory and end records (rows of variant "manifest").
-// -cpuprofile DIR writes each child's CPU profile (go tool pprof) there.
+// -cpuprofile DIR writes each child's CPU profile (go tool pprof) there, and beside it the profile of
+// this process (the fake and the sink serving that child) with "-parent" in its name.
 //
 // Output: a table on stdout, -json FILE, and -png FILE (throughput against parts in flight).
 package main
@@ -33,6 +34,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -65,6 +67,7 @@ type Row struct {
 	Variant    string  `json:"variant"`           // ceiling, naive, transfer
 	InFlight   int     `json:"inFlight,omitempty"`
 	PartSize   int64   `json:"partSize,omitempty"`
+	ChunkSize  int     `json:"chunkSize,omitempty"` // the transfer's upload chunk, 0: copyengine.DefaultChunkSize
 	Parts      int     `json:"parts,omitempty"`
 	Seconds    float64 `json:"seconds"`
 	MBps       float64 `json:"mbPerSecond"` // 10^6 bytes per second
@@ -113,6 +116,7 @@ func main() {
 	capBps := flag.Int64("cap", 50_000_000, "the fake's per-connection bandwidth cap in bytes/s for the capped runs (0: no capped runs)")
 	gcs := flag.Bool("gcs", true, "also measure fake-gcs-server as the sink (256 MiB archives only)")
 	partSize := flag.Int64("part-size", 0, "bytes per part (default: size/16 rounded to MiB, at most copyengine.DefaultPartSize)")
+	chunkSize := flag.Int("chunk-size", 0, "the transfer's upload chunk in bytes (default: copyengine.DefaultChunkSize, what production uses)")
 	allCapped := flag.Bool("all-capped", false, "above 4 GiB, run every capped variant (default: only the transfer at >= 4 in flight, the rest take size/cap)")
 	jsonOut := flag.String("json", "", "write the report as JSON to this file")
 	manifestSize := flag.String("manifest-size", "256MiB", "archive size of the manifest measurements, one of 64 KiB and one of 1 MiB entries (0: none)")
@@ -213,11 +217,16 @@ func main() {
 			}
 			for _, sp := range specs {
 				sp.URL, sp.Size, sp.CRC32C, sp.Bucket = src.url, size, src.crc, bucket
+				if sp.Variant == "transfer" {
+					sp.ChunkSize = *chunkSize
+				}
 				sp.Object = fmt.Sprintf("bench/%s-%d-%s-%d", sp.Variant, size, sp.Sink, sp.InFlight)
 				if *profDir != "" {
 					sp.Profile = filepath.Join(*profDir, fmt.Sprintf("%s-%s-cap%d-%s-%d.pprof", sp.Variant, sizeLabel(size), cp/1e6, sp.Sink, sp.InFlight))
 				}
+				stopParentProfile := startParentProfile(sp.Profile)
 				row := runMeasured(exe, sp, base)
+				stopParentProfile()
 				rep.Rows = append(rep.Rows, row)
 				printRow(row)
 			}
@@ -277,6 +286,9 @@ func printRow(r Row) {
 	inflight, parts := "", ""
 	if r.Variant == "transfer" {
 		inflight, parts = strconv.Itoa(r.InFlight), fmt.Sprintf("%dx%dM", r.Parts, r.PartSize/mib)
+		if r.ChunkSize > 0 { // not production's chunk: say so in the row
+			parts += fmt.Sprintf("/c%dK", r.ChunkSize>>10)
+		}
 	}
 	sink := r.Sink
 	if sink == "" {
@@ -391,7 +403,7 @@ func call(u, token, body string, out any) error {
 // runMeasured runs one variant in a child process and reads its rusage.
 func runMeasured(exe string, sp childSpec, base Row) Row {
 	row := base
-	row.Sink, row.Variant, row.InFlight, row.PartSize, row.Load1 = sp.Sink, sp.Variant, sp.InFlight, sp.PartSize, load1()
+	row.Sink, row.Variant, row.InFlight, row.PartSize, row.ChunkSize, row.Load1 = sp.Sink, sp.Variant, sp.InFlight, sp.PartSize, sp.ChunkSize, load1()
 	if sp.Variant != "transfer" {
 		row.PartSize = 0
 	}
@@ -528,6 +540,27 @@ func targets(rows []Row, capBps int64) []string {
 		}
 	}
 	return out
+}
+
+// startParentProfile profiles this process (the fake and the sink that serve the child) into
+// CHILDPROFILE's name with "-parent" before ".pprof", so that the "srv s/GiB" column can be broken
+// down too; the returned function stops it. With no child profile it does nothing.
+func startParentProfile(childProfile string) (stop func()) {
+	if childProfile == "" {
+		return func() {}
+	}
+	f, err := os.Create(strings.TrimSuffix(childProfile, ".pprof") + "-parent.pprof")
+	if err != nil {
+		fail("parent profile: %v", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		fail("parent profile: %v", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}
 }
 
 // selfCPU is this process's user+sys CPU seconds so far.
