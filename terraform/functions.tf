@@ -1,6 +1,7 @@
-# What every function shares: names, the deterministic URLs, the environment, and the two project-level
-# grants. Each service_<name>.tf calls modules/function for one function and its own service account, and
-# adds the grants only that function needs.
+# The functions: one row each in local.functions (what differs between them), one call of modules/function
+# for all of them (module.function["<key>"]: the function and its own service account), and what they all
+# share: names, the deterministic URLs, the environment, and the project-level grants. Each
+# service_<key>.tf adds the grants only that function needs.
 
 locals {
   function_names = {
@@ -12,6 +13,105 @@ locals {
     transfer       = "portability-transfer"
     reset          = "portability-reset"
     reconcile      = "portability-reconcile"
+  }
+
+  # One row per function, keyed as function_names: its entry point (the routing table's, functions.go),
+  # what it is for, and what its work needs. Rows may set memory and cpu (modules/function's defaults
+  # otherwise: 256Mi, derived from the memory). Every function mounts the OAuth client secret
+  # (secrets.tf says why); local.secret_grants (secrets.tf) names the grants each waits for.
+  functions = {
+    # Browsers call it: public ingress, and allUsers may invoke it (service_oauth_callback.tf). Its own
+    # checks (signed start links, single-use OAuth state, PKCE) guard it.
+    oauth_callback = {
+      entry_point     = "OAuthCallback"
+      description     = "Browser entry point: /start, /authorize, /callback, /status, /delete (public)."
+      timeout_seconds = 60
+      max_instances   = var.max_instances.oauth_callback
+      ingress         = "ALLOW_ALL"
+      secret_env = [
+        local.oauth_client_secret_env,
+        {
+          key     = "START_LINK_KEY"
+          secret  = var.start_link_key_secret_id
+          version = var.start_link_key_secret_version
+        },
+      ]
+    }
+    # Pushed by the initiate-requests subscription (pubsub.tf). One job per resource group, so a round
+    # with many groups takes a while: 300 s.
+    initiate = {
+      entry_point     = "Initiate"
+      description     = "Starts the export jobs of a round (Pub/Sub initiate-requests)."
+      timeout_seconds = 300
+      max_instances   = var.max_instances.initiate
+      ingress         = local.internal_ingress
+      secret_env      = [local.oauth_client_secret_env]
+    }
+    # Called by Cloud Tasks with the invoker's OIDC token (tasks.tf grants run.invoker); short work.
+    initiate_task = {
+      entry_point     = "InitiateTask"
+      description     = "Delayed initiations: cooldowns, next rounds (Cloud Tasks, OIDC)."
+      timeout_seconds = 120
+      max_instances   = var.max_instances.initiate_task
+      ingress         = local.internal_ingress
+      secret_env      = [local.oauth_client_secret_env]
+    }
+    # Pushed by the archive-jobs subscription; it only schedules the first PollTask, so it gets no KMS
+    # grant. It still gets the OAuth client secret: functions/poll builds one Env for PollStart and
+    # PollTask (setup.Needs{Tokens: true}), which refuses to start without OAUTH_CLIENT_SECRET.
+    poll_start = {
+      entry_point     = "PollStart"
+      description     = "Schedules the first state check of a new job (Pub/Sub archive-jobs)."
+      timeout_seconds = 60
+      max_instances   = var.max_instances.poll_start
+      ingress         = local.internal_ingress
+      secret_env      = [local.oauth_client_secret_env]
+    }
+    # Called by Cloud Tasks with the invoker's OIDC token (tasks.tf grants run.invoker); one API call and
+    # a few writes: short.
+    poll_task = {
+      entry_point     = "PollTask"
+      description     = "One state check of one job (Cloud Tasks, OIDC)."
+      timeout_seconds = 120
+      max_instances   = var.max_instances.poll_task
+      ingress         = local.internal_ingress
+      secret_env      = [local.oauth_client_secret_env]
+    }
+    # Pushed by the transfer-parts subscription. Streams one part (PART_SIZE) from a signed URL into the
+    # bucket: the longest work, so the Pub/Sub maximum of 540 s, a whole CPU and room for buffers; one
+    # request per instance (modules/function's default concurrency).
+    transfer = {
+      entry_point     = "Transfer"
+      description     = "Copies one part of one archive into the bucket (Pub/Sub transfer-parts)."
+      memory          = "1Gi"
+      cpu             = "1"
+      timeout_seconds = 540
+      max_instances   = var.max_instances.transfer
+      ingress         = local.internal_ingress
+      secret_env      = [local.oauth_client_secret_env]
+    }
+    # Pushed by the reset-requests subscription; one API call (authorization:reset) and a few writes, or
+    # scheduling the next round: 300 s leaves room for slow API answers. No bucket grant: Reset does not
+    # touch the bucket (setup.Needs without Storage).
+    reset = {
+      entry_point     = "Reset"
+      description     = "Ends a round: next round of a time-based grant, or the final authorization reset (Pub/Sub reset-requests)."
+      timeout_seconds = 300
+      max_instances   = var.max_instances.reset
+      ingress         = local.internal_ingress
+      secret_env      = [local.oauth_client_secret_env]
+    }
+    # Called by Cloud Scheduler (service_reconcile.tf). One run reads a few pages per query and stops
+    # after RECONCILE_BUDGET (4 min): 300 s covers it. One instance is enough; two overlapping runs would
+    # still be safe (every repair is idempotent).
+    reconcile = {
+      entry_point     = "Reconcile"
+      description     = "Re-drives stuck work, enforces job and round ages and retention (Cloud Scheduler, OIDC)."
+      timeout_seconds = 300
+      max_instances   = 1
+      ingress         = local.internal_ingress
+      secret_env      = [local.oauth_client_secret_env]
+    }
   }
 
   # A function's Cloud Run service has the function's name and, besides its random URL, the deterministic
@@ -74,16 +174,46 @@ locals {
     version = var.oauth_client_secret_version
   }
 
+  # Each by its own key, never { for k, f in module.function : ... }: a reference to module.function as a
+  # whole depends on every output of every function (their URLs too), and the grants made from these
+  # members are ones the functions wait for (kms.tf's token users feed secrets.tf's grants): a cycle.
   function_members = {
-    oauth_callback = module.oauth_callback.service_account_member
-    initiate       = module.initiate.service_account_member
-    initiate_task  = module.initiate_task.service_account_member
-    poll_start     = module.poll_start.service_account_member
-    poll_task      = module.poll_task.service_account_member
-    transfer       = module.transfer.service_account_member
-    reset          = module.reset.service_account_member
-    reconcile      = module.reconcile.service_account_member
+    oauth_callback = module.function["oauth_callback"].service_account_member
+    initiate       = module.function["initiate"].service_account_member
+    initiate_task  = module.function["initiate_task"].service_account_member
+    poll_start     = module.function["poll_start"].service_account_member
+    poll_task      = module.function["poll_task"].service_account_member
+    transfer       = module.function["transfer"].service_account_member
+    reset          = module.function["reset"].service_account_member
+    reconcile      = module.function["reconcile"].service_account_member
   }
+}
+
+# Every function of local.functions, each with its own service account (named as the function).
+module "function" {
+  source   = "./modules/function"
+  for_each = local.functions
+
+  project      = var.project_id
+  region       = var.region
+  name         = local.function_names[each.key]
+  account_id   = local.function_names[each.key]
+  display_name = "Runs the ${each.value.entry_point} function"
+  description  = each.value.description
+  labels       = local.labels
+  entry_point  = each.value.entry_point
+  build        = local.build
+
+  memory          = try(each.value.memory, null)
+  cpu             = try(each.value.cpu, null)
+  timeout_seconds = each.value.timeout_seconds
+  max_instances   = each.value.max_instances
+  ingress         = each.value.ingress
+  env             = local.env
+  secret_env      = each.value.secret_env
+
+  wait_for_iam = concat(local.build_iam, local.secret_grants[each.key])
+  depends_on   = [google_project_service.services]
 }
 
 # Firestore: IAM has no grant narrower than the project (no per-database or per-collection roles in

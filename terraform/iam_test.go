@@ -54,7 +54,7 @@ func (s *scope) accounts(t *testing.T, text string) []string {
 		out = append(out, s.prefix+"google_service_account."+m[1])
 	}
 	for _, m := range moduleOut.FindAllStringSubmatch(text, -1) {
-		c := s.child(t, m[1])
+		c := s.child(t, m[1], strings.Trim(m[2], `[]"`))
 		if oe, ok := c.m.outputs[m[3]]; ok {
 			out = append(out, c.accounts(t, c.m.source(oe, 0))...)
 		}
@@ -153,7 +153,9 @@ func TestSecretsReadOnlyByTheirFunctions(t *testing.T) {
 			}
 		}
 		for _, name := range sortedKeys(s.m.calls) {
-			grants(s.child(t, name))
+			for _, c := range s.instances(t, name) {
+				grants(c)
+			}
 		}
 	}
 	grants(&scope{m: m})

@@ -1,75 +1,76 @@
 # State addresses from before modules/function: each function and its service account were resources of
 # this module. These blocks let an existing deployment keep them (no replacement, no new account) when
-# it applies this version; they can go once every deployment has applied it.
+# it applies this version; they can go once every deployment has applied it. (They move straight to the
+# one for_each call of today, below.)
 
 moved {
   from = google_service_account.oauth_callback
-  to   = module.oauth_callback.google_service_account.this
+  to   = module.function["oauth_callback"].google_service_account.this
 }
 
 moved {
   from = google_cloudfunctions2_function.oauth_callback
-  to   = module.oauth_callback.google_cloudfunctions2_function.this
+  to   = module.function["oauth_callback"].google_cloudfunctions2_function.this
 }
 
 moved {
   from = google_service_account.initiate
-  to   = module.initiate.google_service_account.this
+  to   = module.function["initiate"].google_service_account.this
 }
 
 moved {
   from = google_cloudfunctions2_function.initiate
-  to   = module.initiate.google_cloudfunctions2_function.this
+  to   = module.function["initiate"].google_cloudfunctions2_function.this
 }
 
 moved {
   from = google_service_account.initiate_task
-  to   = module.initiate_task.google_service_account.this
+  to   = module.function["initiate_task"].google_service_account.this
 }
 
 moved {
   from = google_cloudfunctions2_function.initiate_task
-  to   = module.initiate_task.google_cloudfunctions2_function.this
+  to   = module.function["initiate_task"].google_cloudfunctions2_function.this
 }
 
 moved {
   from = google_service_account.poll_start
-  to   = module.poll_start.google_service_account.this
+  to   = module.function["poll_start"].google_service_account.this
 }
 
 moved {
   from = google_cloudfunctions2_function.poll_start
-  to   = module.poll_start.google_cloudfunctions2_function.this
+  to   = module.function["poll_start"].google_cloudfunctions2_function.this
 }
 
 moved {
   from = google_service_account.poll_task
-  to   = module.poll_task.google_service_account.this
+  to   = module.function["poll_task"].google_service_account.this
 }
 
 moved {
   from = google_cloudfunctions2_function.poll_task
-  to   = module.poll_task.google_cloudfunctions2_function.this
+  to   = module.function["poll_task"].google_cloudfunctions2_function.this
 }
 
 moved {
   from = google_service_account.transfer
-  to   = module.transfer.google_service_account.this
+  to   = module.function["transfer"].google_service_account.this
 }
 
 moved {
   from = google_cloudfunctions2_function.transfer
-  to   = module.transfer.google_cloudfunctions2_function.this
+  to   = module.function["transfer"].google_cloudfunctions2_function.this
 }
 
 moved {
   from = google_service_account.reset
-  to   = module.reset.google_service_account.this
+  to   = module.function["reset"].google_service_account.this
 }
 
 moved {
   from = google_cloudfunctions2_function.reset
-  to   = module.reset.google_cloudfunctions2_function.this
+  to   = module.function["reset"].google_cloudfunctions2_function.this
 }
 
 moved {
@@ -227,4 +228,46 @@ moved {
 moved {
   from = google_pubsub_topic_iam_member.transfer_publishes_reset
   to   = google_pubsub_topic_iam_member.transfer_publishes["reset"]
+}
+
+# Before the functions were one module call with for_each over local.functions (functions.tf), each was a
+# call of its own in its service_<key>.tf.
+moved {
+  from = module.oauth_callback
+  to   = module.function["oauth_callback"]
+}
+
+moved {
+  from = module.initiate
+  to   = module.function["initiate"]
+}
+
+moved {
+  from = module.initiate_task
+  to   = module.function["initiate_task"]
+}
+
+moved {
+  from = module.poll_start
+  to   = module.function["poll_start"]
+}
+
+moved {
+  from = module.poll_task
+  to   = module.function["poll_task"]
+}
+
+moved {
+  from = module.transfer
+  to   = module.function["transfer"]
+}
+
+moved {
+  from = module.reset
+  to   = module.function["reset"]
+}
+
+moved {
+  from = module.reconcile
+  to   = module.function["reconcile"]
 }

@@ -50,15 +50,7 @@ output "token_key_uri" {
 
 output "function_uris" {
   description = "The run.app URI of each function as reported by Cloud Run (the deterministic URLs above reach the same services)."
-  value = {
-    oauth_callback = module.oauth_callback.url
-    initiate       = module.initiate.url
-    initiate_task  = module.initiate_task.url
-    poll_start     = module.poll_start.url
-    poll_task      = module.poll_task.url
-    transfer       = module.transfer.url
-    reset          = module.reset.url
-  }
+  value       = { for k, f in module.function : k => f.url }
 }
 
 output "source_object" {
@@ -68,18 +60,11 @@ output "source_object" {
 
 output "service_accounts" {
   description = "Service account email of each function, of the task invoker, of the Pub/Sub pusher and of the build."
-  value = {
-    oauth_callback = module.oauth_callback.service_account_email
-    initiate       = module.initiate.service_account_email
-    initiate_task  = module.initiate_task.service_account_email
-    poll_start     = module.poll_start.service_account_email
-    poll_task      = module.poll_task.service_account_email
-    transfer       = module.transfer.service_account_email
-    reset          = module.reset.service_account_email
-    tasks_invoker  = google_service_account.tasks_invoker.email
-    pubsub_push    = google_service_account.pubsub_push.email
-    build          = google_service_account.build.email
-  }
+  value = merge({ for k, f in module.function : k => f.service_account_email }, {
+    tasks_invoker = google_service_account.tasks_invoker.email
+    pubsub_push   = google_service_account.pubsub_push.email
+    build         = google_service_account.build.email
+  })
 }
 
 output "dashboard" {

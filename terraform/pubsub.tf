@@ -20,24 +20,24 @@ locals {
   # Topics pushed to a function: key of topic_names => receiving function.
   push = {
     initiate = {
-      uri          = module.initiate.url
-      service      = module.initiate.service
-      ack_deadline = module.initiate.timeout_seconds
+      uri          = module.function["initiate"].url
+      service      = module.function["initiate"].service
+      ack_deadline = module.function["initiate"].timeout_seconds
     }
     jobs = {
-      uri          = module.poll_start.url
-      service      = module.poll_start.service
-      ack_deadline = module.poll_start.timeout_seconds
+      uri          = module.function["poll_start"].url
+      service      = module.function["poll_start"].service
+      ack_deadline = module.function["poll_start"].timeout_seconds
     }
     transfer = {
-      uri          = module.transfer.url
-      service      = module.transfer.service
-      ack_deadline = module.transfer.timeout_seconds
+      uri          = module.function["transfer"].url
+      service      = module.function["transfer"].service
+      ack_deadline = module.function["transfer"].timeout_seconds
     }
     reset = {
-      uri          = module.reset.url
-      service      = module.reset.service
-      ack_deadline = module.reset.timeout_seconds
+      uri          = module.function["reset"].url
+      service      = module.function["reset"].service
+      ack_deadline = module.function["reset"].timeout_seconds
     }
     # Only when var.webhook_url is set (null otherwise); service_webhook.tf declares its subscription,
     # dead-letter topic and grants, so it is not in pushed_topics.

@@ -14,31 +14,6 @@ resource "google_project_service" "cloudscheduler" {
   disable_on_destroy = false
 }
 
-# One run reads a few pages per query and stops after RECONCILE_BUDGET (4 min): 300 s covers it. One
-# instance is enough; two overlapping runs would still be safe (every repair is idempotent).
-module "reconcile" {
-  source = "./modules/function"
-
-  project      = var.project_id
-  region       = var.region
-  name         = local.function_names.reconcile
-  account_id   = "portability-reconcile"
-  display_name = "Runs the Reconcile function"
-  description  = "Re-drives stuck work, enforces job and round ages and retention (Cloud Scheduler, OIDC)."
-  labels       = local.labels
-  entry_point  = "Reconcile"
-  build        = local.build
-
-  timeout_seconds = 300
-  max_instances   = 1
-  ingress         = local.internal_ingress
-  env             = local.env
-  secret_env      = [local.oauth_client_secret_env]
-
-  wait_for_iam = concat(local.build_iam, [google_secret_manager_secret_iam_member.oauth_client_secret["reconcile"].id])
-  depends_on   = [google_project_service.services]
-}
-
 # The topics the reconciler republishes to (export-events: functions.tf).
 resource "google_pubsub_topic_iam_member" "reconcile_publishes" {
   for_each = toset(["initiate", "transfer", "reset"])
@@ -46,7 +21,7 @@ resource "google_pubsub_topic_iam_member" "reconcile_publishes" {
   project = var.project_id
   topic   = google_pubsub_topic.topic[each.key].name
   role    = "roles/pubsub.publisher"
-  member  = module.reconcile.service_account_member
+  member  = module.function["reconcile"].service_account_member
 }
 
 # The identity in the scheduler's OIDC token. It may invoke the reconciler and nothing else.
@@ -60,7 +35,7 @@ resource "google_service_account" "reconcile_invoker" {
 resource "google_cloud_run_v2_service_iam_member" "reconcile_invoker" {
   project  = var.project_id
   location = var.region
-  name     = module.reconcile.service
+  name     = module.function["reconcile"].service
   role     = "roles/run.invoker"
   member   = google_service_account.reconcile_invoker.member
 }

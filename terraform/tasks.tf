@@ -43,7 +43,7 @@ resource "google_service_account" "tasks_invoker" {
 resource "google_cloud_run_v2_service_iam_member" "tasks_invoker_poll_task" {
   project  = var.project_id
   location = var.region
-  name     = module.poll_task.service
+  name     = module.function["poll_task"].service
   role     = "roles/run.invoker"
   member   = google_service_account.tasks_invoker.member
 }
@@ -51,7 +51,7 @@ resource "google_cloud_run_v2_service_iam_member" "tasks_invoker_poll_task" {
 resource "google_cloud_run_v2_service_iam_member" "tasks_invoker_initiate_task" {
   project  = var.project_id
   location = var.region
-  name     = module.initiate_task.service
+  name     = module.function["initiate_task"].service
   role     = "roles/run.invoker"
   member   = google_service_account.tasks_invoker.member
 }
@@ -60,13 +60,13 @@ locals {
   # Functions that create tasks: enqueuer on the queue, and actAs on the invoker account (to put its OIDC
   # token on the task), on that account only.
   enqueuers = {
-    initiate      = module.initiate.service_account_member
-    initiate_task = module.initiate_task.service_account_member
-    poll_start    = module.poll_start.service_account_member
-    poll_task     = module.poll_task.service_account_member
-    reset         = module.reset.service_account_member
+    initiate      = module.function["initiate"].service_account_member
+    initiate_task = module.function["initiate_task"].service_account_member
+    poll_start    = module.function["poll_start"].service_account_member
+    poll_task     = module.function["poll_task"].service_account_member
+    reset         = module.function["reset"].service_account_member
     # The reconciler re-creates lost poll tasks.
-    reconcile = module.reconcile.service_account_member
+    reconcile = module.function["reconcile"].service_account_member
   }
 }
 

@@ -8,6 +8,7 @@
 package terraform_test
 
 import (
+	"fmt"
 	"go/ast"
 	"go/parser"
 	"go/token"
@@ -157,17 +158,76 @@ type scope struct {
 	m      *tfModule
 	call   *hclsyntax.Block
 	parent *scope
-	prefix string // address prefix of its objects: "" for the root, "module.<call>." for a called module
+	prefix string // address prefix of its objects: "" for the root, "module.<call>." or "module.<call>[\"<key>\"]." for a called module
+	// each is set on the calling module's scope as one instance of a for_each call sees it: each.key and
+	// each.value in that call's arguments.
+	each *eachInstance
 }
 
-// child is the scope of module call name in s.
-func (s *scope) child(t *testing.T, name string) *scope {
+// eachInstance is one key of a module call whose for_each is an object literal (a table of rows).
+type eachInstance struct {
+	key string
+	row *hclsyntax.ObjectConsExpr
+}
+
+// child is the scope of module call name in s: for a call with for_each over a table, the one whose key
+// is key (which must then be given); for any other call, the call as a whole (key is ignored).
+func (s *scope) child(t *testing.T, name, key string) *scope {
 	t.Helper()
 	c, ok := s.m.children[name]
 	if !ok {
 		t.Fatalf("terraform: %smodule.%s is not a module call", s.prefix, name)
 	}
-	return &scope{m: c, call: s.m.calls[name], parent: s, prefix: s.prefix + "module." + name + "."}
+	rows := s.rows(t, name)
+	if rows == nil {
+		return &scope{m: c, call: s.m.calls[name], parent: s, prefix: s.prefix + "module." + name + "."}
+	}
+	row, ok := rows[key]
+	if !ok {
+		t.Fatalf("terraform: %smodule.%s has no key %q (its for_each table has %v)", s.prefix, name, key, sortedKeys(rows))
+	}
+	caller := *s
+	caller.each = &eachInstance{key: key, row: row}
+	return &scope{m: c, call: s.m.calls[name], parent: &caller, prefix: fmt.Sprintf("%smodule.%s[%q].", s.prefix, name, key)}
+}
+
+// instances lists the scopes of module call name: one per key of its for_each table, or the call itself.
+func (s *scope) instances(t *testing.T, name string) []*scope {
+	t.Helper()
+	rows := s.rows(t, name)
+	if rows == nil {
+		return []*scope{s.child(t, name, "")}
+	}
+	var out []*scope
+	for _, k := range sortedKeys(rows) {
+		out = append(out, s.child(t, name, k))
+	}
+	return out
+}
+
+// rows is the for_each table of module call name by key, when its for_each resolves to an object literal
+// (a local holding one); nil for a call without for_each or with another one (a set, a condition).
+func (s *scope) rows(t *testing.T, name string) map[string]*hclsyntax.ObjectConsExpr {
+	t.Helper()
+	fe, ok := s.m.calls[name].Body.Attributes["for_each"]
+	if !ok {
+		return nil
+	}
+	e, _ := s.resolve(t, fe.Expr)
+	table, ok := e.(*hclsyntax.ObjectConsExpr)
+	if !ok {
+		return nil
+	}
+	rows := map[string]*hclsyntax.ObjectConsExpr{}
+	for _, it := range table.Items {
+		k, diags := it.KeyExpr.Value(nil)
+		row, ok := it.ValueExpr.(*hclsyntax.ObjectConsExpr)
+		if diags.HasErrors() || !k.Type().Equals(cty.String) || !ok {
+			t.Fatalf("terraform: the for_each table of %smodule.%s must have literal keys and object rows", s.prefix, name)
+		}
+		rows[k.AsString()] = row
+	}
+	return rows
 }
 
 // resolve follows var.<name> (and local.<name>) to the expression that gives its value: the module call's
@@ -176,6 +236,10 @@ func (s *scope) resolve(t *testing.T, e hcl.Expression) (hcl.Expression, *scope)
 	t.Helper()
 	for {
 		st, ok := e.(*hclsyntax.ScopeTraversalExpr)
+		if ok && st.Traversal.RootName() == "each" && s.each != nil {
+			e = s.each.resolve(t, st.Traversal)
+			continue
+		}
 		if !ok || len(st.Traversal) != 2 {
 			return e, s
 		}
@@ -211,6 +275,30 @@ func (s *scope) resolve(t *testing.T, e hcl.Expression) (hcl.Expression, *scope)
 			return e, s
 		}
 	}
+}
+
+// resolve is each.key (as a literal) or each.value.<attr> (the row's expression for attr, which resolves
+// in the calling module, where the table is).
+func (i *eachInstance) resolve(t *testing.T, tr hcl.Traversal) hcl.Expression {
+	t.Helper()
+	attr := func(n int) string {
+		a, ok := tr[n].(hcl.TraverseAttr)
+		if !ok {
+			t.Fatalf("terraform: %s: only each.key and each.value.<attr> are followed by this test", tr.SimpleSplit().Abs.RootName())
+		}
+		return a.Name
+	}
+	switch {
+	case len(tr) == 2 && attr(1) == "key":
+		return &hclsyntax.LiteralValueExpr{Val: cty.StringVal(i.key)}
+	case len(tr) == 3 && attr(1) == "value":
+		if e := item(i.row, attr(2)); e != nil {
+			return e
+		}
+		t.Fatalf("terraform: the row %q of a for_each table has no %s", i.key, attr(2))
+	}
+	t.Fatalf("terraform: the row %q: only each.key and each.value.<attr> are followed by this test", i.key)
+	return nil
 }
 
 // object resolves e to an object literal.
@@ -353,7 +441,8 @@ func (m *tfModule) block(t *testing.T, typ, name string) *hclsyntax.Block {
 }
 
 // functions lists every function the module deploys, its own and those of the modules it calls, keyed
-// by address: google_cloudfunctions2_function.<name>, or module.<call> (a called module holds at most one).
+// by address: google_cloudfunctions2_function.<name>, module.<call>, or module.<call>["<key>"] for each
+// row of a call's for_each table (a called module holds at most one).
 func (m *tfModule) functions(t *testing.T) map[string]tfFunction {
 	t.Helper()
 	out := map[string]tfFunction{}
@@ -371,7 +460,9 @@ func (m *tfModule) functions(t *testing.T) map[string]tfFunction {
 			out[addr] = s.function(t, addr, b)
 		}
 		for _, name := range sortedKeys(s.m.calls) {
-			collect(s.child(t, name))
+			for _, c := range s.instances(t, name) {
+				collect(c)
+			}
 		}
 	}
 	collect(&scope{m: m})
@@ -603,6 +694,18 @@ func sortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
+// indexKey is the string key of module.<call>["<key>"].<output>.
+func indexKey(tr hcl.Traversal) (string, bool) {
+	if len(tr) < 4 {
+		return "", false
+	}
+	idx, ok := tr[2].(hcl.TraverseIndex)
+	if !ok || !idx.Key.Type().Equals(cty.String) {
+		return "", false
+	}
+	return idx.Key.AsString(), true
+}
+
 // pushTargets maps a topic key (of local.topic_names) to the function its push subscription calls (its
 // address, as functions() keys it), read from local.push.<key>.uri: module.<call>.<output> where the
 // output is the URL of the called module's function, or google_cloudfunctions2_function.<fn>.service_config[0].uri.
@@ -632,6 +735,10 @@ func (m *tfModule) pushTargets(t *testing.T) map[string]string {
 				child, ok := m.children[name.Name]
 				if !ok {
 					t.Fatalf("terraform: local.push.%s refers to module.%s, which is not a module call", k.AsString(), name.Name)
+				}
+				// One row of a for_each table: the function's address has its key, as functions() has it.
+				if key, ok := indexKey(tr); ok && (&scope{m: m}).rows(t, name.Name) != nil {
+					fn = fmt.Sprintf("module.%s[%q]", name.Name, key)
 				}
 				// module.<call>.<output> or module.<call>[key].<output>: the output must be the function's.
 				for _, step := range tr[2:] {

@@ -32,7 +32,7 @@ override_resource {
 
 override_resource {
   override_during = plan
-  target          = module.reconcile.google_service_account.this
+  target          = module.function["reconcile"].google_service_account.this
   values = {
     email  = "portability-reconcile@pp-test.iam.gserviceaccount.com"
     member = "serviceAccount:portability-reconcile@pp-test.iam.gserviceaccount.com"
@@ -50,7 +50,7 @@ override_resource {
 
 override_resource {
   override_during = plan
-  target          = module.transfer.google_service_account.this
+  target          = module.function["transfer"].google_service_account.this
   values = {
     email  = "portability-transfer@pp-test.iam.gserviceaccount.com"
     member = "serviceAccount:portability-transfer@pp-test.iam.gserviceaccount.com"
@@ -59,7 +59,7 @@ override_resource {
 
 override_resource {
   override_during = plan
-  target          = module.oauth_callback.google_service_account.this
+  target          = module.function["oauth_callback"].google_service_account.this
   values = {
     email  = "portability-oauth-callback@pp-test.iam.gserviceaccount.com"
     member = "serviceAccount:portability-oauth-callback@pp-test.iam.gserviceaccount.com"
@@ -96,7 +96,7 @@ run "scheduler_calls_the_reconciler_as_its_own_invoker" {
     error_message = "The scheduler's OIDC token is not the dedicated invoker's."
   }
   assert {
-    condition     = module.reconcile.service_account_email != google_service_account.reconcile_invoker.email && google_service_account.tasks_invoker.email != google_service_account.reconcile_invoker.email
+    condition     = module.function["reconcile"].service_account_email != google_service_account.reconcile_invoker.email && google_service_account.tasks_invoker.email != google_service_account.reconcile_invoker.email
     error_message = "The invoker must be an account of its own, not the function's or the tasks invoker."
   }
   # The function verifies exactly this caller and audience.
@@ -111,7 +111,7 @@ run "the_invoker_may_invoke_only_the_reconciler" {
 
   assert {
     # (Its service name is the function's, known only after apply: service_reconcile.tf takes it from
-    # module.reconcile.service.)
+    # module.function["reconcile"].service.)
     condition = (google_cloud_run_v2_service_iam_member.reconcile_invoker.role == "roles/run.invoker" &&
     google_cloud_run_v2_service_iam_member.reconcile_invoker.member == google_service_account.reconcile_invoker.member)
     error_message = "The invoker is not run.invoker on the reconciler's service."
@@ -131,30 +131,30 @@ run "the_reconciler_gets_only_the_roles_it_needs" {
   # Firestore and logs (project: no narrower resource), and nothing else on the project.
   assert {
     condition = (google_project_iam_member.functions_firestore["reconcile"].role == "roles/datastore.user" &&
-    google_project_iam_member.functions_firestore["reconcile"].member == module.reconcile.service_account_member)
+    google_project_iam_member.functions_firestore["reconcile"].member == module.function["reconcile"].service_account_member)
     error_message = "The reconciler is not a Firestore user."
   }
   assert {
     condition = alltrue([for m in [
       google_project_iam_member.build_reads_staged_source.member,
       google_project_iam_member.build_logs.member,
-    ] : m != module.reconcile.service_account_member])
+    ] : m != module.function["reconcile"].service_account_member])
     error_message = "The reconciler holds a build role on the project."
   }
   # Publisher on exactly the topics it republishes to, and export-events.
   assert {
     condition = (toset(keys(google_pubsub_topic_iam_member.reconcile_publishes)) == toset(["initiate", "transfer", "reset"]) &&
-    alltrue([for k, g in google_pubsub_topic_iam_member.reconcile_publishes : g.role == "roles/pubsub.publisher" && g.member == module.reconcile.service_account_member]))
+    alltrue([for k, g in google_pubsub_topic_iam_member.reconcile_publishes : g.role == "roles/pubsub.publisher" && g.member == module.function["reconcile"].service_account_member]))
     error_message = "The reconciler must publish to initiate, transfer and reset, and no other step topic."
   }
   assert {
-    condition     = google_pubsub_topic_iam_member.functions_publish_events["reconcile"].member == module.reconcile.service_account_member
+    condition     = google_pubsub_topic_iam_member.functions_publish_events["reconcile"].member == module.function["reconcile"].service_account_member
     error_message = "The reconciler cannot publish the events it flushes."
   }
   # Enqueuer on the queue, and actAs on the tasks invoker only (the poll tasks it re-creates carry its token).
   assert {
     condition = (google_cloud_tasks_queue_iam_member.enqueuers["reconcile"].role == "roles/cloudtasks.enqueuer" &&
-    google_cloud_tasks_queue_iam_member.enqueuers["reconcile"].member == module.reconcile.service_account_member)
+    google_cloud_tasks_queue_iam_member.enqueuers["reconcile"].member == module.function["reconcile"].service_account_member)
     error_message = "The reconciler is not a Cloud Tasks enqueuer on the queue."
   }
   assert {
@@ -164,14 +164,14 @@ run "the_reconciler_gets_only_the_roles_it_needs" {
   }
   # The token key (to cancel an overage job with the user's token), and no bucket access.
   assert {
-    condition     = google_kms_crypto_key_iam_member.token_users["reconcile"].member == module.reconcile.service_account_member
+    condition     = google_kms_crypto_key_iam_member.token_users["reconcile"].member == module.function["reconcile"].service_account_member
     error_message = "The reconciler cannot decrypt tokens to cancel a job."
   }
   assert {
     condition = alltrue([for m in [
       google_storage_bucket_iam_member.transfer_writes_archives.member,
       google_storage_bucket_iam_member.oauth_callback_deletes_archives.member,
-    ] : m != module.reconcile.service_account_member])
+    ] : m != module.function["reconcile"].service_account_member])
     error_message = "The reconciler must not touch the archive bucket."
   }
 }

@@ -57,8 +57,9 @@ variable "build" {
 
 variable "memory" {
   type        = string
-  description = "available_memory of an instance (e.g. 256Mi, 1Gi)."
+  description = "available_memory of an instance (e.g. 256Mi, 1Gi); null takes the default."
   default     = "256Mi"
+  nullable    = false
 }
 
 variable "cpu" {
