@@ -16,7 +16,8 @@ locals {
   }
 
   # One row per function, keyed as function_names: its entry point (the routing table's, functions.go),
-  # what it is for, and what its work needs. Rows may set memory and cpu (modules/function's defaults
+  # what it is for, what its work needs, and the step topics it publishes to (publishes, keys of
+  # topic_names; export-events is every function's). Rows may set memory and cpu (modules/function's defaults
   # otherwise: 256Mi, derived from the memory). Every function mounts the OAuth client secret
   # (secrets.tf says why); local.secret_grants (secrets.tf) names the grants each waits for.
   functions = {
@@ -36,6 +37,8 @@ locals {
           version = var.start_link_key_secret_version
         },
       ]
+      # It publishes the round's first initiate request.
+      publishes = ["initiate"]
     }
     # Pushed by the initiate-requests subscription (pubsub.tf). One job per resource group, so a round
     # with many groups takes a while: 300 s.
@@ -46,6 +49,9 @@ locals {
       max_instances   = var.max_instances.initiate
       ingress         = local.internal_ingress
       secret_env      = [local.oauth_client_secret_env]
+      # Each job it starts goes to archive-jobs; a round whose resources all ended without a job (not
+      # granted, exhausted) is settled here: reset-requests.
+      publishes = ["jobs", "reset"]
     }
     # Called by Cloud Tasks with the invoker's OIDC token (tasks.tf grants run.invoker); short work.
     initiate_task = {
@@ -55,6 +61,8 @@ locals {
       max_instances   = var.max_instances.initiate_task
       ingress         = local.internal_ingress
       secret_env      = [local.oauth_client_secret_env]
+      # Like Initiate: archive-jobs, and reset-requests for a round that ends without a job.
+      publishes = ["jobs", "reset"]
     }
     # Pushed by the archive-jobs subscription; it only schedules the first PollTask, so it gets no KMS
     # grant. It still gets the OAuth client secret: functions/poll builds one Env for PollStart and
@@ -66,6 +74,7 @@ locals {
       max_instances   = var.max_instances.poll_start
       ingress         = local.internal_ingress
       secret_env      = [local.oauth_client_secret_env]
+      publishes       = []
     }
     # Called by Cloud Tasks with the invoker's OIDC token (tasks.tf grants run.invoker); one API call and
     # a few writes: short.
@@ -76,6 +85,9 @@ locals {
       max_instances   = var.max_instances.poll_task
       ingress         = local.internal_ingress
       secret_env      = [local.oauth_client_secret_env]
+      # A ready job's parts go to transfer-parts; a resource that ends without a transfer (failed,
+      # refused at planning) may complete the round: reset-requests (rounds.CompleteIfDone).
+      publishes = ["transfer", "reset"]
     }
     # Pushed by the transfer-parts subscription. Streams one part (PART_SIZE) from a signed URL into the
     # bucket: the longest work, so the Pub/Sub maximum of 540 s, a whole CPU and room for buffers; one
@@ -89,6 +101,8 @@ locals {
       max_instances   = var.max_instances.transfer
       ingress         = local.internal_ingress
       secret_env      = [local.oauth_client_secret_env]
+      # Each part publishes the next one (transfer-parts); the last part settles the round (reset-requests).
+      publishes = ["transfer", "reset"]
     }
     # Pushed by the reset-requests subscription; one API call (authorization:reset) and a few writes, or
     # scheduling the next round: 300 s leaves room for slow API answers. No bucket grant: Reset does not
@@ -100,6 +114,7 @@ locals {
       max_instances   = var.max_instances.reset
       ingress         = local.internal_ingress
       secret_env      = [local.oauth_client_secret_env]
+      publishes       = []
     }
     # Called by Cloud Scheduler (service_reconcile.tf). One run reads a few pages per query and stops
     # after RECONCILE_BUDGET (4 min): 300 s covers it. One instance is enough; two overlapping runs would
@@ -111,6 +126,8 @@ locals {
       max_instances   = 1
       ingress         = local.internal_ingress
       secret_env      = [local.oauth_client_secret_env]
+      # The topics it republishes to when it re-drives stuck work.
+      publishes = ["initiate", "transfer", "reset"]
     }
   }
 
@@ -243,6 +260,16 @@ resource "google_project_iam_member" "functions_trace" {
   project = var.project_id
   role    = "roles/cloudtrace.agent"
   member  = each.value
+}
+
+# Each function may publish to the step topics its row names (publishes), on each topic.
+resource "google_pubsub_topic_iam_member" "publishes" {
+  for_each = merge([for fn, f in local.functions : { for topic in f.publishes : "${fn}/${topic}" => { fn = fn, topic = topic } }]...)
+
+  project = var.project_id
+  topic   = google_pubsub_topic.topic[each.value.topic].name
+  role    = "roles/pubsub.publisher"
+  member  = local.function_members[each.value.fn]
 }
 
 # Every function publishes export events.

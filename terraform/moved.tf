@@ -5,72 +5,72 @@
 
 moved {
   from = google_service_account.oauth_callback
-  to   = module.function["oauth_callback"].google_service_account.this
+  to   = module.oauth_callback.google_service_account.this
 }
 
 moved {
   from = google_cloudfunctions2_function.oauth_callback
-  to   = module.function["oauth_callback"].google_cloudfunctions2_function.this
+  to   = module.oauth_callback.google_cloudfunctions2_function.this
 }
 
 moved {
   from = google_service_account.initiate
-  to   = module.function["initiate"].google_service_account.this
+  to   = module.initiate.google_service_account.this
 }
 
 moved {
   from = google_cloudfunctions2_function.initiate
-  to   = module.function["initiate"].google_cloudfunctions2_function.this
+  to   = module.initiate.google_cloudfunctions2_function.this
 }
 
 moved {
   from = google_service_account.initiate_task
-  to   = module.function["initiate_task"].google_service_account.this
+  to   = module.initiate_task.google_service_account.this
 }
 
 moved {
   from = google_cloudfunctions2_function.initiate_task
-  to   = module.function["initiate_task"].google_cloudfunctions2_function.this
+  to   = module.initiate_task.google_cloudfunctions2_function.this
 }
 
 moved {
   from = google_service_account.poll_start
-  to   = module.function["poll_start"].google_service_account.this
+  to   = module.poll_start.google_service_account.this
 }
 
 moved {
   from = google_cloudfunctions2_function.poll_start
-  to   = module.function["poll_start"].google_cloudfunctions2_function.this
+  to   = module.poll_start.google_cloudfunctions2_function.this
 }
 
 moved {
   from = google_service_account.poll_task
-  to   = module.function["poll_task"].google_service_account.this
+  to   = module.poll_task.google_service_account.this
 }
 
 moved {
   from = google_cloudfunctions2_function.poll_task
-  to   = module.function["poll_task"].google_cloudfunctions2_function.this
+  to   = module.poll_task.google_cloudfunctions2_function.this
 }
 
 moved {
   from = google_service_account.transfer
-  to   = module.function["transfer"].google_service_account.this
+  to   = module.transfer.google_service_account.this
 }
 
 moved {
   from = google_cloudfunctions2_function.transfer
-  to   = module.function["transfer"].google_cloudfunctions2_function.this
+  to   = module.transfer.google_cloudfunctions2_function.this
 }
 
 moved {
   from = google_service_account.reset
-  to   = module.function["reset"].google_service_account.this
+  to   = module.reset.google_service_account.this
 }
 
 moved {
   from = google_cloudfunctions2_function.reset
-  to   = module.function["reset"].google_cloudfunctions2_function.this
+  to   = module.reset.google_cloudfunctions2_function.this
 }
 
 moved {
@@ -270,4 +270,66 @@ moved {
 moved {
   from = module.reconcile
   to   = module.function["reconcile"]
+}
+
+# Before the topic grants were one resource over the functions' rows (publishes in local.functions), each
+# function had its own resource in its service_<key>.tf.
+moved {
+  from = google_pubsub_topic_iam_member.initiate_publishes["jobs"]
+  to   = google_pubsub_topic_iam_member.publishes["initiate/jobs"]
+}
+
+moved {
+  from = google_pubsub_topic_iam_member.initiate_publishes["reset"]
+  to   = google_pubsub_topic_iam_member.publishes["initiate/reset"]
+}
+
+moved {
+  from = google_pubsub_topic_iam_member.initiate_task_publishes["jobs"]
+  to   = google_pubsub_topic_iam_member.publishes["initiate_task/jobs"]
+}
+
+moved {
+  from = google_pubsub_topic_iam_member.initiate_task_publishes["reset"]
+  to   = google_pubsub_topic_iam_member.publishes["initiate_task/reset"]
+}
+
+moved {
+  from = google_pubsub_topic_iam_member.poll_task_publishes["transfer"]
+  to   = google_pubsub_topic_iam_member.publishes["poll_task/transfer"]
+}
+
+moved {
+  from = google_pubsub_topic_iam_member.poll_task_publishes["reset"]
+  to   = google_pubsub_topic_iam_member.publishes["poll_task/reset"]
+}
+
+moved {
+  from = google_pubsub_topic_iam_member.transfer_publishes["transfer"]
+  to   = google_pubsub_topic_iam_member.publishes["transfer/transfer"]
+}
+
+moved {
+  from = google_pubsub_topic_iam_member.transfer_publishes["reset"]
+  to   = google_pubsub_topic_iam_member.publishes["transfer/reset"]
+}
+
+moved {
+  from = google_pubsub_topic_iam_member.reconcile_publishes["initiate"]
+  to   = google_pubsub_topic_iam_member.publishes["reconcile/initiate"]
+}
+
+moved {
+  from = google_pubsub_topic_iam_member.reconcile_publishes["transfer"]
+  to   = google_pubsub_topic_iam_member.publishes["reconcile/transfer"]
+}
+
+moved {
+  from = google_pubsub_topic_iam_member.reconcile_publishes["reset"]
+  to   = google_pubsub_topic_iam_member.publishes["reconcile/reset"]
+}
+
+moved {
+  from = google_pubsub_topic_iam_member.oauth_callback_publishes_initiate
+  to   = google_pubsub_topic_iam_member.publishes["oauth_callback/initiate"]
 }

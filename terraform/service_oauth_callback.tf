@@ -4,13 +4,6 @@
 # export-events (functions.tf), KMS token key (kms.tf), OAuth client secret (secrets.tf), start-link key
 # (secrets.tf).
 
-resource "google_pubsub_topic_iam_member" "oauth_callback_publishes_initiate" {
-  project = var.project_id
-  topic   = google_pubsub_topic.topic["initiate"].name
-  role    = "roles/pubsub.publisher"
-  member  = module.function["oauth_callback"].service_account_member
-}
-
 # The one public service: run.invoker for allUsers on its Cloud Run service (not the project).
 resource "google_cloud_run_v2_service_iam_member" "oauth_callback_public" {
   project  = var.project_id

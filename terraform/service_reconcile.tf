@@ -14,16 +14,6 @@ resource "google_project_service" "cloudscheduler" {
   disable_on_destroy = false
 }
 
-# The topics the reconciler republishes to (export-events: functions.tf).
-resource "google_pubsub_topic_iam_member" "reconcile_publishes" {
-  for_each = toset(["initiate", "transfer", "reset"])
-
-  project = var.project_id
-  topic   = google_pubsub_topic.topic[each.key].name
-  role    = "roles/pubsub.publisher"
-  member  = module.function["reconcile"].service_account_member
-}
-
 # The identity in the scheduler's OIDC token. It may invoke the reconciler and nothing else.
 resource "google_service_account" "reconcile_invoker" {
   project      = var.project_id

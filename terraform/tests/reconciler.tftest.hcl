@@ -143,8 +143,8 @@ run "the_reconciler_gets_only_the_roles_it_needs" {
   }
   # Publisher on exactly the topics it republishes to, and export-events.
   assert {
-    condition = (toset(keys(google_pubsub_topic_iam_member.reconcile_publishes)) == toset(["initiate", "transfer", "reset"]) &&
-    alltrue([for k, g in google_pubsub_topic_iam_member.reconcile_publishes : g.role == "roles/pubsub.publisher" && g.member == module.function["reconcile"].service_account_member]))
+    condition = (toset([for k, g in google_pubsub_topic_iam_member.publishes : split("/", k)[1] if startswith(k, "reconcile/")]) == toset(["initiate", "transfer", "reset"]) &&
+    alltrue([for k, g in google_pubsub_topic_iam_member.publishes : g.role == "roles/pubsub.publisher" && g.member == module.function["reconcile"].service_account_member if startswith(k, "reconcile/")]))
     error_message = "The reconciler must publish to initiate, transfer and reset, and no other step topic."
   }
   assert {
