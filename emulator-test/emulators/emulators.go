@@ -117,9 +117,10 @@ func (e *Emulator) Output() string {
 // httpClient is for readiness probes and admin calls.
 var httpClient = &http.Client{Timeout: 5 * time.Second}
 
-// freePort asks the kernel for a free loopback port. Another process may take it before the emulator binds
-// it; start retries with a new port when the emulator exits early.
-func freePort() (int, error) {
+// FreePort asks the kernel for a free loopback port (the stack's function processes take theirs here
+// too). Another process may take it before it is bound; start retries with a new port when the emulator
+// exits early.
+func FreePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
@@ -134,7 +135,7 @@ func (e *Emulator) start(ctx context.Context) error {
 	choose := e.opts.Port == 0 && e.port == 0
 	for try := 0; ; try++ {
 		if e.port == 0 {
-			p, err := freePort()
+			p, err := FreePort()
 			if err != nil {
 				return fmt.Errorf("%s emulator: pick a port: %w", e.name, err)
 			}

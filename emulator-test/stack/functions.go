@@ -153,13 +153,3 @@ func waitPort(ctx context.Context, port int, limit time.Duration) error {
 		}
 	}
 }
-
-// freePort asks the kernel for an unused loopback port.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}

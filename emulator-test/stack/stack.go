@@ -251,7 +251,7 @@ func Start(ctx context.Context, opts Options) (s *Stack, err error) {
 		proxyOf[r.Entry] = p
 	}
 	for _, entry := range Entries {
-		port, err := freePort()
+		port, err := emulators.FreePort()
 		if err != nil {
 			return s, err
 		}

@@ -224,11 +224,7 @@ func TestProductionAnswers(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			fake := tc.fake
-			if fake.ArchiveSize == 0 {
-				fake.ArchiveSize = 2<<20 + 7
-			}
-			h := pipelinetest.New(t, pipelinetest.Options{Fake: fake, Env: tc.env})
+			h := newScenario(t, tc.fake, tc.env)
 			round := h.Consent("u", []string{a, b}, "one-time")
 			if tc.before != nil {
 				tc.before(t, h)

@@ -70,20 +70,11 @@ func TestReconcilerRepairs(t *testing.T) {
 		{name: "initiate request lost", lose: lostOnce(topic("initiate-requests")), after: grace + time.Minute, kind: reconcile.KindInitiate},
 		{name: "initiate claim of a crashed delivery", lose: lostOnce(topic("initiate-requests")), env: map[string]string{"INITIATE_LEASE": "1ms"},
 			stuck: func(t *testing.T, h *pipelinetest.Harness, round string) {
-				if c, err := h.Env.Store.ClaimInitiate(h.Ctx, round, recRes, time.Minute, false); err != nil || !c.Won {
-					t.Fatalf("claim: %v %v", c.Won, err)
-				}
+				claimInitiate(t, h, round, nil)
 			}, after: time.Minute + grace + time.Minute, kind: reconcile.KindInitiate},
 		{name: "cooldown task lost", lose: lostOnce(topic("initiate-requests")),
 			stuck: func(t *testing.T, h *pipelinetest.Harness, round string) {
-				if c, err := h.Env.Store.ClaimInitiate(h.Ctx, round, recRes, time.Minute, false); err != nil || !c.Won {
-					t.Fatalf("claim: %v %v", c.Won, err)
-				}
-				if _, err := h.Env.Store.Transition(h.Ctx, round, recRes, []store.ResourceState{store.ResInitiating}, "", func(r *store.Resource) {
-					r.State, r.NotBefore = store.ResCooldown, time.Now()
-				}); err != nil {
-					t.Fatal(err)
-				}
+				claimInitiate(t, h, round, func(r *store.Resource) { r.State, r.NotBefore = store.ResCooldown, time.Now() })
 			}, after: grace + time.Minute, kind: reconcile.KindInitiate},
 		{name: "job started message lost", lose: lostOnce(topic("archive-jobs")), after: grace + time.Minute, kind: reconcile.KindPoll},
 		{name: "poll task lost mid-chain", fake: fakeportability.Options{JobDuration: 10 * time.Second},
@@ -112,25 +103,11 @@ func TestReconcilerRepairs(t *testing.T) {
 		{name: "every transfer part lost", lose: topic("transfer-parts"), after: grace + time.Minute, kind: reconcile.KindTransfer},
 		{name: "round never settled", lose: lostOnce(topic("initiate-requests")),
 			stuck: func(t *testing.T, h *pipelinetest.Harness, round string) {
-				if c, err := h.Env.Store.ClaimInitiate(h.Ctx, round, recRes, time.Minute, false); err != nil || !c.Won {
-					t.Fatalf("claim: %v %v", c.Won, err)
-				}
-				if _, err := h.Env.Store.Transition(h.Ctx, round, recRes, []store.ResourceState{store.ResInitiating}, "", func(r *store.Resource) {
-					r.State, r.Reason = store.ResFailed, "Google refused the export: test"
-				}); err != nil {
-					t.Fatal(err)
-				}
+				claimInitiate(t, h, round, refusedByGoogle)
 			}, after: grace + time.Minute, kind: reconcile.KindSettle, want: store.ResFailed},
 		{name: "reset request never published", lose: lostOnce(topic("initiate-requests")),
 			stuck: func(t *testing.T, h *pipelinetest.Harness, round string) {
-				if c, err := h.Env.Store.ClaimInitiate(h.Ctx, round, recRes, time.Minute, false); err != nil || !c.Won {
-					t.Fatalf("claim: %v %v", c.Won, err)
-				}
-				if _, err := h.Env.Store.Transition(h.Ctx, round, recRes, []store.ResourceState{store.ResInitiating}, "", func(r *store.Resource) {
-					r.State, r.Reason = store.ResFailed, "Google refused the export: test"
-				}); err != nil {
-					t.Fatal(err)
-				}
+				claimInitiate(t, h, round, refusedByGoogle)
 				if _, complete, err := h.Env.Store.CompleteRoundIfDone(h.Ctx, round); err != nil || !complete {
 					t.Fatalf("settle: %v %v", complete, err)
 				}
@@ -315,4 +292,24 @@ func TestReconcilerDryRunChangesNothing(t *testing.T) {
 	if strings.Contains(h.Logs.String(), "reconcile.repair") {
 		t.Fatal("a dry run logged a repair")
 	}
+}
+
+// claimInitiate claims the initiate of the round's resource as a delivery that then died would have, and
+// when set is given, records what that delivery wrote next (set changes the claimed resource).
+func claimInitiate(t *testing.T, h *pipelinetest.Harness, round string, set func(*store.Resource)) {
+	t.Helper()
+	if c, err := h.Env.Store.ClaimInitiate(h.Ctx, round, recRes, time.Minute, false); err != nil || !c.Won {
+		t.Fatalf("claim: %v %v", c.Won, err)
+	}
+	if set == nil {
+		return
+	}
+	if _, err := h.Env.Store.Transition(h.Ctx, round, recRes, []store.ResourceState{store.ResInitiating}, "", set); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// refusedByGoogle ends the resource as an initiate that Google refused.
+func refusedByGoogle(r *store.Resource) {
+	r.State, r.Reason = store.ResFailed, "Google refused the export: test"
 }

@@ -199,11 +199,7 @@ func TestScenarios(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			fake := tc.fake
-			if fake.ArchiveSize == 0 {
-				fake.ArchiveSize = 2<<20 + 7
-			}
-			h := pipelinetest.New(t, pipelinetest.Options{Fake: fake, Env: tc.env})
+			h := newScenario(t, tc.fake, tc.env)
 			access := tc.access
 			if access == "" {
 				access = "one-time"
@@ -299,4 +295,14 @@ func tail(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// newScenario is the harness of one table scenario: the fake as the row sets it, with archives of
+// 2 MiB + 7 bytes (three parts of the harness's 1 MiB, the last one short) where the row sets no size.
+func newScenario(t *testing.T, fake fakeportability.Options, env map[string]string) *pipelinetest.Harness {
+	t.Helper()
+	if fake.ArchiveSize == 0 {
+		fake.ArchiveSize = 2<<20 + 7
+	}
+	return pipelinetest.New(t, pipelinetest.Options{Fake: fake, Env: env})
 }

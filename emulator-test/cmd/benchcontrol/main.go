@@ -31,6 +31,7 @@ import (
 	"cloud.google.com/go/firestore"
 	"cloud.google.com/go/firestore/apiv1/firestorepb"
 
+	"github.com/portability-pipeline/pipeline/emulator-test/cmd/internal/machine"
 	"github.com/portability-pipeline/pipeline/emulator-test/fakeportability"
 	"github.com/portability-pipeline/pipeline/emulator-test/faketasks"
 	"github.com/portability-pipeline/pipeline/emulator-test/stack"
@@ -82,7 +83,7 @@ func main() {
 	if err != nil {
 		fail("-resources: %v", err)
 	}
-	rep := &Report{Date: time.Now().UTC().Format("2006-01-02"), CPUs: runtime.NumCPU(), LoadStart: loadavg(),
+	rep := &Report{Date: time.Now().UTC().Format("2006-01-02"), CPUs: runtime.NumCPU(), LoadStart: machine.LoadAverage(),
 		Users: *users, Resources: groups, Seconds: map[string]float64{}}
 	fmt.Printf("benchcontrol: %d CPUs, load average %s, %s\n", rep.CPUs, rep.LoadStart, rep.Date)
 	if *users > 0 {
@@ -98,7 +99,7 @@ func main() {
 		rep.Polling = rows
 		printPolling(rows)
 	}
-	rep.LoadEnd = loadavg()
+	rep.LoadEnd = machine.LoadAverage()
 	fmt.Printf("\nload average at the end: %s\n", rep.LoadEnd)
 	if *jsonOut != "" {
 		b, _ := json.MarshalIndent(rep, "", "  ")
@@ -180,7 +181,7 @@ func controlPlane(ctx context.Context, rep *Report, n int, groups []string, arch
 		return err
 	}
 	rep.Seconds["signIn"] = time.Since(t0).Seconds()
-	fmt.Printf("%d users signed in through the consent page in %.1f s (load %s)\n", n, rep.Seconds["signIn"], loadavg())
+	fmt.Printf("%d users signed in through the consent page in %.1f s (load %s)\n", n, rep.Seconds["signIn"], machine.LoadAverage())
 
 	// Phase 2: every job initiated and its first check scheduled.
 	want := n * len(groups)
@@ -195,7 +196,7 @@ func controlPlane(ctx context.Context, rep *Report, n int, groups []string, arch
 		}
 		if time.Since(shownAt) > 10*time.Second {
 			shownAt = time.Now()
-			fmt.Printf("  %d of %d jobs at the fake, %d checks scheduled, initiate calls %v, pushes %v (load %s)\n", jobs, want, pending, st.Fake.Calls()["initiate"], st.PushCounts(), loadavg())
+			fmt.Printf("  %d of %d jobs at the fake, %d checks scheduled, initiate calls %v, pushes %v (load %s)\n", jobs, want, pending, st.Fake.Calls()["initiate"], st.PushCounts(), machine.LoadAverage())
 		}
 		if time.Since(moved) > time.Minute {
 			fmt.Printf("  no progress for a minute: going on with %d jobs and %d checks scheduled\n", jobs, pending)
@@ -207,7 +208,7 @@ func controlPlane(ctx context.Context, rep *Report, n int, groups []string, arch
 	}
 	rep.Seconds["initiated"] = time.Since(t0).Seconds()
 	fmt.Printf("%d jobs initiated and their first checks scheduled at %.1f s (load %s); advancing the clock by %s\n",
-		want, rep.Seconds["initiated"], loadavg(), jobDuration+time.Minute)
+		want, rep.Seconds["initiated"], machine.LoadAverage(), jobDuration+time.Minute)
 
 	// Phase 3: all jobs complete at once.
 	st.Fake.Clock().Advance(jobDuration + time.Minute)
@@ -224,7 +225,7 @@ func controlPlane(ctx context.Context, rep *Report, n int, groups []string, arch
 		}
 		if closed != lastShown && (time.Since(shown) > 5*time.Second || closed >= n) {
 			lastShown, shown = closed, time.Now()
-			fmt.Printf("%d of %d users closed after %.0f s (load %s); tasks %+v; firestore %d reads %d writes\n", closed, n, time.Since(t1).Seconds(), loadavg(), st.Tasks.Stats(), fsc.reads.Load(), fsc.writes.Load())
+			fmt.Printf("%d of %d users closed after %.0f s (load %s); tasks %+v; firestore %d reads %d writes\n", closed, n, time.Since(t1).Seconds(), machine.LoadAverage(), st.Tasks.Stats(), fsc.reads.Load(), fsc.writes.Load())
 		}
 		if closed >= n {
 			break
@@ -379,18 +380,6 @@ func sleep(ctx context.Context, d time.Duration) error {
 	case <-time.After(d):
 		return nil
 	}
-}
-
-func loadavg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
 }
 
 func fail(format string, args ...any) {

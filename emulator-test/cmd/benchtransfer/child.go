@@ -112,13 +112,18 @@ func measure(sp childSpec) childResult {
 	return res
 }
 
+// get is one plain GET of the whole archive with the transfer's download client.
+func get(ctx context.Context, url string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	return downloadClient.Do(req)
+}
+
 // ceiling reads the archive into io.Discard with one GET.
 func ceiling(ctx context.Context, sp childSpec) (childResult, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, sp.URL, nil)
-	if err != nil {
-		return childResult{}, err
-	}
-	resp, err := downloadClient.Do(req)
+	resp, err := get(ctx, sp.URL)
 	if err != nil {
 		return childResult{}, err
 	}
@@ -130,11 +135,7 @@ func ceiling(ctx context.Context, sp childSpec) (childResult, error) {
 // naive streams one GET through one storage.Writer (library defaults) and compares the CRC32C storage
 // reports with the source's x-goog-hash.
 func naive(ctx context.Context, client *storage.Client, sp childSpec) (childResult, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, sp.URL, nil)
-	if err != nil {
-		return childResult{}, err
-	}
-	resp, err := downloadClient.Do(req)
+	resp, err := get(ctx, sp.URL)
 	if err != nil {
 		return childResult{}, err
 	}

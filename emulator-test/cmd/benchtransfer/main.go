@@ -44,6 +44,7 @@ import (
 	"cloud.google.com/go/storage"
 	"google.golang.org/api/option"
 
+	"github.com/portability-pipeline/pipeline/emulator-test/cmd/internal/machine"
 	"github.com/portability-pipeline/pipeline/emulator-test/emulators"
 	"github.com/portability-pipeline/pipeline/emulator-test/fakeportability"
 	"github.com/portability-pipeline/pipeline/emulator-test/fastsink"
@@ -153,7 +154,7 @@ func main() {
 	if err != nil {
 		fail("%v", err)
 	}
-	rep := Report{Started: time.Now(), CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), LoadStart: loadavg(),
+	rep := Report{Started: time.Now(), CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), LoadStart: machine.LoadAverage(),
 		Command: strings.Join(os.Args, " "), CapBps: *capBps, ChunkSize: copyengine.DefaultChunkSize, BufferSize: copyengine.DefaultBufferSize,
 		Note: "MB/s are 10^6 bytes per second of wall time in the child, from the first request to the verified object; " +
 			"CPU seconds (user+sys) and peak RSS (maxrss) are the child's: the fake (source) and fastsink run in the parent, fake-gcs-server in its own process. " +
@@ -252,7 +253,7 @@ func main() {
 			}
 		}
 	}
-	rep.LoadEnd = loadavg()
+	rep.LoadEnd = machine.LoadAverage()
 	rep.Seconds = time.Since(rep.Started).Seconds()
 	rep.Targets = targets(rep.Rows, *capBps)
 	fmt.Printf("\nload average at the end: %s; %.0f s in all\n\n", rep.LoadEnd, rep.Seconds)
@@ -403,7 +404,7 @@ func call(u, token, body string, out any) error {
 // runMeasured runs one variant in a child process and reads its rusage.
 func runMeasured(exe string, sp childSpec, base Row) Row {
 	row := base
-	row.Sink, row.Variant, row.InFlight, row.PartSize, row.ChunkSize, row.Load1 = sp.Sink, sp.Variant, sp.InFlight, sp.PartSize, sp.ChunkSize, load1()
+	row.Sink, row.Variant, row.InFlight, row.PartSize, row.ChunkSize, row.Load1 = sp.Sink, sp.Variant, sp.InFlight, sp.PartSize, sp.ChunkSize, machine.Load1()
 	if sp.Variant != "transfer" {
 		row.PartSize = 0
 	}
@@ -570,23 +571,6 @@ func selfCPU() float64 {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
-}
-
-func loadavg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
-}
-
-func load1() float64 {
-	v, _ := strconv.ParseFloat(strings.Fields(loadavg() + " ")[0], 64)
-	return v
 }
 
 func parseSize(s string) (int64, error) {

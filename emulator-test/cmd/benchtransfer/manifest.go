@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"sync/atomic"
 
+	"github.com/portability-pipeline/pipeline/emulator-test/cmd/internal/machine"
 	"github.com/portability-pipeline/pipeline/shared/manifest"
 )
 
@@ -66,7 +67,7 @@ func (h *httpRanger) ReadRange(ctx context.Context, off, n int64) ([]byte, error
 // measureManifest lists one archive of entrySize entries, as the transfer step's Finish delivery does,
 // and compares what it read with the size of the archive's central directory and end records.
 func measureManifest(size, entrySize int64) Row {
-	row := Row{Variant: "manifest", EntrySize: entrySize, Size: size, SizeLabel: sizeLabel(size), Load1: load1()}
+	row := Row{Variant: "manifest", EntrySize: entrySize, Size: size, SizeLabel: sizeLabel(size), Load1: machine.Load1()}
 	src, err := newArchive(size, 0, entrySize)
 	if err != nil {
 		row.Error = err.Error()
