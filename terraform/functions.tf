@@ -16,8 +16,9 @@ locals {
   }
 
   # One row per function, keyed as function_names: its entry point (the routing table's, functions.go),
-  # what it is for, what its work needs, and the step topics it publishes to (publishes, keys of
-  # topic_names; export-events is every function's). Rows may set memory and cpu (modules/function's defaults
+  # what it is for, what its work needs, the step topics it publishes to (publishes, keys of
+  # topic_names; export-events is every function's), whether it decrypts tokens with the KMS token key
+  # (token_key: kms.tf) and whether it creates Cloud Tasks (enqueues: tasks.tf). Rows may set memory and cpu (modules/function's defaults
   # otherwise: 256Mi, derived from the memory). Every function mounts the OAuth client secret
   # (secrets.tf says why); local.secret_grants (secrets.tf) names the grants each waits for.
   functions = {
@@ -39,6 +40,8 @@ locals {
       ]
       # It publishes the round's first initiate request.
       publishes = ["initiate"]
+      token_key = true
+      enqueues  = false
     }
     # Pushed by the initiate-requests subscription (pubsub.tf). One job per resource group, so a round
     # with many groups takes a while: 300 s.
@@ -52,6 +55,8 @@ locals {
       # Each job it starts goes to archive-jobs; a round whose resources all ended without a job (not
       # granted, exhausted) is settled here: reset-requests.
       publishes = ["jobs", "reset"]
+      token_key = true
+      enqueues  = true
     }
     # Called by Cloud Tasks with the invoker's OIDC token (tasks.tf grants run.invoker); short work.
     initiate_task = {
@@ -63,6 +68,8 @@ locals {
       secret_env      = [local.oauth_client_secret_env]
       # Like Initiate: archive-jobs, and reset-requests for a round that ends without a job.
       publishes = ["jobs", "reset"]
+      token_key = true
+      enqueues  = true
     }
     # Pushed by the archive-jobs subscription; it only schedules the first PollTask, so it gets no KMS
     # grant. It still gets the OAuth client secret: functions/poll builds one Env for PollStart and
@@ -75,6 +82,8 @@ locals {
       ingress         = local.internal_ingress
       secret_env      = [local.oauth_client_secret_env]
       publishes       = []
+      token_key       = false
+      enqueues        = true
     }
     # Called by Cloud Tasks with the invoker's OIDC token (tasks.tf grants run.invoker); one API call and
     # a few writes: short.
@@ -88,6 +97,8 @@ locals {
       # A ready job's parts go to transfer-parts; a resource that ends without a transfer (failed,
       # refused at planning) may complete the round: reset-requests (rounds.CompleteIfDone).
       publishes = ["transfer", "reset"]
+      token_key = true
+      enqueues  = true
     }
     # Pushed by the transfer-parts subscription. Streams one part (PART_SIZE) from a signed URL into the
     # bucket: the longest work, so the Pub/Sub maximum of 540 s, a whole CPU and room for buffers; one
@@ -103,6 +114,8 @@ locals {
       secret_env      = [local.oauth_client_secret_env]
       # Each part publishes the next one (transfer-parts); the last part settles the round (reset-requests).
       publishes = ["transfer", "reset"]
+      token_key = true
+      enqueues  = false
     }
     # Pushed by the reset-requests subscription; one API call (authorization:reset) and a few writes, or
     # scheduling the next round: 300 s leaves room for slow API answers. No bucket grant: Reset does not
@@ -115,6 +128,8 @@ locals {
       ingress         = local.internal_ingress
       secret_env      = [local.oauth_client_secret_env]
       publishes       = []
+      token_key       = true
+      enqueues        = true
     }
     # Called by Cloud Scheduler (service_reconcile.tf). One run reads a few pages per query and stops
     # after RECONCILE_BUDGET (4 min): 300 s covers it. One instance is enough; two overlapping runs would
@@ -128,6 +143,9 @@ locals {
       secret_env      = [local.oauth_client_secret_env]
       # The topics it republishes to when it re-drives stuck work.
       publishes = ["initiate", "transfer", "reset"]
+      # It cancels jobs past MAX_JOB_AGE with the user's token, and re-creates lost poll tasks.
+      token_key = true
+      enqueues  = true
     }
   }
 

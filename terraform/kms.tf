@@ -28,16 +28,7 @@ resource "google_kms_crypto_key" "tokens" {
 
 locals {
   # Functions that read or write tokens (refreshing needs the token; Transfer needs fresh signed URLs).
-  token_users = {
-    oauth_callback = module.function["oauth_callback"].service_account_member
-    initiate       = module.function["initiate"].service_account_member
-    initiate_task  = module.function["initiate_task"].service_account_member
-    poll_task      = module.function["poll_task"].service_account_member
-    transfer       = module.function["transfer"].service_account_member
-    reset          = module.function["reset"].service_account_member
-    # The reconciler cancels jobs past MAX_JOB_AGE with the user's token.
-    reconcile = module.function["reconcile"].service_account_member
-  }
+  token_users = { for k, f in local.functions : k => local.function_members[k] if f.token_key }
 }
 
 # On the key, not the key ring or the project.

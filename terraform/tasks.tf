@@ -59,15 +59,7 @@ resource "google_cloud_run_v2_service_iam_member" "tasks_invoker_initiate_task" 
 locals {
   # Functions that create tasks: enqueuer on the queue, and actAs on the invoker account (to put its OIDC
   # token on the task), on that account only.
-  enqueuers = {
-    initiate      = module.function["initiate"].service_account_member
-    initiate_task = module.function["initiate_task"].service_account_member
-    poll_start    = module.function["poll_start"].service_account_member
-    poll_task     = module.function["poll_task"].service_account_member
-    reset         = module.function["reset"].service_account_member
-    # The reconciler re-creates lost poll tasks.
-    reconcile = module.function["reconcile"].service_account_member
-  }
+  enqueuers = { for k, f in local.functions : k => local.function_members[k] if f.enqueues }
 }
 
 resource "google_cloud_tasks_queue_iam_member" "enqueuers" {
