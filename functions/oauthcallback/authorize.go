@@ -45,6 +45,23 @@ func (h *Handler) verified(w http.ResponseWriter, r *http.Request, v url.Values,
 	return l, false
 }
 
+// spent answers the spending of a single-use link of purpose (start or status), err being the store's
+// answer, and reports whether this request spent it (err is nil). A link spent before gets the "already
+// used" page; a failure of the store (doing names the call in the log) gets the unavailable page, and the
+// link stays unspent.
+func (h *Handler) spent(ctx context.Context, w http.ResponseWriter, purpose, doing string, err error) bool {
+	switch {
+	case err == nil:
+		return true
+	case errors.Is(err, store.ErrLinkUsed):
+		logger(ctx).Warn(purpose + " link used again")
+		h.show(w, pageLinkUsed)
+	default:
+		h.unavailable(ctx, w, doing, err)
+	}
+	return false
+}
+
 // running reports whether the user has a round that has not closed (a new consent must wait for it).
 func (h *Handler) running(ctx context.Context, user string) (bool, error) {
 	u, err := h.env.Store.GetUser(ctx, user)
@@ -62,8 +79,7 @@ func (h *Handler) running(ctx context.Context, user string) (bool, error) {
 func (h *Handler) checkNotRunning(w http.ResponseWriter, ctx context.Context, user string) bool {
 	busy, err := h.running(ctx, user)
 	if err != nil {
-		logger(ctx).Error("read user", "error", err.Error())
-		h.show(w, pageUnavailable)
+		h.unavailable(ctx, w, "read user", err)
 		return false
 	}
 	if busy {
@@ -86,8 +102,7 @@ func (h *Handler) start(w http.ResponseWriter, r *http.Request) {
 	// A used link is refused here too, before the person reads a page whose button cannot work.
 	used, err := h.env.Store.LinkUsed(ctx, startlink.ID(startlink.PurposeStart, q))
 	if err != nil {
-		logger(ctx).Error("read used link", "error", err.Error())
-		h.show(w, pageUnavailable)
+		h.unavailable(ctx, w, "read used link", err)
 		return
 	}
 	if used {
@@ -159,8 +174,7 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request) {
 	}
 	sealed, err := h.env.Crypto.Encrypt(ctx, []byte(verifier), []byte("pkce:"+id))
 	if err != nil {
-		logger(ctx).Error("seal PKCE verifier", "error", err.Error())
-		h.show(w, pageUnavailable)
+		h.unavailable(ctx, w, "seal PKCE verifier", err)
 		return
 	}
 	st := store.OAuthState{
@@ -172,14 +186,7 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request) {
 	}
 	used := store.UsedLink{Purpose: startlink.PurposeStart, ExpiresAt: l.Expires}
 	err = h.env.Store.BeginConsent(ctx, startlink.ID(startlink.PurposeStart, v), used, st)
-	if errors.Is(err, store.ErrLinkUsed) {
-		logger(ctx).Warn("start link used again")
-		h.show(w, pageLinkUsed)
-		return
-	}
-	if err != nil {
-		logger(ctx).Error("store oauth state", "error", err.Error())
-		h.show(w, pageUnavailable)
+	if !h.spent(ctx, w, startlink.PurposeStart, "store oauth state", err) {
 		return
 	}
 	logger(ctx).Info("sent to consent", "resources", st.Resources, "remaining", len(st.Remaining), "key", l.KeyID)

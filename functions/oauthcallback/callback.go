@@ -37,8 +37,7 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
-		logger(ctx).Error("consume oauth state", "error", err.Error())
-		h.show(w, pageUnavailable) // not consumed: reloading the page may work
+		h.unavailable(ctx, w, "consume oauth state", err) // not consumed: reloading the page may work
 		return
 	}
 	ctx = logging.With(ctx, "user", st.User)

@@ -51,14 +51,7 @@ func (h *Handler) deleteData(w http.ResponseWriter, r *http.Request) {
 	hidden := map[string]string{fieldCSRF: v.Get(fieldCSRF)}
 	back := h.base + "/status"
 	if v.Get(paramConfirm) != "yes" {
-		_, found, err := h.statusOf(ctx, user)
-		if err != nil {
-			logger(ctx).Error("read status", "error", err.Error())
-			h.show(w, pageUnavailable)
-			return
-		}
-		if !found {
-			h.show(w, pageNothingToDelete)
+		if _, found := h.storedStatus(ctx, w, user, pageNothingToDelete); !found {
 			return
 		}
 		render(w, http.StatusOK, "confirmDelete", deletePage{

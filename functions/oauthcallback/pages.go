@@ -2,6 +2,7 @@ package oauthcallback
 
 import (
 	"bytes"
+	"context"
 	"html/template"
 	"log/slog"
 	"net/http"
@@ -241,6 +242,14 @@ func render(w http.ResponseWriter, status int, name string, data any) {
 // show writes a message page with its status code, and the way back to the app when one is configured.
 func (h *Handler) show(w http.ResponseWriter, m message) {
 	render(w, m.Status, "message", messagePage{m, h.cfg.OAuth.ReturnURL})
+}
+
+// unavailable answers a request the function could not serve for a failure of its own (the store, the key
+// service): the failure is logged as an error, with what was being done, and the person is asked to try
+// again (nothing was spent, so a reload may work).
+func (h *Handler) unavailable(ctx context.Context, w http.ResponseWriter, doing string, err error) {
+	logger(ctx).Error(doing, "error", err.Error())
+	h.show(w, pageUnavailable)
 }
 
 type startPage struct {

@@ -107,14 +107,8 @@ func (h *Handler) status(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := logging.With(r.Context(), "user", user)
-	page, found, err := h.statusOf(ctx, user)
-	if err != nil {
-		logger(ctx).Error("read status", "error", err.Error())
-		h.show(w, pageUnavailable)
-		return
-	}
+	page, found := h.storedStatus(ctx, w, user, pageNoExport)
 	if !found {
-		h.show(w, pageNoExport)
 		return
 	}
 	self := h.base + "/status"
@@ -135,20 +129,28 @@ func (h *Handler) exchangeStatusLink(w http.ResponseWriter, r *http.Request, q u
 	}
 	ctx := logging.With(r.Context(), "user", l.User)
 	err := h.env.Store.UseLink(ctx, startlink.ID(startlink.PurposeStatus, q), store.UsedLink{Purpose: startlink.PurposeStatus, ExpiresAt: l.Expires})
-	if errors.Is(err, store.ErrLinkUsed) {
-		logger(ctx).Warn("status link used again")
-		h.show(w, pageLinkUsed)
-		return
-	}
-	if err != nil {
-		logger(ctx).Error("record used status link", "error", err.Error())
-		h.show(w, pageUnavailable)
+	if !h.spent(ctx, w, startlink.PurposeStatus, "record used status link", err) {
 		return
 	}
 	browser := h.ensureBrowser(w, r)
 	h.startSession(w, l.User, browser)
 	logger(ctx).Info("status session opened", "key", l.KeyID)
 	http.Redirect(w, r, h.base+"/status", http.StatusSeeOther)
+}
+
+// storedStatus reads the user's status page and reports whether it found one. Without one it has
+// answered the request: with the page none when nothing is stored, the unavailable page when the store
+// failed.
+func (h *Handler) storedStatus(ctx context.Context, w http.ResponseWriter, user string, none message) (statusPage, bool) {
+	page, found, err := h.statusOf(ctx, user)
+	if err != nil {
+		h.unavailable(ctx, w, "read status", err)
+		return page, false
+	}
+	if !found {
+		h.show(w, none)
+	}
+	return page, found
 }
 
 // statusOf reads the user's grant and rounds into a page; found is false when nothing is stored.

@@ -12,9 +12,10 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/api/iterator"
+	"cloud.google.com/go/storage"
 
 	"github.com/portability-pipeline/pipeline/shared/copyengine"
+	"github.com/portability-pipeline/pipeline/shared/iterate"
 	"github.com/portability-pipeline/pipeline/shared/purge"
 	"github.com/portability-pipeline/pipeline/shared/setup"
 	"github.com/portability-pipeline/pipeline/shared/startlink"
@@ -328,18 +329,13 @@ func TestDeleteFlow(t *testing.T) {
 	if _, err := fsClient.Collection("tokens").Doc(user).Get(f.ctx); err == nil {
 		t.Error("token left")
 	}
-	it := bkt.Objects(f.ctx, nil)
-	for {
-		a, err := it.Next()
-		if errors.Is(err, iterator.Done) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+	if err := iterate.All(bkt.Objects(f.ctx, nil).Next, func(a *storage.ObjectAttrs) error {
 		if strings.Contains(a.Name, user) {
 			t.Errorf("object left: %s", a.Name)
 		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
 	}
 
 	// Afterwards: polite pages.

@@ -74,6 +74,23 @@ func call(v *oidcauth.Verifier, token string) int {
 	return w.Code
 }
 
+// callTogether makes n calls at once (held back until all are started, so that they overlap) and returns
+// the status of each.
+func callTogether(v *oidcauth.Verifier, token string, n int) []int {
+	got := make([]int, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			got[i] = call(v, token)
+		})
+	}
+	close(start)
+	wg.Wait()
+	return got
+}
+
 // TestRecoversAfterIssuerOutage: a failed discovery is not remembered. While the issuer is down a call is
 // answered 503 (Cloud Tasks tries again), and once it is back the same instance admits valid tokens.
 func TestRecoversAfterIssuerOutage(t *testing.T) {
@@ -130,20 +147,11 @@ func TestConcurrentFirstCalls(t *testing.T) {
 	v := oidcauth.New(is.url, audience, email)
 	tok := is.token(t)
 
-	var wg sync.WaitGroup
-	start := make(chan struct{})
-	for i := range 32 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			if got := call(v, tok); got != http.StatusServiceUnavailable && got != http.StatusNoContent {
-				t.Errorf("call %d: status %d, want 503 or 204", i, got)
-			}
-		}()
+	for i, got := range callTogether(v, tok, 32) {
+		if got != http.StatusServiceUnavailable && got != http.StatusNoContent {
+			t.Errorf("call %d: status %d, want 503 or 204", i, got)
+		}
 	}
-	close(start)
-	wg.Wait()
 	if got := call(v, tok); got != http.StatusNoContent {
 		t.Errorf("after the outage: status %d, want 204", got)
 	}
@@ -157,20 +165,11 @@ func TestOutageSharesOneFetch(t *testing.T) {
 	v := oidcauth.New(is.url, audience, email)
 	tok := is.token(t)
 	is.discovery.Store(true)
-	var wg sync.WaitGroup
-	start := make(chan struct{})
-	for range 16 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			if got := call(v, tok); got != http.StatusServiceUnavailable {
-				t.Errorf("issuer down: status %d, want 503", got)
-			}
-		}()
+	for _, got := range callTogether(v, tok, 16) {
+		if got != http.StatusServiceUnavailable {
+			t.Errorf("issuer down: status %d, want 503", got)
+		}
 	}
-	close(start)
-	wg.Wait()
 	// Each failing fetch takes 20 ms; the 16 calls arrive within a few of them.
 	if n := is.discovered.Load(); n > 4 {
 		t.Errorf("%d discovery fetches for 16 concurrent calls during an outage, want at most 4", n)
