@@ -106,10 +106,17 @@ func (s *Store) DeleteUser(ctx context.Context, user string) (int, error) {
 	return n, errors.New("records keep appearing while they are deleted")
 }
 
-// deleteTree deletes a document and everything below it (sub-collections first, documents that exist
-// only as parents of others included).
+// deleteTree deletes a document and everything below it (documents that exist only as parents of others
+// included). The document goes first, its sub-collections after: a step writes below a document in a
+// transaction that reads it (PartDone reads the object), and Firestore makes the delete wait for that
+// transaction's commit, so once the document is deleted nothing new can appear below it, and the sweep
+// that follows finds what did. Sweeping the children first would miss a part committed between the
+// sweep and the delete, and leave it under a deleted round (a purged person's record, kept for ever).
 func deleteTree(ctx context.Context, ref *firestore.DocumentRef) (int, error) {
-	n := 0
+	if err := deleteDoc(ctx, ref); err != nil {
+		return 0, err
+	}
+	n := 1
 	err := iterate.All(ref.Collections(ctx).Next, func(c *firestore.CollectionRef) error {
 		return iterate.All(c.DocumentRefs(ctx).Next, func(d *firestore.DocumentRef) error {
 			k, err := deleteTree(ctx, d)
@@ -117,13 +124,7 @@ func deleteTree(ctx context.Context, ref *firestore.DocumentRef) (int, error) {
 			return err
 		})
 	})
-	if err != nil {
-		return n, err
-	}
-	if err := deleteDoc(ctx, ref); err != nil {
-		return n, err
-	}
-	return n + 1, nil
+	return n, err
 }
 
 // deleteDoc deletes one document; a missing one is not an error. A delete that meets a transaction

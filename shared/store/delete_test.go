@@ -1,9 +1,13 @@
 package store_test
 
 import (
+	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
+
+	"cloud.google.com/go/firestore"
 
 	"github.com/portability-pipeline/pipeline/shared/events/outbox"
 	"github.com/portability-pipeline/pipeline/shared/store"
@@ -47,6 +51,55 @@ func TestDeleteUser(t *testing.T) {
 	}
 	if recs, err := s.FindUserRecords(ctx, other); err != nil || !recs.User || len(recs.Rounds) != 1 {
 		t.Errorf("the other user's records %+v, %v", recs, err)
+	}
+}
+
+// A part recorded while the person deletes their data goes with it. PartDone reads the object in its
+// transaction and writes the part at commit; Firestore makes a delete of that object wait for (or retry
+// after) the commit. A delete that swept the object's parts before deleting the object would have
+// swept them before the part existed, and left it behind under a deleted round. Here the transaction
+// holds the object while DeleteUser runs, and writes the part once DeleteUser has had time to reach it.
+// (CI's browser TestDelete found it: a part left under eve's purged round.)
+func TestDeleteUserWhileAPartIsRecorded(t *testing.T) {
+	// Long enough for DeleteUser to reach the object on the emulator (0.5-1 s here); if it has not, the
+	// part is committed first and the test passes without having tried the race (it cannot fail falsely).
+	const holdFor = 1500 * time.Millisecond
+	ctx, s := newStore(t)
+	user := userID(t)
+	r := grant(t, ctx, s, user, []string{"a"}, nil)
+	startJob(t, ctx, s, r.ID, "a", "j")
+	if _, _, err := s.PlanTransfer(ctx, r.ID, "a", "j", time.Time{}, time.Now(), []store.Object{{Index: 0, Job: "j", State: store.ObjCopying}}); err != nil {
+		t.Fatal(err)
+	}
+	object := s.Client().Collection("rounds").Doc(r.ID).Collection("resources").Doc("a").Collection("objects").Doc("0")
+	var (
+		once    sync.Once
+		deleted = make(chan error, 1)
+	)
+	err := s.Client().RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
+		if _, err := tx.Get(object); err != nil {
+			return err // a retry after the delete: the object is gone, nothing is written (as PartDone)
+		}
+		once.Do(func() {
+			go func() {
+				t0 := time.Now()
+				_, err := s.DeleteUser(context.WithoutCancel(ctx), user)
+				t.Logf("DeleteUser took %v", time.Since(t0))
+				deleted <- err
+			}()
+		})
+		time.Sleep(holdFor)
+		return tx.Set(object.Collection("parts").Doc("2"), store.Part{Index: 2})
+	})
+	t.Logf("the recording transaction: %v", err)
+	if err := <-deleted; err != nil {
+		t.Fatalf("DeleteUser: %v", err)
+	}
+	if p, err := s.GetPart(ctx, r.ID, "a", 0, 2); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("the part recorded during the delete is left behind under the deleted round: %+v, %v", p, err)
+	}
+	if recs, err := s.FindUserRecords(ctx, user); err != nil || !recs.Empty() && (recs.User || len(recs.Rounds) > 0) {
+		t.Fatalf("records after %+v, %v", recs, err)
 	}
 }
 
