@@ -56,38 +56,42 @@ install_provider() {
   mv -f "$3" "$dir/terraform-provider-$1_v$2"
 }
 
-google_bin="$mirror/registry.terraform.io/hashicorp/google/$google_version/$platform/terraform-provider-google_v$google_version"
-if [[ ! -x "$google_bin" ]]; then
-  step "building the google provider $google_version ($google_module@$google_module_version); once per cache"
+# build_provider NAME VERSION BUILDER: unless the mirror has it, run BUILDER DIR in a fresh temporary DIR
+# (it leaves DIR/terraform-provider-NAME) and install the result; once per cache.
+build_provider() {
+  local name=$1 version=$2 builder=$3 tmp start
+  [[ -x "$mirror/registry.terraform.io/hashicorp/$name/$version/$platform/terraform-provider-${name}_v$version" ]] && return
+  step "building the $name provider $version; once per cache"
   tmp=$(mktemp -d)
   start=$SECONDS
-  (cd "$tmp" && GOBIN="$tmp/bin" "${gobuild_env[@]}" go install "$google_module@$google_module_version") ||
-    fail "could not build the google provider from the Go module proxy"
-  install_provider google "$google_version" "$tmp/bin/terraform-provider-google"
+  "$builder" "$tmp"
+  install_provider "$name" "$version" "$tmp/terraform-provider-$name"
   rm -rf "$tmp"
   echo "built in $((SECONDS - start)) s"
-fi
+}
 
-archive_bin="$mirror/registry.terraform.io/hashicorp/archive/$archive_version/$platform/terraform-provider-archive_v$archive_version"
-if [[ ! -x "$archive_bin" ]]; then
-  step "building the archive provider $archive_version; once per cache"
-  tmp=$(mktemp -d)
-  start=$SECONDS
-  # `go install module@version` wants the module's version list, which the proxy refuses for this module;
-  # so download the one version, and build it in a writable copy (its go.mod predates module paths and
-  # its vendor/ is empty in the module zip).
-  src=$(cd "$tmp" && "${gobuild_env[@]}" go mod download -json "$archive_module@$archive_module_version" |
+build_google() {
+  (cd "$1" && GOBIN="$1" "${gobuild_env[@]}" go install "$google_module@$google_module_version") ||
+    fail "could not build the google provider ($google_module@$google_module_version) from the Go module proxy"
+}
+
+# `go install module@version` wants the module's version list, which the proxy refuses for this module;
+# so download the one version, and build it in a writable copy (its go.mod predates module paths and
+# its vendor/ is empty in the module zip).
+build_archive() {
+  local src
+  src=$(cd "$1" && "${gobuild_env[@]}" go mod download -json "$archive_module@$archive_module_version" |
     sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
   [[ -n "$src" && -d "$src" ]] || fail "could not download $archive_module@$archive_module_version"
-  cp -R "$src" "$tmp/src"
-  chmod -R u+w "$tmp/src"
-  rm -rf "$tmp/src/vendor"
-  (cd "$tmp/src" && env GOFLAGS="-mod=mod -buildvcs=false" go build -o "$tmp/terraform-provider-archive" .) ||
+  cp -R "$src" "$1/src"
+  chmod -R u+w "$1/src"
+  rm -rf "$1/src/vendor"
+  (cd "$1/src" && env GOFLAGS="-mod=mod -buildvcs=false" go build -o "$1/terraform-provider-archive" .) ||
     fail "could not build the archive provider"
-  install_provider archive "$archive_version" "$tmp/terraform-provider-archive"
-  rm -rf "$tmp"
-  echo "built in $((SECONDS - start)) s"
-fi
+}
+
+build_provider google "$google_version" build_google
+build_provider archive "$archive_version" build_archive
 
 tflint="$tools/tflint-$tflint_version/tflint"
 if [[ ! -x "$tflint" ]]; then
