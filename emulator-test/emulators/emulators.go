@@ -129,6 +129,21 @@ func FreePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
+// newEmulator is an emulator not started yet, on opts.Port (0: one chosen at start); the caller sets argv.
+func newEmulator(name, envName string, opts Options, ready func(ctx context.Context, host string) error) *Emulator {
+	return &Emulator{name: name, envName: envName, opts: opts, port: opts.Port, ready: ready}
+}
+
+// launch starts a new emulator; if it does not get ready, nothing of it is left (process group, temporary
+// directory).
+func (e *Emulator) launch(ctx context.Context) (*Emulator, error) {
+	if err := e.start(ctx); err != nil {
+		_ = e.Close()
+		return nil, err
+	}
+	return e, nil
+}
+
 // start runs the emulator and waits until it is ready. With a port chosen here, it retries twice with new
 // ports if the emulator exits early (the port was taken meanwhile).
 func (e *Emulator) start(ctx context.Context) error {

@@ -105,20 +105,11 @@ func StartFakeGCS(ctx context.Context, opts Options) (*Emulator, error) {
 			return nil, err
 		}
 	}
-	e := &Emulator{
-		name:    "fakegcs",
-		envName: "STORAGE_EMULATOR_HOST",
-		opts:    opts,
-		port:    opts.Port,
-		ready:   fakeGCSReady,
-		argv: func(port int) []string {
-			return []string{bin, "-host=127.0.0.1", "-port=" + strconv.Itoa(port)}
-		},
+	e := newEmulator("fakegcs", "STORAGE_EMULATOR_HOST", opts, fakeGCSReady)
+	e.argv = func(port int) []string {
+		return []string{bin, "-host=127.0.0.1", "-port=" + strconv.Itoa(port)}
 	}
-	if err := e.start(ctx); err != nil {
-		return nil, err
-	}
-	return e, nil
+	return e.launch(ctx)
 }
 
 func fakeGCSReady(ctx context.Context, host string) error {

@@ -35,13 +35,7 @@ func StartFirestore(ctx context.Context, opts Options) (*Emulator, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Emulator{
-		name:    "firestore",
-		envName: "FIRESTORE_EMULATOR_HOST",
-		opts:    opts,
-		port:    opts.Port,
-		ready:   probeOk,
-	}
+	e := newEmulator("firestore", "FIRESTORE_EMULATOR_HOST", opts, probeOk)
 	if opts.KeepData {
 		if e.tmpDir, err = os.MkdirTemp("", "firestore-emulator-"); err != nil {
 			return nil, err
@@ -55,13 +49,7 @@ func StartFirestore(ctx context.Context, opts Options) (*Emulator, error) {
 		}
 		return a
 	}
-	if err := e.start(ctx); err != nil {
-		if e.tmpDir != "" {
-			os.RemoveAll(e.tmpDir)
-		}
-		return nil, err
-	}
-	return e, nil
+	return e.launch(ctx)
 }
 
 // RestartKeepingData exports the documents of project from a Firestore emulator started with KeepData
@@ -118,13 +106,7 @@ func StartPubSub(ctx context.Context, opts Options) (*Emulator, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Emulator{
-		name:    "pubsub",
-		envName: "PUBSUB_EMULATOR_HOST",
-		opts:    opts,
-		port:    opts.Port,
-		ready:   pubsubReady,
-	}
+	e := newEmulator("pubsub", "PUBSUB_EMULATOR_HOST", opts, pubsubReady)
 	dataDir := opts.DataDir
 	if dataDir == "" {
 		if dataDir, err = os.MkdirTemp("", "pubsub-emulator-"); err != nil {
@@ -136,11 +118,7 @@ func StartPubSub(ctx context.Context, opts Options) (*Emulator, error) {
 		return []string{gcloud, "beta", "emulators", "pubsub", "start",
 			"--host-port=127.0.0.1:" + strconv.Itoa(port), "--data-dir=" + dataDir, "--quiet"}
 	}
-	if err := e.start(ctx); err != nil {
-		e.Close()
-		return nil, err
-	}
-	return e, nil
+	return e.launch(ctx)
 }
 
 func pubsubReady(ctx context.Context, host string) error {

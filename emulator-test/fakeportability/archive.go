@@ -322,6 +322,24 @@ func (o *object) prepare() {
 	})
 }
 
+// appendEntryFields appends the fields a zip's local header and its central-directory record both carry,
+// in the same order (APPNOTE 4.3.7 and 4.3.12, "version needed to extract" to "extra field length"): a
+// stored (uncompressed) entry of the fixed date, with UTF-8 names.
+func appendEntryFields(b []byte, versionNeeded uint16, e *zipEntry, extraLen int) []byte {
+	le16 := binary.LittleEndian.AppendUint16
+	le32 := binary.LittleEndian.AppendUint32
+	b = le16(b, versionNeeded)
+	b = le16(b, zipUTF8Flag)
+	b = le16(b, 0) // STORE
+	b = le16(b, 0) // time
+	b = le16(b, zipDOSDate)
+	b = le32(b, e.crc)
+	b = le32(b, uint32(e.size)) // compressed
+	b = le32(b, uint32(e.size))
+	b = le16(b, uint16(len(e.path)))
+	return le16(b, uint16(extraLen))
+}
+
 func (o *object) zipSegments() []segment {
 	var segs []segment
 	var off int64
@@ -336,16 +354,7 @@ func (o *object) zipSegments() []segment {
 	for _, e := range o.entries {
 		h := make([]byte, 0, zipLocalLen+len(e.path))
 		h = le32(h, 0x04034b50)
-		h = le16(h, 20)
-		h = le16(h, zipUTF8Flag)
-		h = le16(h, 0) // STORE
-		h = le16(h, 0)
-		h = le16(h, zipDOSDate)
-		h = le32(h, e.crc)
-		h = le32(h, uint32(e.size))
-		h = le32(h, uint32(e.size))
-		h = le16(h, uint16(len(e.path)))
-		h = le16(h, 0)
+		h = appendEntryFields(h, 20, e, 0)
 		h = append(h, e.path...)
 		add(segment{n: int64(len(h)), lit: h})
 		for _, c := range e.content {
@@ -367,16 +376,7 @@ func (o *object) zipSegments() []segment {
 		}
 		cd = le32(cd, 0x02014b50)
 		cd = le16(cd, 45) // made by
-		cd = le16(cd, version)
-		cd = le16(cd, zipUTF8Flag)
-		cd = le16(cd, 0)
-		cd = le16(cd, 0)
-		cd = le16(cd, zipDOSDate)
-		cd = le32(cd, e.crc)
-		cd = le32(cd, uint32(e.size))
-		cd = le32(cd, uint32(e.size))
-		cd = le16(cd, uint16(len(e.path)))
-		cd = le16(cd, uint16(len(extra)))
+		cd = appendEntryFields(cd, version, e, len(extra))
 		cd = le16(cd, 0) // comment
 		cd = le16(cd, 0) // disk
 		cd = le16(cd, 0) // internal attributes

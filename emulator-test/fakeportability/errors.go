@@ -49,30 +49,28 @@ func errUnauthenticated(reason string) *apiError {
 		reason:  reason, domain: domainGoogleAPIs}
 }
 
+// injectedStatus is the canonical status Google APIs pair with each HTTP code a status fault can answer
+// (google.rpc.Code's HTTP mapping); a code not listed is UNKNOWN.
+var injectedStatus = map[int]string{
+	http.StatusTooManyRequests:     "RESOURCE_EXHAUSTED",
+	http.StatusServiceUnavailable:  "UNAVAILABLE",
+	http.StatusInternalServerError: "INTERNAL",
+	http.StatusGatewayTimeout:      "DEADLINE_EXCEEDED",
+	http.StatusBadRequest:          "INVALID_ARGUMENT",
+	http.StatusForbidden:           "PERMISSION_DENIED",
+	http.StatusUnauthorized:        "UNAUTHENTICATED",
+	http.StatusNotFound:            "NOT_FOUND",
+	http.StatusConflict:            "ALREADY_EXISTS",
+}
+
 // errInjected is the answer of a status fault (a burst of 429/500/503...).
 func errInjected(code int) *apiError {
-	e := &apiError{code: code, message: fmt.Sprintf("injected fault: HTTP %d", code)}
-	switch code {
-	case http.StatusTooManyRequests:
-		e.status, e.reason, e.domain = "RESOURCE_EXHAUSTED", "RATE_LIMIT_EXCEEDED", domainGoogleAPIs
-	case http.StatusServiceUnavailable:
-		e.status = "UNAVAILABLE"
-	case http.StatusInternalServerError:
-		e.status = "INTERNAL"
-	case http.StatusGatewayTimeout:
-		e.status = "DEADLINE_EXCEEDED"
-	case http.StatusBadRequest:
-		e.status = "INVALID_ARGUMENT"
-	case http.StatusForbidden:
-		e.status = "PERMISSION_DENIED"
-	case http.StatusUnauthorized:
-		e.status = "UNAUTHENTICATED"
-	case http.StatusNotFound:
-		e.status = "NOT_FOUND"
-	case http.StatusConflict:
-		e.status = "ALREADY_EXISTS"
-	default:
-		e.status = "UNKNOWN"
+	e := &apiError{code: code, message: fmt.Sprintf("injected fault: HTTP %d", code), status: "UNKNOWN"}
+	if s, ok := injectedStatus[code]; ok {
+		e.status = s
+	}
+	if code == http.StatusTooManyRequests {
+		e.reason, e.domain = "RATE_LIMIT_EXCEEDED", domainGoogleAPIs
 	}
 	return e
 }

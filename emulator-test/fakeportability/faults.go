@@ -5,6 +5,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/portability-pipeline/pipeline/emulator-test/internal/faultqueue"
 	"github.com/portability-pipeline/pipeline/shared/resources"
 )
 
@@ -148,28 +149,21 @@ func (f *faultState) takeJobOutcome(user string, groups []string) string {
 // is unknown): the first fault queued for anyone or for that user.
 func (f *faultState) takeMethod(method, user string) (time.Duration, int) {
 	q := f.method[method]
-	i := slices.IndexFunc(q, func(mf *methodFault) bool { return mf.user == "" || mf.user == user })
-	if i < 0 {
+	mf := faultqueue.Take(&q, func(mf *methodFault) bool { return mf.user == "" || mf.user == user },
+		func(mf *methodFault) *int { return &mf.count })
+	if mf == nil {
 		return 0, 0
 	}
-	mf := q[i]
-	mf.count--
-	if mf.count <= 0 {
-		f.method[method] = slices.Delete(q, i, i+1)
-	}
+	f.method[method] = q
 	return mf.delay, mf.status
 }
 
 // takeDownload returns the fault for the next download of user's archive, or nil.
 func (f *faultState) takeDownload(user string) *DownloadFault {
-	i := slices.IndexFunc(f.download, func(d *downloadFault) bool { return d.user == "" || d.user == user })
-	if i < 0 {
+	d := faultqueue.Take(&f.download, func(d *downloadFault) bool { return d.user == "" || d.user == user },
+		func(d *downloadFault) *int { return &d.Count })
+	if d == nil {
 		return nil
-	}
-	d := f.download[i]
-	d.Count--
-	if d.Count <= 0 {
-		f.download = slices.Delete(f.download, i, i+1)
 	}
 	c := d.DownloadFault
 	return &c
@@ -177,14 +171,10 @@ func (f *faultState) takeDownload(user string) *DownloadFault {
 
 // takeState returns the state fault for the next state call of user's COMPLETE job (zero: none).
 func (f *faultState) takeState(user string) StateFault {
-	i := slices.IndexFunc(f.state, func(d *stateFault) bool { return d.user == "" || d.user == user })
-	if i < 0 {
+	d := faultqueue.Take(&f.state, func(d *stateFault) bool { return d.user == "" || d.user == user },
+		func(d *stateFault) *int { return &d.Count })
+	if d == nil {
 		return StateFault{}
-	}
-	d := f.state[i]
-	d.Count--
-	if d.Count <= 0 {
-		f.state = slices.Delete(f.state, i, i+1)
 	}
 	return d.StateFault
 }

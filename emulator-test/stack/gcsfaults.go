@@ -9,9 +9,10 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"regexp"
-	"slices"
 	"strings"
 	"sync"
+
+	"github.com/portability-pipeline/pipeline/emulator-test/internal/faultqueue"
 )
 
 // Cloud Storage faults on our side. fake-gcs-server cannot inject errors, so the functions reach it through
@@ -89,14 +90,10 @@ func (p *gcsProxy) take(r *http.Request) *GCSFault {
 	where := r.URL.RawPath + r.URL.Path + "?" + r.URL.RawQuery
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	i := slices.IndexFunc(p.queue, func(f *GCSFault) bool { return f.Op == op && strings.Contains(where, f.Match) })
-	if i < 0 {
+	f := faultqueue.Take(&p.queue, func(f *GCSFault) bool { return f.Op == op && strings.Contains(where, f.Match) },
+		func(f *GCSFault) *int { return &f.Count })
+	if f == nil {
 		return nil
-	}
-	f := p.queue[i]
-	f.Count--
-	if f.Count <= 0 {
-		p.queue = slices.Delete(p.queue, i, i+1)
 	}
 	p.taken[fmt.Sprintf("%s %d", op, f.Status)]++
 	c := *f
