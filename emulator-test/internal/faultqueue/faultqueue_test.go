@@ -1,6 +1,9 @@
 package faultqueue
 
-import "testing"
+import (
+	"slices"
+	"testing"
+)
 
 type fault struct {
 	name string
@@ -20,22 +23,10 @@ func TestTakeSpendsTheFirstMatchInOrder(t *testing.T) {
 		}
 		got = append(got, f.name)
 	}
-	if want := []string{"b", "b", "c", "-"}; !equal(got, want) {
+	if want := []string{"b", "b", "c", "-"}; !slices.Equal(got, want) {
 		t.Errorf("taken %v, want %v", got, want)
 	}
 	if len(q) != 1 || q[0].name != "a" {
 		t.Errorf("left in the queue: %v, want only a", q)
 	}
-}
-
-func equal(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
