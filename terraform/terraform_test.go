@@ -174,21 +174,15 @@ type eachInstance struct {
 // is key (which must then be given); for any other call, the call as a whole (key is ignored).
 func (s *scope) child(t *testing.T, name, key string) *scope {
 	t.Helper()
-	c, ok := s.m.children[name]
-	if !ok {
-		t.Fatalf("terraform: %smodule.%s is not a module call", s.prefix, name)
-	}
 	rows := s.rows(t, name)
 	if rows == nil {
-		return &scope{m: c, call: s.m.calls[name], parent: s, prefix: s.prefix + "module." + name + "."}
+		return s.instance(t, name, "", nil)
 	}
 	row, ok := rows[key]
 	if !ok {
 		t.Fatalf("terraform: %smodule.%s has no key %q (its for_each table has %v)", s.prefix, name, key, sortedKeys(rows))
 	}
-	caller := *s
-	caller.each = &eachInstance{key: key, row: row}
-	return &scope{m: c, call: s.m.calls[name], parent: &caller, prefix: fmt.Sprintf("%smodule.%s[%q].", s.prefix, name, key)}
+	return s.instance(t, name, key, row)
 }
 
 // instances lists the scopes of module call name: one per key of its for_each table, or the call itself.
@@ -196,20 +190,37 @@ func (s *scope) instances(t *testing.T, name string) []*scope {
 	t.Helper()
 	rows := s.rows(t, name)
 	if rows == nil {
-		return []*scope{s.child(t, name, "")}
+		return []*scope{s.instance(t, name, "", nil)}
 	}
 	var out []*scope
 	for _, k := range sortedKeys(rows) {
-		out = append(out, s.child(t, name, k))
+		out = append(out, s.instance(t, name, k, rows[k]))
 	}
 	return out
+}
+
+// instance is the scope of module call name (which rows has checked) as the row key of its for_each
+// table sees it (row nil: the call as a whole).
+func (s *scope) instance(t *testing.T, name, key string, row *hclsyntax.ObjectConsExpr) *scope {
+	t.Helper()
+	c := s.m.children[name] // rows has checked that name is a call
+	if row == nil {
+		return &scope{m: c, call: s.m.calls[name], parent: s, prefix: s.prefix + "module." + name + "."}
+	}
+	caller := *s
+	caller.each = &eachInstance{key: key, row: row}
+	return &scope{m: c, call: s.m.calls[name], parent: &caller, prefix: fmt.Sprintf("%smodule.%s[%q].", s.prefix, name, key)}
 }
 
 // rows is the for_each table of module call name by key, when its for_each resolves to an object literal
 // (a local holding one); nil for a call without for_each or with another one (a set, a condition).
 func (s *scope) rows(t *testing.T, name string) map[string]*hclsyntax.ObjectConsExpr {
 	t.Helper()
-	fe, ok := s.m.calls[name].Body.Attributes["for_each"]
+	call, ok := s.m.calls[name]
+	if !ok {
+		t.Fatalf("terraform: %smodule.%s is not a module call", s.prefix, name)
+	}
+	fe, ok := call.Body.Attributes["for_each"]
 	if !ok {
 		return nil
 	}
@@ -284,7 +295,7 @@ func (i *eachInstance) resolve(t *testing.T, tr hcl.Traversal) hcl.Expression {
 	attr := func(n int) string {
 		a, ok := tr[n].(hcl.TraverseAttr)
 		if !ok {
-			t.Fatalf("terraform: %s: only each.key and each.value.<attr> are followed by this test", tr.SimpleSplit().Abs.RootName())
+			t.Fatalf("terraform: the row %q: only each.key and each.value.<attr> are followed by this test", i.key)
 		}
 		return a.Name
 	}
