@@ -15,15 +15,23 @@ func LoadAverage() string {
 	if err != nil {
 		return "?"
 	}
-	f := strings.Fields(string(b))
+	return loadAverages(string(b))
+}
+
+// Load1 is the 1-minute load average, 0 where it cannot be read.
+func Load1() float64 { return firstLoad(LoadAverage()) }
+
+// loadAverages is the first three fields of /proc/loadavg's content, "?" if it has fewer.
+func loadAverages(content string) string {
+	f := strings.Fields(content)
 	if len(f) < 3 {
 		return "?"
 	}
 	return strings.Join(f[:3], " ")
 }
 
-// Load1 is the 1-minute load average, 0 where it cannot be read.
-func Load1() float64 {
-	v, _ := strconv.ParseFloat(strings.Fields(LoadAverage() + " ")[0], 64)
+// firstLoad is the first figure of a LoadAverage, 0 for "?".
+func firstLoad(averages string) float64 {
+	v, _ := strconv.ParseFloat(strings.Fields(averages + " ")[0], 64)
 	return v
 }
