@@ -41,15 +41,7 @@ func TestProductionAnswers(t *testing.T) {
 		return fakeportability.Fault{Download: &d}
 	}
 	expireURLs := func(h *pipelinetest.Harness) { h.Fake.Clock().Advance(7 * time.Hour) }
-	tests := []struct {
-		name   string
-		fake   fakeportability.Options
-		env    map[string]string
-		before func(t *testing.T, h *pipelinetest.Harness)
-		during func(h *pipelinetest.Harness) func(d *pipelinetest.Delivery)
-		want   want
-		after  func(t *testing.T, h *pipelinetest.Harness, round string)
-	}{
+	runScenarios(t, []string{a, b}, []tableCase{
 		{
 			name:   "expired URLs answered 403 ExpiredToken (the older answer)",
 			fake:   fakeportability.Options{ExpiredURL403: true},
@@ -220,25 +212,7 @@ func TestProductionAnswers(t *testing.T) {
 				}
 			},
 		},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			h := newScenario(t, tc.fake, tc.env)
-			round := h.Consent("u", []string{a, b}, "one-time")
-			if tc.before != nil {
-				tc.before(t, h)
-			}
-			if tc.during != nil {
-				h.BeforeDeliver = tc.during(h)
-			}
-			h.Run(3000)
-			check(t, h, round, tc.want)
-			if tc.after != nil {
-				tc.after(t, h, round)
-			}
-		})
-	}
+	})
 }
 
 // noTransferParts: a file refused at planning is never copied.

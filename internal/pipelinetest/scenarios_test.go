@@ -40,16 +40,7 @@ func TestScenarios(t *testing.T) {
 			}
 		}
 	}
-	tests := []struct {
-		name    string
-		fake    fakeportability.Options
-		env     map[string]string
-		access  string
-		granted []string // nil: all of a, b
-		before  func(t *testing.T, h *pipelinetest.Harness)
-		during  func(h *pipelinetest.Harness) func(d *pipelinetest.Delivery)
-		want    want
-	}{
+	runScenarios(t, []string{a, b}, []tableCase{
 		{
 			name: "job fails once and is retried",
 			before: func(t *testing.T, h *pipelinetest.Harness) {
@@ -195,7 +186,28 @@ func TestScenarios(t *testing.T) {
 			},
 			want: want{states: map[string]store.ResourceState{a: store.ResDone, b: store.ResDone}, calls: map[string]int{"reset": 1}, verify: true},
 		},
-	}
+	})
+}
+
+// tableCase is one row of the table-driven pipeline tests (scenarios_test.go, fidelity_test.go): a user
+// consents, the pipeline runs until quiet, and check compares the round with want.
+type tableCase struct {
+	name    string
+	fake    fakeportability.Options
+	env     map[string]string
+	access  string   // "": one-time
+	granted []string // nil: all the resources asked
+	// before runs after the consent, before any delivery; during wraps every delivery.
+	before func(t *testing.T, h *pipelinetest.Harness)
+	during func(h *pipelinetest.Harness) func(d *pipelinetest.Delivery)
+	want   want
+	// after checks more than want says, once the round is quiet.
+	after func(t *testing.T, h *pipelinetest.Harness, round string)
+}
+
+// runScenarios runs each case in a harness of its own, in parallel: "u" consents to resources.
+func runScenarios(t *testing.T, resources []string, tests []tableCase) {
+	t.Helper()
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -206,9 +218,9 @@ func TestScenarios(t *testing.T) {
 			}
 			granted := tc.granted
 			if granted == nil {
-				granted = []string{a, b}
+				granted = resources
 			}
-			round := h.ConsentPartial("u", []string{a, b}, granted, access)
+			round := h.ConsentPartial("u", resources, granted, access)
 			if tc.before != nil {
 				tc.before(t, h)
 			}
@@ -217,6 +229,9 @@ func TestScenarios(t *testing.T) {
 			}
 			h.Run(3000)
 			check(t, h, round, tc.want)
+			if tc.after != nil {
+				tc.after(t, h, round)
+			}
 		})
 	}
 }
