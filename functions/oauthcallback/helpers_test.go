@@ -21,6 +21,7 @@ import (
 	"google.golang.org/api/option"
 
 	"github.com/portability-pipeline/pipeline/emulator-test/fakeportability"
+	"github.com/portability-pipeline/pipeline/internal/logbuffer"
 	"github.com/portability-pipeline/pipeline/shared/config"
 	"github.com/portability-pipeline/pipeline/shared/logging"
 	"github.com/portability-pipeline/pipeline/shared/messages"
@@ -118,7 +119,7 @@ type fixture struct {
 	fake *fakeportability.Server
 	ts   *httptest.Server
 	pub  *recPublisher
-	logs *syncBuffer
+	logs *logbuffer.Buffer
 	// b is the browser f.do and f.authorize use.
 	b *browser
 	// exps are the expiry times of the links signed.
@@ -133,7 +134,7 @@ func newFixture(t *testing.T) *fixture { return newFixtureWith(t, nil) }
 // newFixtureWith is newFixture with environment variables added or replaced.
 func newFixtureWith(t *testing.T, env map[string]string) *fixture {
 	t.Helper()
-	f := &fixture{t: t, ctx: context.Background(), fake: fakeportability.New(fakeportability.Options{}), pub: &recPublisher{}, logs: &syncBuffer{}}
+	f := &fixture{t: t, ctx: context.Background(), fake: fakeportability.New(fakeportability.Options{}), pub: &recPublisher{}, logs: &logbuffer.Buffer{}}
 	f.ts = httptest.NewServer(http.HandlerFunc(f.serveFake))
 	t.Cleanup(f.ts.Close)
 	vars := map[string]string{

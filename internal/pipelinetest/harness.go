@@ -5,7 +5,6 @@
 package pipelinetest
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -27,6 +26,7 @@ import (
 	"github.com/portability-pipeline/pipeline/emulator-test/fakeportability"
 	"github.com/portability-pipeline/pipeline/emulator-test/scenario"
 	"github.com/portability-pipeline/pipeline/functions/reconcile"
+	"github.com/portability-pipeline/pipeline/internal/logbuffer"
 	"github.com/portability-pipeline/pipeline/shared/config"
 	"github.com/portability-pipeline/pipeline/shared/crypto"
 	"github.com/portability-pipeline/pipeline/shared/handler"
@@ -65,7 +65,7 @@ type Harness struct {
 	FakeURL string
 	Bus     *Bus
 	GCS     *fakestorage.Server
-	Logs    *SyncBuffer
+	Logs    *logbuffer.Buffer
 	// BeforeDeliver, when set, sees each delivery first (tests inject faults at a chosen moment).
 	BeforeDeliver func(d *Delivery)
 	// Lose, when set, is asked about each delivery before it is made: true loses it for good (a message
@@ -140,7 +140,7 @@ func New(t testing.TB, opts Options) *Harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { fs.Close() })
-	logs := &SyncBuffer{}
+	logs := &logbuffer.Buffer{}
 	bus := newBus()
 	ts := tokens.NewStore(fs, enc, setup.OAuthConfig(cfg))
 	env := &setup.Env{
@@ -330,22 +330,4 @@ func (h *Harness) deliver(d *Delivery) error {
 		return nil
 	}
 	return err
-}
-
-// SyncBuffer is a bytes.Buffer safe for concurrent writers (the log sink).
-type SyncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *SyncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *SyncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
