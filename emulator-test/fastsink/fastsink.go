@@ -36,16 +36,12 @@ import (
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-// Object is what the server keeps of a stored object.
+// Object is what the server keeps of a stored object: what a copyengine.Sink reports of it, and where
+// and when it was stored.
 type Object struct {
-	Bucket      string
-	Name        string
-	Size        int64
-	CRC32C      uint32
-	ContentType string
-	Metadata    map[string]string
-	Generation  int64
-	Created     time.Time
+	copyengine.ObjectInfo
+	Bucket  string
+	Created time.Time
 }
 
 // Stats counts requests and bytes.
@@ -273,8 +269,8 @@ func (s *Server) store(w http.ResponseWriter, bucket string, meta objectJSON, si
 	}
 	s.mu.Lock()
 	s.gen++
-	o := &Object{Bucket: bucket, Name: meta.Name, Size: size, CRC32C: crc, ContentType: meta.ContentType,
-		Metadata: meta.Metadata, Generation: time.Now().UnixMicro()*1000 + s.gen%1000, Created: time.Now()}
+	o := &Object{Bucket: bucket, Created: time.Now(), ObjectInfo: copyengine.ObjectInfo{Name: meta.Name, Size: size, CRC32C: crc,
+		ContentType: meta.ContentType, Metadata: meta.Metadata, Generation: time.Now().UnixMicro()*1000 + s.gen%1000}}
 	if o.ContentType == "" {
 		o.ContentType = "application/octet-stream"
 	}
