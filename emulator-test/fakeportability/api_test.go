@@ -206,9 +206,7 @@ func TestTimeBasedRules(t *testing.T) {
 func TestTimeBasedFailedPreconditionSwitch(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, Options{TimeBasedFailedPrecondition: true})
-	svc, _ := e.grant("alice", "time-based-180d", "chrome.history")
-	e.mustInitiate(svc, "chrome.history")
-	e.finish()
+	svc, _ := e.exported("alice", "time-based-180d", "chrome.history")
 	_, err := e.initiate(svc, "chrome.history")
 	ae := wantAPIError(t, err, http.StatusBadRequest, "")
 	if !strings.Contains(ae.Error(), "24 hours") {
@@ -385,9 +383,7 @@ func TestUserRevokeFault(t *testing.T) {
 func TestAPIErrorAccess(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, Options{})
-	svc, _ := e.grant("alice", "one-time", "myactivity.search")
-	job := e.mustInitiate(svc, "myactivity.search")
-	e.finish()
+	svc, job := e.exported("alice", "one-time", "myactivity.search")
 	_, err := e.initiate(svc, "myactivity.search")
 
 	var ae *apierror.APIError

@@ -23,9 +23,7 @@ import (
 // completedJob runs one job of groups to COMPLETE and returns its URLs.
 func (e *env) completedJob(user string, groups ...string) (string, []string) {
 	e.t.Helper()
-	svc, _ := e.grant(user, "one-time", groups...)
-	job := e.mustInitiate(svc, groups...)
-	e.finish()
+	svc, job := e.exported(user, "one-time", groups...)
 	st := e.mustState(svc, job)
 	if st.State != StateComplete {
 		e.t.Fatalf("state = %s", st.State)
@@ -200,9 +198,7 @@ func wantStorageError(t *testing.T, what, u string, status int, code string) {
 func TestSignedURLLifetime(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, Options{})
-	svc, _ := e.grant("alice", "one-time", "myactivity.search")
-	job := e.mustInitiate(svc, "myactivity.search")
-	e.finish()
+	svc, job := e.exported("alice", "one-time", "myactivity.search")
 	first := e.mustState(svc, job).Urls[0]
 	p, err := url.Parse(first)
 	if err != nil {

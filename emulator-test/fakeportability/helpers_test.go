@@ -92,6 +92,16 @@ func (e *env) mustState(svc *dataportability.Service, job string) *dataportabili
 	return st
 }
 
+// exported grants user access to groups, starts their export and lets the job finish: the client and
+// the job's ID.
+func (e *env) exported(user, access string, groups ...string) (*dataportability.Service, string) {
+	e.t.Helper()
+	svc, _ := e.grant(user, access, groups...)
+	job := e.mustInitiate(svc, groups...)
+	e.finish()
+	return svc, job
+}
+
 // finish advances the virtual clock past the job duration.
 func (e *env) finish() { e.srv.Clock().Advance(e.srv.opts.JobDuration + time.Second) }
 

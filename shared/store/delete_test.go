@@ -108,10 +108,7 @@ func TestDeleteUserWhileAPartIsRecorded(t *testing.T) {
 func TestDeleteClosedRound(t *testing.T) {
 	ctx, s := newStore(t)
 	user := userID(t)
-	r1, err := s.StartGrant(ctx, store.NewGrant{User: user, Access: store.AccessTimeBased, Granted: []string{"a"}, NotGranted: []string{"n"}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	r1 := start(t, ctx, s, store.NewGrant{User: user, Access: store.AccessTimeBased, Granted: []string{"a"}, NotGranted: []string{"n"}})
 	if _, err := s.DeleteClosedRound(ctx, r1.ID); !errors.Is(err, store.ErrNotAllowed) {
 		t.Fatalf("open round: %v, want ErrNotAllowed", err)
 	}

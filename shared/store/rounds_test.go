@@ -107,10 +107,7 @@ func TestCompleteAndCloseRound(t *testing.T) {
 func TestScheduleAndBeginRound(t *testing.T) {
 	ctx, s := newStore(t)
 	user := userID(t)
-	r, err := s.StartGrant(ctx, store.NewGrant{User: user, Access: store.AccessTimeBased, Granted: []string{"a"}, NotGranted: []string{"n"}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := start(t, ctx, s, store.NewGrant{User: user, Access: store.AccessTimeBased, Granted: []string{"a"}, NotGranted: []string{"n"}})
 	at := time.Now().Add(time.Hour).UTC().Truncate(time.Millisecond)
 	next, err := s.ScheduleNextRound(ctx, r, at)
 	if err != nil || next.ID != store.RoundID(user, 2) || next.State != store.RoundScheduled || len(next.Resources) != 1 || next.GrantFirst != 1 {
@@ -145,10 +142,7 @@ func TestScheduleAndBeginRound(t *testing.T) {
 func TestPreviousExport(t *testing.T) {
 	ctx, s := newStore(t)
 	user := userID(t)
-	r1, err := s.StartGrant(ctx, store.NewGrant{User: user, Access: store.AccessTimeBased, Granted: []string{"a"}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	r1 := start(t, ctx, s, store.NewGrant{User: user, Access: store.AccessTimeBased, Granted: []string{"a"}})
 	exported := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
 	finishDone(t, ctx, s, r1.ID, "a", exported)
 	r2, err := s.ScheduleNextRound(ctx, r1, time.Now())

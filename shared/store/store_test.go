@@ -63,14 +63,20 @@ func userID(t *testing.T) string {
 	return fmt.Sprintf("%s-%x", name, rand.Uint32())
 }
 
-// grant starts a one-time grant of user with the granted and not granted resources and returns its round.
-func grant(t *testing.T, ctx context.Context, s *store.Store, user string, granted, notGranted []string) *store.Round {
+// start starts the grant g and returns its first round.
+func start(t *testing.T, ctx context.Context, s *store.Store, g store.NewGrant) *store.Round {
 	t.Helper()
-	r, err := s.StartGrant(ctx, store.NewGrant{User: user, Access: store.AccessOneTime, Granted: granted, NotGranted: notGranted})
+	r, err := s.StartGrant(ctx, g)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return r
+}
+
+// grant starts a one-time grant of user with the granted and not granted resources and returns its round.
+func grant(t *testing.T, ctx context.Context, s *store.Store, user string, granted, notGranted []string) *store.Round {
+	t.Helper()
+	return start(t, ctx, s, store.NewGrant{User: user, Access: store.AccessOneTime, Granted: granted, NotGranted: notGranted})
 }
 
 // state fails the test unless resource name of round rid is in want.
