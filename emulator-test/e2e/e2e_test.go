@@ -89,9 +89,7 @@ func TestTimeBasedGrantOverItsLife(t *testing.T) {
 
 func TestJobFailsOnceAndIsRetried(t *testing.T) {
 	ctx := begin(t)
-	if err := st.Fake.InjectFault(fakeportability.Fault{Resource: search, FailNextJobs: 1}); err != nil {
-		t.Fatal(err)
-	}
+	inject(t, fakeportability.Fault{Resource: search, FailNextJobs: 1})
 	signIn(t, ctx, "fay", three, stack.Consent{Access: "one-time"})
 	settle(t, ctx, "fay")
 	expectOneTimeDone(t, ctx, "fay", three, 2)
@@ -106,9 +104,7 @@ func TestJobFailsOnceAndIsRetried(t *testing.T) {
 
 func TestJobFailsFourTimesAndIsReported(t *testing.T) {
 	ctx := begin(t)
-	if err := st.Fake.InjectFault(fakeportability.Fault{Resource: search, FailNextJobs: 4}); err != nil {
-		t.Fatal(err)
-	}
+	inject(t, fakeportability.Fault{Resource: search, FailNextJobs: 4})
 	signIn(t, ctx, "gus", three, stack.Consent{Access: "one-time"})
 	settle(t, ctx, "gus")
 	res := states(t, ctx, store.RoundID("gus", 1))
@@ -127,9 +123,7 @@ func TestJobFailsFourTimesAndIsReported(t *testing.T) {
 func TestSignedURLExpiresMidTransfer(t *testing.T) {
 	ctx := begin(t)
 	// Slow downloads leave time to age the URLs while the parts are being copied.
-	if err := st.Fake.InjectFault(fakeportability.Fault{Download: &fakeportability.DownloadFault{SlowStartMs: 300, Count: 1000}}); err != nil {
-		t.Fatal(err)
-	}
+	inject(t, slowDownloads(300))
 	signIn(t, ctx, "uri", three, stack.Consent{Access: "one-time"})
 	waitFor(t, ctx, "a resource transferring", func() bool {
 		for _, r := range states(t, ctx, store.RoundID("uri", 1)) {

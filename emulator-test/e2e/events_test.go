@@ -61,9 +61,7 @@ func TestEventsOfATimeBasedGrantDeliveredTwice(t *testing.T) {
 func TestEventsOfAFailedResourceDeliveredTwice(t *testing.T) {
 	ctx := begin(t)
 	st.DeliverTwice(true)
-	if err := st.Fake.InjectFault(fakeportability.Fault{Resource: search, FailNextJobs: 4}); err != nil {
-		t.Fatal(err)
-	}
+	inject(t, fakeportability.Fault{Resource: search, FailNextJobs: 4})
 	signIn(t, ctx, "flo", three, stack.Consent{Access: "one-time"})
 	settle(t, ctx, "flo")
 	list := userEvents(t, ctx, "flo")

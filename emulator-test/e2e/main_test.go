@@ -32,6 +32,20 @@ func begin(t *testing.T) context.Context {
 	return st.Take(t, 3*time.Minute)
 }
 
+// inject arms a fault of the Data Portability stand-in before the consent it is meant for.
+func inject(t *testing.T, f fakeportability.Fault) {
+	t.Helper()
+	if err := st.Fake.InjectFault(f); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// slowDownloads delays the start of every archive download by ms, which keeps transfers going long
+// enough for a test to act in the middle of them.
+func slowDownloads(ms int) fakeportability.Fault {
+	return fakeportability.Fault{Download: &fakeportability.DownloadFault{SlowStartMs: ms, Count: 1000}}
+}
+
 // signIn walks user through the consent page and expects the callback's page.
 func signIn(t *testing.T, ctx context.Context, user string, resources []string, c stack.Consent) *stack.Page {
 	t.Helper()

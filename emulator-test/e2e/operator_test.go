@@ -172,9 +172,7 @@ func TestPortctlUsersShowAndPurgeAfterOneTimeRound(t *testing.T) {
 func TestPurgeMidRound(t *testing.T) {
 	ctx := begin(t)
 	// Slow downloads keep the transfers going while the purge runs.
-	if err := st.Fake.InjectFault(fakeportability.Fault{Download: &fakeportability.DownloadFault{SlowStartMs: 400, Count: 1000}}); err != nil {
-		t.Fatal(err)
-	}
+	inject(t, slowDownloads(400))
 	signIn(t, ctx, "mia", three, stack.Consent{Access: "one-time"})
 	waitFor(t, ctx, "a part copied", func() bool {
 		for _, r := range states(t, ctx, store.RoundID("mia", 1)) {
@@ -251,9 +249,7 @@ func TestPortctlCancelTimeBasedJob(t *testing.T) {
 
 func TestPortctlForcedReset(t *testing.T) {
 	ctx := begin(t)
-	if err := st.Fake.InjectFault(fakeportability.Fault{Download: &fakeportability.DownloadFault{SlowStartMs: 300, Count: 1000}}); err != nil {
-		t.Fatal(err)
-	}
+	inject(t, slowDownloads(300))
 	signIn(t, ctx, "rex", three, stack.Consent{Access: "one-time"})
 	waitFor(t, ctx, "a job running", func() bool {
 		r, err := st.Store().GetResource(ctx, store.RoundID("rex", 1), search)
