@@ -222,6 +222,10 @@ locals {
     reset          = module.function["reset"].service_account_member
     reconcile      = module.function["reconcile"].service_account_member
   }
+
+  # Every account that runs code writes logs and spans: the functions' and, with a webhook, the webhook's
+  # (service_webhook.tf), which gets nothing else of what the functions share.
+  runtime_members = merge(local.function_members, { for k in local.webhook : k => module.webhook[k].service_account_member })
 }
 
 # Every function of local.functions, each with its own service account (named as the function).
@@ -263,7 +267,7 @@ resource "google_project_iam_member" "functions_firestore" {
 
 # Structured logs (Cloud Logging has no narrower resource for writing).
 resource "google_project_iam_member" "functions_logs" {
-  for_each = local.function_members
+  for_each = local.runtime_members
 
   project = var.project_id
   role    = "roles/logging.logWriter"
@@ -273,7 +277,7 @@ resource "google_project_iam_member" "functions_logs" {
 # Spans over OTLP to the Telemetry API (roles/cloudtrace.agent holds telemetry.traces.write); like logs,
 # trace writing has no resource narrower than the project.
 resource "google_project_iam_member" "functions_trace" {
-  for_each = local.function_members
+  for_each = local.runtime_members
 
   project = var.project_id
   role    = "roles/cloudtrace.agent"

@@ -15,15 +15,9 @@ locals {
   # The same services, as a Cloud Monitoring filter term.
   monitoring_filter_functions = "resource.type = \"cloud_run_revision\" AND resource.label.service_name = monitoring.regex.full_match(\"portability-.*\")"
 
-  # Subscriptions by kind (sorted by name), the webhook's last when it exists.
-  push_subscriptions = concat(
-    sort([for k in local.pushed_topics : google_pubsub_subscription.push[k].name]),
-    [for s in google_pubsub_subscription.events_webhook : s.name],
-  )
-  dead_letter_subscriptions = concat(
-    sort([for k in local.pushed_topics : google_pubsub_subscription.dead_letter[k].name]),
-    [for s in google_pubsub_subscription.events_dead_letter : s.name],
-  )
+  # Subscriptions by kind (sorted by name), the webhook's with them when it exists.
+  push_subscriptions               = sort([for k in local.pushed_topics : google_pubsub_subscription.push[k].name])
+  dead_letter_subscriptions        = sort([for k in local.pushed_topics : google_pubsub_subscription.dead_letter[k].name])
   push_subscriptions_filter        = "resource.type = \"pubsub_subscription\" AND resource.label.subscription_id = monitoring.regex.full_match(\"${join("|", local.push_subscriptions)}\")"
   dead_letter_subscriptions_filter = "resource.type = \"pubsub_subscription\" AND resource.label.subscription_id = monitoring.regex.full_match(\"${join("|", local.dead_letter_subscriptions)}\")"
 

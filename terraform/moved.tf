@@ -333,3 +333,56 @@ moved {
   from = google_pubsub_topic_iam_member.oauth_callback_publishes_initiate
   to   = google_pubsub_topic_iam_member.publishes["oauth_callback/initiate"]
 }
+
+# The webhook's subscription, dead letter and grants joined pubsub.tf's tables (key "events").
+moved {
+  from = google_pubsub_topic.events_dead_letter["webhook"]
+  to   = google_pubsub_topic.dead_letter["events"]
+}
+
+moved {
+  from = google_pubsub_subscription.events_dead_letter["webhook"]
+  to   = google_pubsub_subscription.dead_letter["events"]
+}
+
+moved {
+  from = google_pubsub_topic_iam_member.pubsub_agent_publishes_events_dead_letters["webhook"]
+  to   = google_pubsub_topic_iam_member.pubsub_agent_publishes_dead_letters["events"]
+}
+
+moved {
+  from = google_pubsub_subscription.events_webhook["webhook"]
+  to   = google_pubsub_subscription.push["events"]
+}
+
+moved {
+  from = google_pubsub_subscription_iam_member.pubsub_agent_acks_webhook["webhook"]
+  to   = google_pubsub_subscription_iam_member.pubsub_agent_acks_push["events"]
+}
+
+moved {
+  from = google_cloud_run_v2_service_iam_member.pubsub_push_invokes_webhook["webhook"]
+  to   = google_cloud_run_v2_service_iam_member.pubsub_push_invokes["events"]
+}
+
+# The task targets' two run.invoker grants became one resource over them.
+moved {
+  from = google_cloud_run_v2_service_iam_member.tasks_invoker_poll_task
+  to   = google_cloud_run_v2_service_iam_member.tasks_invoker["poll_task"]
+}
+
+moved {
+  from = google_cloud_run_v2_service_iam_member.tasks_invoker_initiate_task
+  to   = google_cloud_run_v2_service_iam_member.tasks_invoker["initiate_task"]
+}
+
+# The webhook's log and trace grants joined the functions' (local.runtime_members).
+moved {
+  from = google_project_iam_member.webhook_logs["webhook"]
+  to   = google_project_iam_member.functions_logs["webhook"]
+}
+
+moved {
+  from = google_project_iam_member.webhook_trace["webhook"]
+  to   = google_project_iam_member.functions_trace["webhook"]
+}

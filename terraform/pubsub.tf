@@ -39,15 +39,18 @@ locals {
       service      = module.function["reset"].service
       ack_deadline = module.function["reset"].timeout_seconds
     }
-    # Only when var.webhook_url is set (null otherwise); service_webhook.tf declares its subscription,
-    # dead-letter topic and grants, so it is not in pushed_topics.
+    # The webhook (service_webhook.tf), only when var.webhook_url is set (null otherwise): pushed like
+    # the steps, its subscription ordered by user and named <topic>-webhook.
     events = {
-      uri = one([for f in values(module.webhook) : f.url])
+      uri          = one([for f in values(module.webhook) : f.url])
+      service      = one([for f in values(module.webhook) : f.service])
+      ack_deadline = one([for f in values(module.webhook) : f.timeout_seconds])
     }
   }
 
-  # The keys of push that always exist, known before apply (for_each needs known keys).
-  pushed_topics = toset(["initiate", "jobs", "transfer", "reset"])
+  # The keys of push that exist, known before apply (for_each needs known keys): the four step topics
+  # always, export-events with a webhook.
+  pushed_topics = toset(concat(["initiate", "jobs", "transfer", "reset"], [for k in local.webhook : "events"]))
 }
 
 resource "google_pubsub_topic" "topic" {
@@ -92,7 +95,7 @@ resource "google_pubsub_subscription" "dead_letter" {
   }
 }
 
-# Pushes carry an OIDC token of this account; it may only invoke the four pushed services.
+# Pushes carry an OIDC token of this account; it may only invoke the pushed services.
 resource "google_service_account" "pubsub_push" {
   project      = var.project_id
   account_id   = "portability-pubsub-push"
@@ -122,13 +125,15 @@ resource "google_pubsub_subscription" "push" {
   for_each = local.pushed_topics
 
   project = var.project_id
-  name    = "${local.topic_names[each.key]}-push"
+  name    = "${local.topic_names[each.key]}-${each.key == "events" ? "webhook" : "push"}"
   topic   = google_pubsub_topic.topic[each.key].id
   labels  = local.labels
 
   # The push waits as long as the function may run (at most 600 s for Pub/Sub).
   ack_deadline_seconds       = min(600, local.push[each.key].ack_deadline)
   message_retention_duration = "604800s"
+  # The webhook gets the events of one user in the order they were published (ordering key = user).
+  enable_message_ordering = each.key == "events"
 
   expiration_policy {
     ttl = ""

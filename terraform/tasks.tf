@@ -39,19 +39,13 @@ resource "google_service_account" "tasks_invoker" {
   depends_on   = [google_project_service.services]
 }
 
-# run.invoker on the Cloud Run services behind the functions (the function resource rejects it).
-resource "google_cloud_run_v2_service_iam_member" "tasks_invoker_poll_task" {
-  project  = var.project_id
-  location = var.region
-  name     = module.function["poll_task"].service
-  role     = "roles/run.invoker"
-  member   = google_service_account.tasks_invoker.member
-}
+# run.invoker on the Cloud Run services behind the two task targets (the function resource rejects it).
+resource "google_cloud_run_v2_service_iam_member" "tasks_invoker" {
+  for_each = toset(["poll_task", "initiate_task"])
 
-resource "google_cloud_run_v2_service_iam_member" "tasks_invoker_initiate_task" {
   project  = var.project_id
   location = var.region
-  name     = module.function["initiate_task"].service
+  name     = module.function[each.key].service
   role     = "roles/run.invoker"
   member   = google_service_account.tasks_invoker.member
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/function"
+	"github.com/zclconf/go-cty/cty/function/stdlib"
 
 	"github.com/portability-pipeline/pipeline"
 )
@@ -375,7 +376,8 @@ func literal(e hcl.Expression, ctx *hcl.EvalContext) cty.Value {
 	return v
 }
 
-// evalContext offers the literal locals (one level deep) and the few functions the names use.
+// evalContext offers the variables' defaults, the locals that evaluate from them and from each other
+// (the production plan of a default configuration: no webhook), and the few functions the names use.
 func (m *tfModule) evalContext(each map[string]cty.Value) *hcl.EvalContext {
 	toset := function.New(&function.Spec{
 		Params: []function.Parameter{{Name: "list", Type: cty.DynamicPseudoType}},
@@ -388,15 +390,40 @@ func (m *tfModule) evalContext(each map[string]cty.Value) *hcl.EvalContext {
 				_, v := it.Element()
 				vals = append(vals, v)
 			}
+			if len(vals) == 0 {
+				return cty.SetValEmpty(cty.String), nil
+			}
 			return cty.SetVal(vals), nil
 		},
 	})
-	ctx := &hcl.EvalContext{Functions: map[string]function.Function{"toset": toset}, Variables: map[string]cty.Value{}}
-	locals := map[string]cty.Value{}
-	for name, e := range m.locals {
-		if v := literal(e, ctx); v != cty.NilVal {
-			locals[name] = v
+	ctx := &hcl.EvalContext{
+		Functions: map[string]function.Function{"toset": toset, "concat": stdlib.ConcatFunc},
+		Variables: map[string]cty.Value{},
+	}
+	vars := map[string]cty.Value{}
+	for name, b := range m.variables {
+		if d, ok := b.Body.Attributes["default"]; ok {
+			if v := literal(d.Expr, ctx); v != cty.NilVal {
+				vars[name] = v
+			}
 		}
+	}
+	ctx.Variables["var"] = cty.ObjectVal(vars)
+	// A local may name another: evaluate them all again until a round changes nothing (each round
+	// resolves at least one more level; an object local fills in as the locals it names do).
+	locals := map[string]cty.Value{}
+	for range len(m.locals) + 1 {
+		ctx.Variables["local"] = cty.ObjectVal(locals)
+		next := map[string]cty.Value{}
+		for name, e := range m.locals {
+			if v := literal(e, ctx); v != cty.NilVal {
+				next[name] = v
+			}
+		}
+		if cty.ObjectVal(next).RawEquals(cty.ObjectVal(locals)) {
+			break
+		}
+		locals = next
 	}
 	ctx.Variables["local"] = cty.ObjectVal(locals)
 	if each != nil {

@@ -1,6 +1,6 @@
-# Alerts, dashboard and log-based metrics of monitoring.tf, planned against mock providers (offline:
-# check.sh runs `terraform test` with the provider mirror it builds). Plan mode: nothing is created, and
-# every value asserted here is known at plan time.
+# Alerts, dashboard and log-based metrics of monitoring.tf, and the webhook's subscriptions they watch
+# (pubsub.tf), planned against mock providers (offline: check.sh runs `terraform test` with the provider
+# mirror it builds). Plan mode: nothing is created, and every value asserted here is known at plan time.
 
 mock_provider "google" {
   source = "./tests/mocks"
@@ -219,11 +219,11 @@ run "webhook_subscriptions_are_watched_too" {
   }
 
   assert {
-    condition     = strcontains(google_monitoring_alert_policy.alert["dead_letter_backlog"].conditions[0].condition_threshold[0].filter, "|export-events-dead-letter\")")
+    condition     = strcontains(google_monitoring_alert_policy.alert["dead_letter_backlog"].conditions[0].condition_threshold[0].filter, "monitoring.regex.full_match(\"archive-jobs-dead-letter|export-events-dead-letter|initiate-requests-dead-letter|reset-requests-dead-letter|transfer-parts-dead-letter\")")
     error_message = "The webhook's dead-letter subscription is not watched."
   }
   assert {
-    condition     = strcontains(google_monitoring_alert_policy.alert["push_oldest_unacked"].conditions[0].condition_threshold[0].filter, "|export-events-webhook\")")
+    condition     = strcontains(google_monitoring_alert_policy.alert["push_oldest_unacked"].conditions[0].condition_threshold[0].filter, "monitoring.regex.full_match(\"archive-jobs-push|export-events-webhook|initiate-requests-push|reset-requests-push|transfer-parts-push\")")
     error_message = "The webhook's push subscription is not watched."
   }
 }
@@ -276,4 +276,49 @@ run "notification_channels_must_be_channel_ids" {
   }
 
   expect_failures = [var.notification_channels]
+}
+
+run "no_webhook_no_events_subscription" {
+  command = plan
+
+  assert {
+    condition     = length(module.webhook) == 0 && sort(keys(google_pubsub_subscription.push)) == tolist(["initiate", "jobs", "reset", "transfer"])
+    error_message = "Without webhook_url, export-events must have no subscription and no webhook function."
+  }
+  assert {
+    condition     = alltrue([for s in google_pubsub_subscription.push : !s.enable_message_ordering])
+    error_message = "The step topics' push subscriptions must not be ordered."
+  }
+}
+
+run "the_webhook_is_pushed_export_events_in_order_with_a_dead_letter" {
+  command = plan
+
+  variables {
+    webhook_url = "https://app.example.com/hooks/portability"
+  }
+
+  assert {
+    condition = (google_pubsub_subscription.push["events"].name == "export-events-webhook" &&
+      google_pubsub_subscription.push["events"].enable_message_ordering &&
+    google_pubsub_subscription.push["events"].ack_deadline_seconds == 60)
+    error_message = "export-events must be pushed to the webhook by export-events-webhook, ordered, with the function's 60 s deadline."
+  }
+  assert {
+    condition = (google_pubsub_topic.dead_letter["events"].name == "export-events-dead-letter" &&
+    google_pubsub_subscription.dead_letter["events"].name == "export-events-dead-letter")
+    error_message = "The webhook's failed deliveries must go to export-events-dead-letter, kept in a pull subscription."
+  }
+  assert {
+    condition     = contains(keys(google_cloud_run_v2_service_iam_member.pubsub_push_invokes), "events") && contains(keys(google_pubsub_topic_iam_member.pubsub_agent_publishes_dead_letters), "events")
+    error_message = "The push account must invoke the webhook, and the Pub/Sub agent publish its dead letters."
+  }
+  assert {
+    condition     = alltrue([for k, s in google_pubsub_subscription.push : s.enable_message_ordering == (k == "events")])
+    error_message = "Only the webhook's subscription is ordered."
+  }
+  assert {
+    condition     = contains(keys(google_project_iam_member.functions_logs), "webhook") && contains(keys(google_project_iam_member.functions_trace), "webhook") && !contains(keys(google_project_iam_member.functions_firestore), "webhook")
+    error_message = "The webhook's account must write logs and spans, and get no Firestore grant."
+  }
 }

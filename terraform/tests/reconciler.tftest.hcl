@@ -117,10 +117,7 @@ run "the_invoker_may_invoke_only_the_reconciler" {
     error_message = "The invoker is not run.invoker on the reconciler's service."
   }
   assert {
-    condition = alltrue([for m in [
-      google_cloud_run_v2_service_iam_member.tasks_invoker_poll_task.member,
-      google_cloud_run_v2_service_iam_member.tasks_invoker_initiate_task.member,
-    ] : m != google_service_account.reconcile_invoker.member])
+    condition     = alltrue([for g in google_cloud_run_v2_service_iam_member.tasks_invoker : g.member != google_service_account.reconcile_invoker.member])
     error_message = "The reconciler's invoker may invoke another function."
   }
 }
