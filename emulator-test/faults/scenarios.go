@@ -165,35 +165,31 @@ func Run(ctx context.Context, e *Env, sc Scenario) error {
 // The fake's faults are scoped to the scenario's first user, so rounds in flight at once (the chaos
 // command) do not take each other's faults.
 
+// The kind a MethodFault reports, by the status it answers (another: a slow answer), and a JobFault, by
+// the failures it makes (another: a cancellation).
+var (
+	statusKinds = map[int]string{429: Kind429, 500: Kind500, 503: Kind503}
+	failKinds   = map[int]string{1: KindFail1, 3: KindFail3, 4: KindFail4}
+)
+
+func kindOf(kinds map[int]string, n int, otherwise string) string {
+	if k, ok := kinds[n]; ok {
+		return k
+	}
+	return otherwise
+}
+
 // MethodFault injects count answers of status (or a delay) on method.
 func MethodFault(method string, status, delayMs, count int) Step {
 	return func(ctx context.Context, e *Env, users []User) error {
-		kind := KindSlow
-		switch status {
-		case 429:
-			kind = Kind429
-		case 500:
-			kind = Kind500
-		case 503:
-			kind = Kind503
-		}
-		return Inject(e.St, e.T, kind, fakeportability.Fault{User: users[0].Account(), Method: method, Status: status, DelayMs: delayMs, Count: count})
+		return Inject(e.St, e.T, kindOf(statusKinds, status, KindSlow), fakeportability.Fault{User: users[0].Account(), Method: method, Status: status, DelayMs: delayMs, Count: count})
 	}
 }
 
 // JobFault makes the next n jobs of resource (of the user granting it) end FAILED (or CANCELLED).
 func JobFault(resource string, fail, cancel int) Step {
 	return func(ctx context.Context, e *Env, users []User) error {
-		kind := KindCancelled
-		switch fail {
-		case 1:
-			kind = KindFail1
-		case 3:
-			kind = KindFail3
-		case 4:
-			kind = KindFail4
-		}
-		return Inject(e.St, e.T, kind, fakeportability.Fault{User: grantee(users, resource).Account(), Resource: resource, FailNextJobs: fail, CancelNextJobs: cancel})
+		return Inject(e.St, e.T, kindOf(failKinds, fail, KindCancelled), fakeportability.Fault{User: grantee(users, resource).Account(), Resource: resource, FailNextJobs: fail, CancelNextJobs: cancel})
 	}
 }
 
