@@ -18,9 +18,10 @@ locals {
   # One row per function, keyed as function_names: its entry point (the routing table's, functions.go),
   # what it is for, what its work needs, the step topics it publishes to (publishes, keys of
   # topic_names; export-events is every function's), whether it decrypts tokens with the KMS token key
-  # (token_key: kms.tf) and whether it creates Cloud Tasks (enqueues: tasks.tf). Rows may set memory and cpu (modules/function's defaults
-  # otherwise: 256Mi, derived from the memory). Every function mounts the OAuth client secret
-  # (secrets.tf says why); local.secret_grants (secrets.tf) names the grants each waits for.
+  # (token_key: kms.tf) and whether it creates Cloud Tasks (enqueues: tasks.tf). Rows may set memory
+  # and cpu (modules/function's defaults otherwise: 256Mi, derived from the memory). Every function
+  # mounts the OAuth client secret (secrets.tf says why); local.secret_grants (secrets.tf) names the
+  # grants each waits for.
   functions = {
     # Browsers call it: public ingress, and allUsers may invoke it (service_oauth_callback.tf). Its own
     # checks (signed start links, single-use OAuth state, PKCE) guard it.

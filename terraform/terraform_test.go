@@ -12,6 +12,7 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -65,6 +66,7 @@ type tfModule struct {
 	outputs   map[string]hcl.Expression
 	calls     map[string]*hclsyntax.Block // module calls by name
 	children  map[string]*tfModule        // the called (local) modules by call name
+	values    map[string]cty.Value        // var and local as evalContext offers them, once evaluated
 }
 
 func loadTerraform(t *testing.T) *tfModule {
@@ -377,29 +379,24 @@ func literal(e hcl.Expression, ctx *hcl.EvalContext) cty.Value {
 }
 
 // evalContext offers the variables' defaults, the locals that evaluate from them and from each other
-// (the production plan of a default configuration: no webhook), and the few functions the names use.
+// (the production plan of a default configuration: no webhook), and the few functions the names use;
+// each, when given, as each.key and each.value. The variables and locals are evaluated once per module.
 func (m *tfModule) evalContext(each map[string]cty.Value) *hcl.EvalContext {
-	toset := function.New(&function.Spec{
-		Params: []function.Parameter{{Name: "list", Type: cty.DynamicPseudoType}},
-		Type: func(args []cty.Value) (cty.Type, error) {
-			return cty.Set(cty.String), nil
-		},
-		Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
-			var vals []cty.Value
-			for it := args[0].ElementIterator(); it.Next(); {
-				_, v := it.Element()
-				vals = append(vals, v)
-			}
-			if len(vals) == 0 {
-				return cty.SetValEmpty(cty.String), nil
-			}
-			return cty.SetVal(vals), nil
-		},
-	})
-	ctx := &hcl.EvalContext{
-		Functions: map[string]function.Function{"toset": toset, "concat": stdlib.ConcatFunc},
-		Variables: map[string]cty.Value{},
+	if m.values == nil {
+		m.values = m.evaluate()
 	}
+	ctx := &hcl.EvalContext{Functions: evalFunctions, Variables: map[string]cty.Value{}}
+	maps.Copy(ctx.Variables, m.values)
+	if each != nil {
+		ctx.Variables["each"] = cty.ObjectVal(each)
+	}
+	return ctx
+}
+
+// evaluate is var (the variables' defaults) and local (the locals that evaluate from them and from each
+// other), as evalContext offers them.
+func (m *tfModule) evaluate() map[string]cty.Value {
+	ctx := &hcl.EvalContext{Functions: evalFunctions, Variables: map[string]cty.Value{}}
 	vars := map[string]cty.Value{}
 	for name, b := range m.variables {
 		if d, ok := b.Body.Attributes["default"]; ok {
@@ -425,11 +422,29 @@ func (m *tfModule) evalContext(each map[string]cty.Value) *hcl.EvalContext {
 		}
 		locals = next
 	}
-	ctx.Variables["local"] = cty.ObjectVal(locals)
-	if each != nil {
-		ctx.Variables["each"] = cty.ObjectVal(each)
-	}
-	return ctx
+	return map[string]cty.Value{"var": cty.ObjectVal(vars), "local": cty.ObjectVal(locals)}
+}
+
+// evalFunctions are the functions the names and for_each sets use.
+var evalFunctions = map[string]function.Function{
+	"toset": function.New(&function.Spec{
+		Params: []function.Parameter{{Name: "list", Type: cty.DynamicPseudoType}},
+		Type: func(args []cty.Value) (cty.Type, error) {
+			return cty.Set(cty.String), nil
+		},
+		Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
+			var vals []cty.Value
+			for it := args[0].ElementIterator(); it.Next(); {
+				_, v := it.Element()
+				vals = append(vals, v)
+			}
+			if len(vals) == 0 {
+				return cty.SetValEmpty(cty.String), nil
+			}
+			return cty.SetVal(vals), nil
+		},
+	}),
+	"concat": stdlib.ConcatFunc,
 }
 
 func stringOf(t *testing.T, v cty.Value, what string) string {
