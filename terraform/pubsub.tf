@@ -17,35 +17,16 @@ locals {
     events   = "export-events"
   }
 
-  # Topics pushed to a function: key of topic_names => receiving function.
+  # Topics pushed to a function: key of topic_names => the receiving function (its modules/function
+  # call: url, service, timeout_seconds). export-events goes to the webhook (service_webhook.tf) only when
+  # var.webhook_url is set (null otherwise): pushed like the steps, its subscription ordered by user and
+  # named <topic>-webhook.
   push = {
-    initiate = {
-      uri          = module.function["initiate"].url
-      service      = module.function["initiate"].service
-      ack_deadline = module.function["initiate"].timeout_seconds
-    }
-    jobs = {
-      uri          = module.function["poll_start"].url
-      service      = module.function["poll_start"].service
-      ack_deadline = module.function["poll_start"].timeout_seconds
-    }
-    transfer = {
-      uri          = module.function["transfer"].url
-      service      = module.function["transfer"].service
-      ack_deadline = module.function["transfer"].timeout_seconds
-    }
-    reset = {
-      uri          = module.function["reset"].url
-      service      = module.function["reset"].service
-      ack_deadline = module.function["reset"].timeout_seconds
-    }
-    # The webhook (service_webhook.tf), only when var.webhook_url is set (null otherwise): pushed like
-    # the steps, its subscription ordered by user and named <topic>-webhook.
-    events = {
-      uri          = one([for f in values(module.webhook) : f.url])
-      service      = one([for f in values(module.webhook) : f.service])
-      ack_deadline = one([for f in values(module.webhook) : f.timeout_seconds])
-    }
+    initiate = module.function["initiate"]
+    jobs     = module.function["poll_start"]
+    transfer = module.function["transfer"]
+    reset    = module.function["reset"]
+    events   = one(values(module.webhook))
   }
 
   # The keys of push that exist, known before apply (for_each needs known keys): the four step topics
@@ -130,7 +111,7 @@ resource "google_pubsub_subscription" "push" {
   labels  = local.labels
 
   # The push waits as long as the function may run (at most 600 s for Pub/Sub).
-  ack_deadline_seconds       = min(600, local.push[each.key].ack_deadline)
+  ack_deadline_seconds       = min(600, local.push[each.key].timeout_seconds)
   message_retention_duration = "604800s"
   # The webhook gets the events of one user in the order they were published (ordering key = user).
   enable_message_ordering = each.key == "events"
@@ -151,11 +132,11 @@ resource "google_pubsub_subscription" "push" {
 
   push_config {
     # The path names the topic in the request logs; the handler serves every path.
-    push_endpoint = "${local.push[each.key].uri}/projects/${var.project_id}/topics/${local.topic_names[each.key]}"
+    push_endpoint = "${local.push[each.key].url}/projects/${var.project_id}/topics/${local.topic_names[each.key]}"
 
     oidc_token {
       service_account_email = google_service_account.pubsub_push.email
-      audience              = local.push[each.key].uri
+      audience              = local.push[each.key].url
     }
   }
 

@@ -747,9 +747,9 @@ func sortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
-// indexKey is the string key of module.<call>["<key>"].<output>.
+// indexKey is the string key of module.<call>["<key>"], alone or followed by .<output>.
 func indexKey(tr hcl.Traversal) (string, bool) {
-	if len(tr) < 4 {
+	if len(tr) < 3 {
 		return "", false
 	}
 	idx, ok := tr[2].(hcl.TraverseIndex)
@@ -760,8 +760,9 @@ func indexKey(tr hcl.Traversal) (string, bool) {
 }
 
 // pushTargets maps a topic key (of local.topic_names) to the function its push subscription calls (its
-// address, as functions() keys it), read from local.push.<key>.uri: module.<call>.<output> where the
-// output is the URL of the called module's function, or google_cloudfunctions2_function.<fn>.service_config[0].uri.
+// address, as functions() keys it), read from local.push.<key>: a call of a module that holds one
+// function (module.<call>["<key>"], or module.<call> of a call without a table), or one of its outputs
+// (module.<call>.<output>, which must then be the function's), or google_cloudfunctions2_function.<fn>.
 func (m *tfModule) pushTargets(t *testing.T) map[string]string {
 	t.Helper()
 	o, ok := m.locals["push"].(*hclsyntax.ObjectConsExpr)
