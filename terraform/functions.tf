@@ -178,7 +178,7 @@ locals {
     BUCKET               = google_storage_bucket.archive.name
     OBJECT_PREFIX        = var.object_prefix
     TASKS_QUEUE          = google_cloud_tasks_queue.tasks.id
-    TASKS_INVOKER_EMAIL  = google_service_account.tasks_invoker.email
+    TASKS_INVOKER_EMAIL  = google_service_account.account["tasks_invoker"].email
     POLL_TASK_URL        = local.poll_task_url
     INITIATE_TASK_URL    = local.initiate_task_url
     OIDC_ISSUER          = "https://accounts.google.com"
@@ -194,7 +194,7 @@ locals {
     OTEL_EXPORTER_OTLP_ENDPOINT = var.trace_endpoint
     # The reconciler (service_reconcile.tf): its URL and caller (the OIDC check), and the limits it enforces.
     RECONCILE_URL           = local.reconcile_url
-    RECONCILE_INVOKER_EMAIL = google_service_account.reconcile_invoker.email
+    RECONCILE_INVOKER_EMAIL = google_service_account.account["reconcile_invoker"].email
     MAX_JOB_AGE             = var.max_job_age
     MAX_ROUND_AGE           = var.max_round_age
     ROUND_RETENTION         = "${var.round_retention_days * 24}h"

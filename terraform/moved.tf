@@ -386,3 +386,65 @@ moved {
   from = google_project_iam_member.webhook_trace["webhook"]
   to   = google_project_iam_member.functions_trace["webhook"]
 }
+
+# The accounts besides the functions' own, and their run.invoker grants, became one table each
+# (accounts.tf: local.accounts, local.invokes).
+moved {
+  from = google_service_account.pubsub_push
+  to   = google_service_account.account["pubsub_push"]
+}
+
+moved {
+  from = google_service_account.build
+  to   = google_service_account.account["build"]
+}
+
+moved {
+  from = google_service_account.tasks_invoker
+  to   = google_service_account.account["tasks_invoker"]
+}
+
+moved {
+  from = google_service_account.reconcile_invoker
+  to   = google_service_account.account["reconcile_invoker"]
+}
+
+moved {
+  from = google_cloud_run_v2_service_iam_member.pubsub_push_invokes["initiate"]
+  to   = google_cloud_run_v2_service_iam_member.invoker["pubsub_push/initiate"]
+}
+
+moved {
+  from = google_cloud_run_v2_service_iam_member.pubsub_push_invokes["jobs"]
+  to   = google_cloud_run_v2_service_iam_member.invoker["pubsub_push/jobs"]
+}
+
+moved {
+  from = google_cloud_run_v2_service_iam_member.pubsub_push_invokes["transfer"]
+  to   = google_cloud_run_v2_service_iam_member.invoker["pubsub_push/transfer"]
+}
+
+moved {
+  from = google_cloud_run_v2_service_iam_member.pubsub_push_invokes["reset"]
+  to   = google_cloud_run_v2_service_iam_member.invoker["pubsub_push/reset"]
+}
+
+moved {
+  from = google_cloud_run_v2_service_iam_member.pubsub_push_invokes["events"]
+  to   = google_cloud_run_v2_service_iam_member.invoker["pubsub_push/events"]
+}
+
+moved {
+  from = google_cloud_run_v2_service_iam_member.tasks_invoker["poll_task"]
+  to   = google_cloud_run_v2_service_iam_member.invoker["tasks_invoker/poll_task"]
+}
+
+moved {
+  from = google_cloud_run_v2_service_iam_member.tasks_invoker["initiate_task"]
+  to   = google_cloud_run_v2_service_iam_member.invoker["tasks_invoker/initiate_task"]
+}
+
+moved {
+  from = google_cloud_run_v2_service_iam_member.reconcile_invoker
+  to   = google_cloud_run_v2_service_iam_member.invoker["reconcile_invoker/reconcile"]
+}

@@ -40,7 +40,7 @@ output "tasks_queue" {
 
 output "tasks_invoker_email" {
   description = "TASKS_INVOKER_EMAIL: the identity of every task's OIDC token."
-  value       = google_service_account.tasks_invoker.email
+  value       = google_service_account.account["tasks_invoker"].email
 }
 
 output "token_key_uri" {
@@ -59,12 +59,8 @@ output "source_object" {
 }
 
 output "service_accounts" {
-  description = "Service account email of each function, of the task invoker, of the Pub/Sub pusher and of the build."
-  value = merge({ for k, f in module.function : k => f.service_account_email }, {
-    tasks_invoker = google_service_account.tasks_invoker.email
-    pubsub_push   = google_service_account.pubsub_push.email
-    build         = google_service_account.build.email
-  })
+  description = "Service account email of each function, and of the task and reconciler invokers, the Pub/Sub pusher and the build (accounts.tf)."
+  value       = merge({ for k, f in module.function : k => f.service_account_email }, { for k, a in google_service_account.account : k => a.email })
 }
 
 output "dashboard" {

@@ -4,7 +4,7 @@
 # and own the subscription, so Terraform could set neither its dead-letter topic nor its retry backoff nor
 # its retention. Here every subscription is declared: retries back off, a message that keeps failing goes
 # to <topic>-dead-letter (kept in a pull subscription, never dropped), and the push carries an OIDC token
-# of a dedicated account that may invoke exactly the pushed services. The functions read the push body
+# of a dedicated account that may invoke exactly the pushed services (accounts.tf). The functions read the push body
 # themselves (shared/handler.PubSub), as in the local stack.
 
 locals {
@@ -76,28 +76,10 @@ resource "google_pubsub_subscription" "dead_letter" {
   }
 }
 
-# Pushes carry an OIDC token of this account; it may only invoke the pushed services.
-resource "google_service_account" "pubsub_push" {
-  project      = var.project_id
-  account_id   = "portability-pubsub-push"
-  display_name = "Pub/Sub push to the portability pipeline functions"
-  depends_on   = [google_project_service.services]
-}
-
-resource "google_cloud_run_v2_service_iam_member" "pubsub_push_invokes" {
-  for_each = local.pushed_topics
-
-  project  = var.project_id
-  location = var.region
-  name     = local.push[each.key].service
-  role     = "roles/run.invoker"
-  member   = google_service_account.pubsub_push.member
-}
-
 # The Pub/Sub service agent mints the push tokens (needed for projects created before April 2021,
 # harmless after).
 resource "google_service_account_iam_member" "pubsub_agent_mints_push_tokens" {
-  service_account_id = google_service_account.pubsub_push.name
+  service_account_id = google_service_account.account["pubsub_push"].name
   role               = "roles/iam.serviceAccountTokenCreator"
   member             = local.pubsub_service_agent
 }
@@ -135,13 +117,13 @@ resource "google_pubsub_subscription" "push" {
     push_endpoint = "${local.push[each.key].url}/projects/${var.project_id}/topics/${local.topic_names[each.key]}"
 
     oidc_token {
-      service_account_email = google_service_account.pubsub_push.email
+      service_account_email = google_service_account.account["pubsub_push"].email
       audience              = local.push[each.key].url
     }
   }
 
   depends_on = [
-    google_cloud_run_v2_service_iam_member.pubsub_push_invokes,
+    google_cloud_run_v2_service_iam_member.invoker,
     google_service_account_iam_member.pubsub_agent_mints_push_tokens,
   ]
 }

@@ -2,7 +2,7 @@
 # (republish an initiate, re-create a poll task, republish missing parts, settle a round, flush held
 # events, republish a reset), cancels jobs past max_job_age, ends rounds past max_round_age, and deletes
 # closed rounds past round_retention_days. Cloud Scheduler calls it every 10 minutes with an OIDC token of
-# its own invoker account.
+# its own invoker account (accounts.tf: it may invoke the reconciler and nothing else).
 #
 # Grants elsewhere: Firestore (datastore.user, project: functions.tf), logs (functions.tf), publish
 # export-events (functions.tf), KMS token key to cancel a job with the user's token (kms.tf), OAuth client
@@ -12,22 +12,6 @@ resource "google_project_service" "cloudscheduler" {
   project            = var.project_id
   service            = "cloudscheduler.googleapis.com"
   disable_on_destroy = false
-}
-
-# The identity in the scheduler's OIDC token. It may invoke the reconciler and nothing else.
-resource "google_service_account" "reconcile_invoker" {
-  project      = var.project_id
-  account_id   = "portability-reconcile-invoker"
-  display_name = "Cloud Scheduler calls to Reconcile"
-  depends_on   = [google_project_service.services]
-}
-
-resource "google_cloud_run_v2_service_iam_member" "reconcile_invoker" {
-  project  = var.project_id
-  location = var.region
-  name     = module.function["reconcile"].service
-  role     = "roles/run.invoker"
-  member   = google_service_account.reconcile_invoker.member
 }
 
 resource "google_cloud_scheduler_job" "reconcile" {
@@ -50,10 +34,10 @@ resource "google_cloud_scheduler_job" "reconcile" {
 
     # The function checks issuer, audience (its own URL, RECONCILE_URL) and the invoker's email.
     oidc_token {
-      service_account_email = google_service_account.reconcile_invoker.email
+      service_account_email = google_service_account.account["reconcile_invoker"].email
       audience              = local.reconcile_url
     }
   }
 
-  depends_on = [google_project_service.cloudscheduler, google_cloud_run_v2_service_iam_member.reconcile_invoker]
+  depends_on = [google_project_service.cloudscheduler, google_cloud_run_v2_service_iam_member.invoker]
 }

@@ -60,19 +60,11 @@ resource "google_storage_bucket_object" "source" {
   source = data.archive_file.source.output_path
 }
 
-# Cloud Build builds the functions as this account instead of the project's default compute account
-# (which is often an Editor): it reads the source, writes the image and its logs, nothing else.
-resource "google_service_account" "build" {
-  project      = var.project_id
-  account_id   = "portability-build"
-  display_name = "Builds the portability pipeline functions"
-  depends_on   = [google_project_service.services]
-}
-
+# The build account (accounts.tf) reads the source, writes the image and its logs, nothing else.
 resource "google_storage_bucket_iam_member" "build_reads_source" {
   bucket = google_storage_bucket.source.name
   role   = "roles/storage.objectViewer"
-  member = google_service_account.build.member
+  member = google_service_account.account["build"].member
 }
 
 resource "google_artifact_registry_repository" "functions" {
@@ -107,7 +99,7 @@ resource "google_artifact_registry_repository_iam_member" "build_writes_images" 
   location   = google_artifact_registry_repository.functions.location
   repository = google_artifact_registry_repository.functions.name
   role       = "roles/artifactregistry.writer"
-  member     = google_service_account.build.member
+  member     = google_service_account.account["build"].member
 }
 
 # Cloud Run functions copies the source into its own staging bucket, gcf-v2-sources-PROJECT_NUMBER-REGION,
@@ -116,7 +108,7 @@ resource "google_artifact_registry_repository_iam_member" "build_writes_images" 
 resource "google_project_iam_member" "build_reads_staged_source" {
   project = var.project_id
   role    = "roles/storage.objectAdmin"
-  member  = google_service_account.build.member
+  member  = google_service_account.account["build"].member
 
   condition {
     title       = "gcf-v2-sources-only"
@@ -129,7 +121,7 @@ resource "google_project_iam_member" "build_reads_staged_source" {
 resource "google_project_iam_member" "build_logs" {
   project = var.project_id
   role    = "roles/logging.logWriter"
-  member  = google_service_account.build.member
+  member  = google_service_account.account["build"].member
 }
 
 locals {
@@ -138,7 +130,7 @@ locals {
     runtime           = var.go_runtime
     bucket            = google_storage_bucket.source.name
     object            = google_storage_bucket_object.source.name
-    service_account   = google_service_account.build.id
+    service_account   = google_service_account.account["build"].id
     docker_repository = google_artifact_registry_repository.functions.id
   }
 

@@ -1,6 +1,7 @@
 # Cloud Tasks: delayed work (the poll ladder, time-based cooldowns, the next round). The functions create
 # the tasks themselves (TASKS_QUEUE), each with an OIDC token of the invoker account whose audience is the
-# target URL (POLL_TASK_URL or INITIATE_TASK_URL); PollTask and InitiateTask check both.
+# target URL (POLL_TASK_URL or INITIATE_TASK_URL); PollTask and InitiateTask check both. The account, and
+# its run.invoker on exactly those two, are in accounts.tf.
 
 resource "google_cloud_tasks_queue" "tasks" {
   project  = var.project_id
@@ -31,25 +32,6 @@ resource "google_cloud_tasks_queue" "tasks" {
   depends_on = [google_project_service.services]
 }
 
-# The identity in every task's OIDC token. It may invoke exactly the two task targets, nothing else.
-resource "google_service_account" "tasks_invoker" {
-  project      = var.project_id
-  account_id   = "portability-tasks-invoker"
-  display_name = "Cloud Tasks calls to PollTask and InitiateTask"
-  depends_on   = [google_project_service.services]
-}
-
-# run.invoker on the Cloud Run services behind the two task targets (the function resource rejects it).
-resource "google_cloud_run_v2_service_iam_member" "tasks_invoker" {
-  for_each = toset(["poll_task", "initiate_task"])
-
-  project  = var.project_id
-  location = var.region
-  name     = module.function[each.key].service
-  role     = "roles/run.invoker"
-  member   = google_service_account.tasks_invoker.member
-}
-
 locals {
   # Functions that create tasks: enqueuer on the queue, and actAs on the invoker account (to put its OIDC
   # token on the task), on that account only.
@@ -69,7 +51,7 @@ resource "google_cloud_tasks_queue_iam_member" "enqueuers" {
 resource "google_service_account_iam_member" "enqueuers_act_as_invoker" {
   for_each = local.enqueuers
 
-  service_account_id = google_service_account.tasks_invoker.name
+  service_account_id = google_service_account.account["tasks_invoker"].name
   role               = "roles/iam.serviceAccountUser"
   member             = each.value
 }

@@ -310,7 +310,7 @@ run "the_webhook_is_pushed_export_events_in_order_with_a_dead_letter" {
     error_message = "The webhook's failed deliveries must go to export-events-dead-letter, kept in a pull subscription."
   }
   assert {
-    condition     = contains(keys(google_cloud_run_v2_service_iam_member.pubsub_push_invokes), "events") && contains(keys(google_pubsub_topic_iam_member.pubsub_agent_publishes_dead_letters), "events")
+    condition     = contains(keys(google_cloud_run_v2_service_iam_member.invoker), "pubsub_push/events") && contains(keys(google_pubsub_topic_iam_member.pubsub_agent_publishes_dead_letters), "events")
     error_message = "The push account must invoke the webhook, and the Pub/Sub agent publish its dead letters."
   }
   assert {

@@ -12,7 +12,7 @@ mock_provider "archive" {}
 
 override_resource {
   override_during = plan
-  target          = google_service_account.reconcile_invoker
+  target          = google_service_account.account["reconcile_invoker"]
   values = {
     email  = "portability-reconcile-invoker@pp-test.iam.gserviceaccount.com"
     member = "serviceAccount:portability-reconcile-invoker@pp-test.iam.gserviceaccount.com"
@@ -22,11 +22,21 @@ override_resource {
 
 override_resource {
   override_during = plan
-  target          = google_service_account.tasks_invoker
+  target          = google_service_account.account["tasks_invoker"]
   values = {
     email  = "portability-tasks-invoker@pp-test.iam.gserviceaccount.com"
     member = "serviceAccount:portability-tasks-invoker@pp-test.iam.gserviceaccount.com"
     name   = "projects/pp-test/serviceAccounts/portability-tasks-invoker@pp-test.iam.gserviceaccount.com"
+  }
+}
+
+override_resource {
+  override_during = plan
+  target          = google_service_account.account["pubsub_push"]
+  values = {
+    email  = "portability-pubsub-push@pp-test.iam.gserviceaccount.com"
+    member = "serviceAccount:portability-pubsub-push@pp-test.iam.gserviceaccount.com"
+    name   = "projects/pp-test/serviceAccounts/portability-pubsub-push@pp-test.iam.gserviceaccount.com"
   }
 }
 
@@ -41,7 +51,7 @@ override_resource {
 
 override_resource {
   override_during = plan
-  target          = google_service_account.build
+  target          = google_service_account.account["build"]
   values = {
     email  = "portability-build@pp-test.iam.gserviceaccount.com"
     member = "serviceAccount:portability-build@pp-test.iam.gserviceaccount.com"
@@ -96,12 +106,12 @@ run "scheduler_calls_the_reconciler_as_its_own_invoker" {
     error_message = "The scheduler's OIDC token is not the dedicated invoker's."
   }
   assert {
-    condition     = module.function["reconcile"].service_account_email != google_service_account.reconcile_invoker.email && google_service_account.tasks_invoker.email != google_service_account.reconcile_invoker.email
+    condition     = module.function["reconcile"].service_account_email != google_service_account.account["reconcile_invoker"].email && google_service_account.account["tasks_invoker"].email != google_service_account.account["reconcile_invoker"].email
     error_message = "The invoker must be an account of its own, not the function's or the tasks invoker."
   }
   # The function verifies exactly this caller and audience.
   assert {
-    condition     = local.env.RECONCILE_INVOKER_EMAIL == google_service_account.reconcile_invoker.email && local.env.RECONCILE_URL == google_cloud_scheduler_job.reconcile.http_target[0].uri
+    condition     = local.env.RECONCILE_INVOKER_EMAIL == google_service_account.account["reconcile_invoker"].email && local.env.RECONCILE_URL == google_cloud_scheduler_job.reconcile.http_target[0].uri
     error_message = "RECONCILE_INVOKER_EMAIL / RECONCILE_URL do not name the scheduler's identity and target."
   }
 }
@@ -110,14 +120,14 @@ run "the_invoker_may_invoke_only_the_reconciler" {
   command = plan
 
   assert {
-    # (Its service name is the function's, known only after apply: service_reconcile.tf takes it from
+    # (Its service name is the function's, known only after apply: accounts.tf takes it from
     # module.function["reconcile"].service.)
-    condition = (google_cloud_run_v2_service_iam_member.reconcile_invoker.role == "roles/run.invoker" &&
-    google_cloud_run_v2_service_iam_member.reconcile_invoker.member == google_service_account.reconcile_invoker.member)
+    condition = (google_cloud_run_v2_service_iam_member.invoker["reconcile_invoker/reconcile"].role == "roles/run.invoker" &&
+    google_cloud_run_v2_service_iam_member.invoker["reconcile_invoker/reconcile"].member == google_service_account.account["reconcile_invoker"].member)
     error_message = "The invoker is not run.invoker on the reconciler's service."
   }
   assert {
-    condition     = alltrue([for g in google_cloud_run_v2_service_iam_member.tasks_invoker : g.member != google_service_account.reconcile_invoker.member])
+    condition     = [for k, g in google_cloud_run_v2_service_iam_member.invoker : k if g.member == google_service_account.account["reconcile_invoker"].member] == ["reconcile_invoker/reconcile"]
     error_message = "The reconciler's invoker may invoke another function."
   }
 }
@@ -156,7 +166,7 @@ run "the_reconciler_gets_only_the_roles_it_needs" {
   }
   assert {
     condition = (google_service_account_iam_member.enqueuers_act_as_invoker["reconcile"].role == "roles/iam.serviceAccountUser" &&
-    google_service_account_iam_member.enqueuers_act_as_invoker["reconcile"].service_account_id == google_service_account.tasks_invoker.name)
+    google_service_account_iam_member.enqueuers_act_as_invoker["reconcile"].service_account_id == google_service_account.account["tasks_invoker"].name)
     error_message = "The reconciler may not act as the tasks invoker (or acts as another account)."
   }
   # The token key (to cancel an overage job with the user's token), and no bucket access.
