@@ -191,10 +191,10 @@ func (s *Server) resetState() {
 func (s *Server) routes() {
 	m := http.NewServeMux()
 	// The Data Portability API.
-	m.HandleFunc("POST /v1/portabilityArchive:initiate", s.handleInitiate)
-	m.HandleFunc("POST /v1/accessType:check", s.handleCheck)
-	m.HandleFunc("POST /v1/authorization:reset", s.handleReset)
-	m.HandleFunc("GET /v1/archiveJobs/{id}/portabilityArchiveState", s.handleGetState)
+	m.HandleFunc("POST /v1/portabilityArchive:initiate", s.apiMethod(MethodInitiate, s.handleInitiate))
+	m.HandleFunc("POST /v1/accessType:check", s.apiMethod(MethodCheck, s.handleCheck))
+	m.HandleFunc("POST /v1/authorization:reset", s.apiMethod(MethodReset, s.handleReset))
+	m.HandleFunc("GET /v1/archiveJobs/{id}/portabilityArchiveState", s.apiMethod(MethodGetState, s.handleGetState))
 	m.HandleFunc("POST /v1/archiveJobs/{idAction}", s.handleJobAction) // {id}:retry, {id}:cancel
 	// Google sign-in.
 	m.HandleFunc("GET /o/oauth2/v2/auth", s.handleAuthorize)
