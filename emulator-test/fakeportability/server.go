@@ -188,6 +188,7 @@ func (s *Server) resetState() {
 	s.rec.resets = map[string][]time.Time{}
 }
 
+// routes wires every endpoint of the fake, the README's list, in one place.
 func (s *Server) routes() {
 	m := http.NewServeMux()
 	// The Data Portability API.
@@ -206,8 +207,15 @@ func (s *Server) routes() {
 	// Signed archive downloads.
 	m.HandleFunc("GET /download/{job}/{file}", s.handleDownload)
 	m.HandleFunc("HEAD /download/{job}/{file}", s.handleDownload)
-	// Test control.
-	s.controlRoutes(m)
+	// Test control (control.go).
+	m.HandleFunc("POST /fake/v1/grants", s.handleControlGrant)
+	m.HandleFunc("GET /fake/v1/clock", s.handleClockGet)
+	m.HandleFunc("POST /fake/v1/clock:advance", s.handleClockAdvance)
+	m.HandleFunc("POST /fake/v1/faults", s.handleControlFault)
+	m.HandleFunc("GET /fake/v1/calls", s.handleCalls)
+	m.HandleFunc("GET /fake/v1/jobs", s.handleJobs)
+	m.HandleFunc("POST /fake/v1/reset", s.handleControlReset)
+	m.HandleFunc("POST /fake/v1/idtoken", s.handleIDToken)
 	s.mux = m
 }
 
