@@ -123,10 +123,8 @@ func TestJobFailsFourTimesAndIsReported(t *testing.T) {
 func TestSignedURLExpiresMidTransfer(t *testing.T) {
 	ctx := begin(t)
 	// Slow downloads leave time to age the URLs while the parts are being copied.
-	inject(t, slowDownloads(300))
-	signIn(t, ctx, "uri", three, stack.Consent{Access: "one-time"})
-	waitFor(t, ctx, "a resource transferring", func() bool {
-		for _, r := range states(t, ctx, store.RoundID("uri", 1)) {
+	midRound(t, ctx, "uri", 300, "a resource transferring", func(round string) bool {
+		for _, r := range states(t, ctx, round) {
 			if r.State == store.ResTransferring {
 				return true
 			}

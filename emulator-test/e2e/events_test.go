@@ -24,6 +24,16 @@ func userEvents(t *testing.T, ctx context.Context, user string) []scenario.Event
 	return list
 }
 
+// settledEvents waits until user's grants are closed and checks that the user's events (userEvents) are
+// the lines want; it returns them for the test's own checks.
+func settledEvents(t *testing.T, ctx context.Context, user string, want []string) []scenario.Event {
+	t.Helper()
+	settle(t, ctx, user)
+	list := userEvents(t, ctx, user)
+	scenario.ExpectLines(t, list, want)
+	return list
+}
+
 func TestEventsOfAOneTimeRoundDeliveredTwice(t *testing.T) {
 	ctx := begin(t)
 	st.DeliverTwice(true)
@@ -35,10 +45,8 @@ func TestEventsOfATimeBasedGrantDeliveredTwice(t *testing.T) {
 	ctx := begin(t)
 	st.DeliverTwice(true)
 	signIn(t, ctx, "tom", []string{search}, stack.Consent{Access: "time-based-30d"})
-	settle(t, ctx, "tom")
-	list := userEvents(t, ctx, "tom")
 	// TIME_BASED_HORIZON is 72h: three rounds, then the reset.
-	scenario.ExpectLines(t, list, []string{
+	list := settledEvents(t, ctx, "tom", []string{
 		"1 resource.exported myactivity.search/done",
 		"1 round.completed",
 		"2 resource.exported myactivity.search/done",
@@ -63,9 +71,7 @@ func TestEventsOfAFailedResourceDeliveredTwice(t *testing.T) {
 	st.DeliverTwice(true)
 	inject(t, fakeportability.Fault{Resource: search, FailNextJobs: 4})
 	signIn(t, ctx, "flo", three, stack.Consent{Access: "one-time"})
-	settle(t, ctx, "flo")
-	list := userEvents(t, ctx, "flo")
-	scenario.ExpectLines(t, list, []string{
+	list := settledEvents(t, ctx, "flo", []string{
 		"1 resource.exported myactivity.youtube/done",
 		"1 resource.exported youtube.subscriptions/done",
 		"1 resource.failed myactivity.search/failed",

@@ -46,6 +46,16 @@ func slowDownloads(ms int) fakeportability.Fault {
 	return fakeportability.Fault{Download: &fakeportability.DownloadFault{SlowStartMs: ms, Count: 1000}}
 }
 
+// midRound signs user in for three resources with one-time access and slow downloads (ms late each), and
+// waits until until holds of the user's first round: the test then acts in the middle of its transfers.
+func midRound(t *testing.T, ctx context.Context, user string, ms int, what string, until func(round string) bool) {
+	t.Helper()
+	inject(t, slowDownloads(ms))
+	signIn(t, ctx, user, three, stack.Consent{Access: "one-time"})
+	round := store.RoundID(user, 1)
+	waitFor(t, ctx, what, func() bool { return until(round) })
+}
+
 // signIn walks user through the consent page and expects the callback's page.
 func signIn(t *testing.T, ctx context.Context, user string, resources []string, c stack.Consent) *stack.Page {
 	t.Helper()

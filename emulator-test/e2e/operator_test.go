@@ -172,12 +172,10 @@ func TestPortctlUsersShowAndPurgeAfterOneTimeRound(t *testing.T) {
 func TestPurgeMidRound(t *testing.T) {
 	ctx := begin(t)
 	// Slow downloads keep the transfers going while the purge runs.
-	inject(t, slowDownloads(400))
-	signIn(t, ctx, "mia", three, stack.Consent{Access: "one-time"})
-	waitFor(t, ctx, "a part copied", func() bool {
-		for _, r := range states(t, ctx, store.RoundID("mia", 1)) {
+	midRound(t, ctx, "mia", 400, "a part copied", func(round string) bool {
+		for _, r := range states(t, ctx, round) {
 			if r.State == store.ResTransferring {
-				p, err := st.Store().TransferProgress(ctx, store.RoundID("mia", 1), r.Name)
+				p, err := st.Store().TransferProgress(ctx, round, r.Name)
 				if err == nil && p.BytesDone > 0 {
 					return true
 				}
@@ -249,10 +247,8 @@ func TestPortctlCancelTimeBasedJob(t *testing.T) {
 
 func TestPortctlForcedReset(t *testing.T) {
 	ctx := begin(t)
-	inject(t, slowDownloads(300))
-	signIn(t, ctx, "rex", three, stack.Consent{Access: "one-time"})
-	waitFor(t, ctx, "a job running", func() bool {
-		r, err := st.Store().GetResource(ctx, store.RoundID("rex", 1), search)
+	midRound(t, ctx, "rex", 300, "a job running", func(round string) bool {
+		r, err := st.Store().GetResource(ctx, round, search)
 		return err == nil && r.Job != ""
 	})
 	var res operator.ResetOutcome

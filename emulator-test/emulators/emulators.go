@@ -350,6 +350,18 @@ func probeOk(ctx context.Context, host string) error {
 	return nil
 }
 
+// adminCall is a readiness probe that proves the API is served: GET path (what it does) answers 200.
+func adminCall(ctx context.Context, host, what, path string) error {
+	status, _, err := get(ctx, host, path)
+	if err != nil {
+		return err
+	}
+	if status != http.StatusOK {
+		return fmt.Errorf("%s: HTTP %d", what, status)
+	}
+	return nil
+}
+
 // get is one readiness probe: GET http://host+path, its status and the first KiB of its body (the rest is
 // drained, so the connection can be reused).
 func get(ctx context.Context, host, path string) (int, []byte, error) {

@@ -85,13 +85,21 @@ func need(t *testing.T) {
 	}
 }
 
-func TestFirestoreClear(t *testing.T) {
-	need(t)
-	ctx := t.Context()
-	c, err := firestore.NewClient(ctx, project)
+// client opens a Firestore or Pub/Sub client of project with newClient; the environment names the
+// emulator.
+func client[C any](t *testing.T, newClient func(context.Context, string, ...option.ClientOption) (C, error)) C {
+	t.Helper()
+	c, err := newClient(t.Context(), project)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return c
+}
+
+func TestFirestoreClear(t *testing.T) {
+	need(t)
+	ctx := t.Context()
+	c := client(t, firestore.NewClient)
 	defer c.Close()
 	doc := c.Collection("users").Doc("u1")
 	if _, err := doc.Create(ctx, map[string]any{"state": "active"}); err != nil {
@@ -111,10 +119,7 @@ func TestFirestoreClear(t *testing.T) {
 func TestPubSubStopLeavesNothingAndRestarts(t *testing.T) {
 	need(t)
 	ctx := t.Context()
-	c, err := pubsub.NewClient(ctx, project)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := client(t, pubsub.NewClient)
 	defer c.Close()
 	topic := "projects/" + project + "/topics/restart-check"
 	if _, err := c.TopicAdminClient.CreateTopic(ctx, &pubsubpb.Topic{Name: topic}); err != nil {

@@ -3,7 +3,6 @@ package emulators
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -113,12 +112,5 @@ func StartFakeGCS(ctx context.Context, opts Options) (*Emulator, error) {
 }
 
 func fakeGCSReady(ctx context.Context, host string) error {
-	status, _, err := get(ctx, host, "/storage/v1/b")
-	if err != nil {
-		return err
-	}
-	if status != http.StatusOK {
-		return fmt.Errorf("list buckets: HTTP %d", status)
-	}
-	return nil
+	return adminCall(ctx, host, "list buckets", "/storage/v1/b")
 }

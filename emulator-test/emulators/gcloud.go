@@ -15,27 +15,27 @@ import (
 	"time"
 )
 
-// checkTools returns a one-line error if gcloud or java is missing.
-func checkTools(o Options) (string, error) {
-	gcloud, err := exec.LookPath(o.Gcloud)
+// newGcloud prepares an emulator that `gcloud beta emulators NAME start` runs (the caller sets its argv
+// from the gcloud path returned), after a one-line error if gcloud or java is missing.
+func newGcloud(name, envName string, opts Options, ready func(ctx context.Context, host string) error) (*Emulator, string, error) {
+	opts.setDefaults()
+	gcloud, err := exec.LookPath(opts.Gcloud)
 	if err != nil {
-		return "", ErrGcloudMissing
+		return nil, "", ErrGcloudMissing
 	}
 	if _, err := exec.LookPath("java"); err != nil {
-		return "", ErrJavaMissing
+		return nil, "", ErrJavaMissing
 	}
-	return gcloud, nil
+	return newEmulator(name, envName, opts, ready), gcloud, nil
 }
 
 // StartFirestore starts `gcloud beta emulators firestore start` (Native mode) on 127.0.0.1 and waits until
 // GET / answers "Ok". Clients find it through FIRESTORE_EMULATOR_HOST (EnvName, Host). Stop it with Close.
 func StartFirestore(ctx context.Context, opts Options) (*Emulator, error) {
-	opts.setDefaults()
-	gcloud, err := checkTools(opts)
+	e, gcloud, err := newGcloud("firestore", "FIRESTORE_EMULATOR_HOST", opts, probeOk)
 	if err != nil {
 		return nil, err
 	}
-	e := newEmulator("firestore", "FIRESTORE_EMULATOR_HOST", opts, probeOk)
 	if opts.KeepData {
 		if e.tmpDir, err = os.MkdirTemp("", "firestore-emulator-"); err != nil {
 			return nil, err
@@ -101,12 +101,10 @@ func (e *Emulator) RestartKeepingData(ctx context.Context, project string) error
 // waits until GET / answers "Ok" and an admin call (list topics) succeeds. Clients find it through
 // PUBSUB_EMULATOR_HOST. Restart keeps the port (all topics and subscriptions are lost).
 func StartPubSub(ctx context.Context, opts Options) (*Emulator, error) {
-	opts.setDefaults()
-	gcloud, err := checkTools(opts)
+	e, gcloud, err := newGcloud("pubsub", "PUBSUB_EMULATOR_HOST", opts, pubsubReady)
 	if err != nil {
 		return nil, err
 	}
-	e := newEmulator("pubsub", "PUBSUB_EMULATOR_HOST", opts, pubsubReady)
 	dataDir := opts.DataDir
 	if dataDir == "" {
 		if dataDir, err = os.MkdirTemp("", "pubsub-emulator-"); err != nil {
@@ -125,14 +123,7 @@ func pubsubReady(ctx context.Context, host string) error {
 	if err := probeOk(ctx, host); err != nil {
 		return err
 	}
-	status, _, err := get(ctx, host, "/v1/projects/readiness-probe/topics")
-	if err != nil {
-		return err
-	}
-	if status != http.StatusOK {
-		return fmt.Errorf("list topics: HTTP %d", status)
-	}
-	return nil
+	return adminCall(ctx, host, "list topics", "/v1/projects/readiness-probe/topics")
 }
 
 // Clear deletes every document of the project's default database (Firestore emulator only).

@@ -60,10 +60,7 @@ func TestMeasure(t *testing.T) {
 func firestoreWork(t *testing.T, e *emulators.Emulator) {
 	ctx := t.Context()
 	t.Setenv(e.EnvName(), e.Host())
-	c, err := firestore.NewClient(ctx, project)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := client(t, firestore.NewClient)
 	defer c.Close()
 	for i := range 5 {
 		bw := c.BulkWriter(ctx)
@@ -84,10 +81,7 @@ func firestoreWork(t *testing.T, e *emulators.Emulator) {
 func pubsubWork(t *testing.T, e *emulators.Emulator) {
 	ctx := t.Context()
 	t.Setenv(e.EnvName(), e.Host())
-	c, err := pubsub.NewClient(ctx, project)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := client(t, pubsub.NewClient)
 	defer c.Close()
 	topic, sub := "projects/"+project+"/topics/measure", "projects/"+project+"/subscriptions/measure"
 	if _, err := c.TopicAdminClient.CreateTopic(ctx, &pubsubpb.Topic{Name: topic}); err != nil {
@@ -110,7 +104,7 @@ func pubsubWork(t *testing.T, e *emulators.Emulator) {
 	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	n := 0
-	err = c.Subscriber(sub).Receive(rctx, func(_ context.Context, m *pubsub.Message) {
+	err := c.Subscriber(sub).Receive(rctx, func(_ context.Context, m *pubsub.Message) {
 		m.Ack()
 		if n++; n == 1000 {
 			cancel()

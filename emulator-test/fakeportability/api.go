@@ -52,6 +52,16 @@ func (s *Server) begin(w http.ResponseWriter, r *http.Request, method string) (*
 	return g, true
 }
 
+// apiMethod is the handler of one API method: h serves the call once begin has counted it, applied the
+// method's faults and found the caller's grant.
+func (s *Server) apiMethod(method string, h func(w http.ResponseWriter, r *http.Request, g *grant)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if g, ok := s.begin(w, r, method); ok {
+			h(w, r, g)
+		}
+	}
+}
+
 func sleepCtx(r *http.Request, d time.Duration) bool {
 	if d <= 0 {
 		return true
@@ -87,11 +97,7 @@ type initiateRequest struct {
 	EndTime   string   `json:"endTime"`
 }
 
-func (s *Server) handleInitiate(w http.ResponseWriter, r *http.Request) {
-	g, ok := s.begin(w, r, MethodInitiate)
-	if !ok {
-		return
-	}
+func (s *Server) handleInitiate(w http.ResponseWriter, r *http.Request, g *grant) {
 	var req initiateRequest
 	if e := decodeBody(r, &req); e != nil {
 		writeAPIError(w, e)
@@ -194,11 +200,7 @@ type stateResponse struct {
 	ExportTime string   `json:"exportTime"`
 }
 
-func (s *Server) handleGetState(w http.ResponseWriter, r *http.Request) {
-	g, ok := s.begin(w, r, MethodGetState)
-	if !ok {
-		return
-	}
+func (s *Server) handleGetState(w http.ResponseWriter, r *http.Request, g *grant) {
 	s.mu.Lock()
 	j, e := s.jobOfLocked(g, r.PathValue("id"))
 	var resp stateResponse
@@ -234,22 +236,19 @@ func (s *Server) handleJobAction(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	id, action := idAction[:i], idAction[i+1:]
-	switch action {
+	r.SetPathValue("id", idAction[:i])
+	switch idAction[i+1:] {
 	case "retry":
-		s.handleRetry(w, r, id)
+		s.apiMethod(MethodRetry, s.handleRetry)(w, r)
 	case "cancel":
-		s.handleCancel(w, r, id)
+		s.apiMethod(MethodCancel, s.handleCancel)(w, r)
 	default:
 		http.NotFound(w, r)
 	}
 }
 
-func (s *Server) handleRetry(w http.ResponseWriter, r *http.Request, id string) {
-	g, ok := s.begin(w, r, MethodRetry)
-	if !ok {
-		return
-	}
+func (s *Server) handleRetry(w http.ResponseWriter, r *http.Request, g *grant) {
+	id := r.PathValue("id")
 	s.mu.Lock()
 	resp, e := s.retryLocked(g, id)
 	s.mu.Unlock()
@@ -289,11 +288,8 @@ func (s *Server) retryLocked(g *grant, id string) (map[string]string, *apiError)
 	return map[string]string{"archiveJobId": nj.id}, nil
 }
 
-func (s *Server) handleCancel(w http.ResponseWriter, r *http.Request, id string) {
-	g, ok := s.begin(w, r, MethodCancel)
-	if !ok {
-		return
-	}
+func (s *Server) handleCancel(w http.ResponseWriter, r *http.Request, g *grant) {
+	id := r.PathValue("id")
 	s.mu.Lock()
 	j, e := s.jobOfLocked(g, id)
 	if e == nil {
@@ -311,11 +307,7 @@ func (s *Server) handleCancel(w http.ResponseWriter, r *http.Request, id string)
 	answer(w, struct{}{}, e)
 }
 
-func (s *Server) handleReset(w http.ResponseWriter, r *http.Request) {
-	g, ok := s.begin(w, r, MethodReset)
-	if !ok {
-		return
-	}
+func (s *Server) handleReset(w http.ResponseWriter, r *http.Request, g *grant) {
 	var body map[string]any
 	if e := decodeBody(r, &body); e != nil {
 		writeAPIError(w, e)
@@ -336,11 +328,7 @@ func (s *Server) handleReset(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, struct{}{})
 }
 
-func (s *Server) handleCheck(w http.ResponseWriter, r *http.Request) {
-	g, ok := s.begin(w, r, MethodCheck)
-	if !ok {
-		return
-	}
+func (s *Server) handleCheck(w http.ResponseWriter, r *http.Request, g *grant) {
 	resp := struct {
 		OneTime   []string `json:"oneTimeResources,omitempty"`
 		TimeBased []string `json:"timeBasedResources,omitempty"`

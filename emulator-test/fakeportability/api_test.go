@@ -288,6 +288,10 @@ func TestRetry(t *testing.T) {
 	if st := e.mustState(svc2, r.ArchiveJobId); st.State != StateComplete || len(st.Urls) == 0 {
 		t.Fatalf("retried job = %+v", st)
 	}
+	// archiveJobs/{id}:retry counts as the retry method (its faults too), refused calls included.
+	if calls := e.srv.Calls(); calls["retry"] != 6 || calls["cancel"] != 0 {
+		t.Errorf("calls = %v, want 6 retries", calls)
+	}
 }
 
 func TestCancel(t *testing.T) {
@@ -300,6 +304,9 @@ func TestCancel(t *testing.T) {
 	}
 	if st := e.mustState(svc, job); st.State != StateCancelled {
 		t.Fatalf("state = %s", st.State)
+	}
+	if calls := e.srv.Calls(); calls["cancel"] != 1 || calls["retry"] != 0 {
+		t.Errorf("calls = %v, want 1 cancel", calls)
 	}
 	// Cancel frees the quota: a new job inside 24 h is allowed.
 	job2 := e.mustInitiate(svc, "myactivity.shopping")

@@ -12,17 +12,6 @@ import (
 
 // Test control endpoints under /fake/v1/ (see README.md for the contract).
 
-func (s *Server) controlRoutes(m *http.ServeMux) {
-	m.HandleFunc("POST /fake/v1/grants", s.handleControlGrant)
-	m.HandleFunc("GET /fake/v1/clock", s.handleClockGet)
-	m.HandleFunc("POST /fake/v1/clock:advance", s.handleClockAdvance)
-	m.HandleFunc("POST /fake/v1/faults", s.handleControlFault)
-	m.HandleFunc("GET /fake/v1/calls", s.handleCalls)
-	m.HandleFunc("GET /fake/v1/jobs", s.handleJobs)
-	m.HandleFunc("POST /fake/v1/reset", s.handleControlReset)
-	m.HandleFunc("POST /fake/v1/idtoken", s.handleIDToken)
-}
-
 func controlError(w http.ResponseWriter, code int, err error) {
 	writeJSON(w, code, map[string]string{"error": err.Error()})
 }

@@ -188,13 +188,14 @@ func (s *Server) resetState() {
 	s.rec.resets = map[string][]time.Time{}
 }
 
+// routes wires every endpoint of the fake, the README's list, in one place.
 func (s *Server) routes() {
 	m := http.NewServeMux()
 	// The Data Portability API.
-	m.HandleFunc("POST /v1/portabilityArchive:initiate", s.handleInitiate)
-	m.HandleFunc("POST /v1/accessType:check", s.handleCheck)
-	m.HandleFunc("POST /v1/authorization:reset", s.handleReset)
-	m.HandleFunc("GET /v1/archiveJobs/{id}/portabilityArchiveState", s.handleGetState)
+	m.HandleFunc("POST /v1/portabilityArchive:initiate", s.apiMethod(MethodInitiate, s.handleInitiate))
+	m.HandleFunc("POST /v1/accessType:check", s.apiMethod(MethodCheck, s.handleCheck))
+	m.HandleFunc("POST /v1/authorization:reset", s.apiMethod(MethodReset, s.handleReset))
+	m.HandleFunc("GET /v1/archiveJobs/{id}/portabilityArchiveState", s.apiMethod(MethodGetState, s.handleGetState))
 	m.HandleFunc("POST /v1/archiveJobs/{idAction}", s.handleJobAction) // {id}:retry, {id}:cancel
 	// Google sign-in.
 	m.HandleFunc("GET /o/oauth2/v2/auth", s.handleAuthorize)
@@ -206,8 +207,15 @@ func (s *Server) routes() {
 	// Signed archive downloads.
 	m.HandleFunc("GET /download/{job}/{file}", s.handleDownload)
 	m.HandleFunc("HEAD /download/{job}/{file}", s.handleDownload)
-	// Test control.
-	s.controlRoutes(m)
+	// Test control (control.go).
+	m.HandleFunc("POST /fake/v1/grants", s.handleControlGrant)
+	m.HandleFunc("GET /fake/v1/clock", s.handleClockGet)
+	m.HandleFunc("POST /fake/v1/clock:advance", s.handleClockAdvance)
+	m.HandleFunc("POST /fake/v1/faults", s.handleControlFault)
+	m.HandleFunc("GET /fake/v1/calls", s.handleCalls)
+	m.HandleFunc("GET /fake/v1/jobs", s.handleJobs)
+	m.HandleFunc("POST /fake/v1/reset", s.handleControlReset)
+	m.HandleFunc("POST /fake/v1/idtoken", s.handleIDToken)
 	s.mux = m
 }
 

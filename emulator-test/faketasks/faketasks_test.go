@@ -90,7 +90,7 @@ func (r *recorder) deliveries() []delivery {
 	return append([]delivery(nil), r.got...)
 }
 
-func start(t *testing.T, opts faketasks.Options) (*faketasks.Server, *cloudtasks.Client) {
+func start(t testing.TB, opts faketasks.Options) (*faketasks.Server, *cloudtasks.Client) {
 	t.Helper()
 	ctx := t.Context()
 	s, err := faketasks.Start(ctx, "", opts)
@@ -104,6 +104,17 @@ func start(t *testing.T, opts faketasks.Options) (*faketasks.Server, *cloudtasks
 	}
 	t.Cleanup(func() { c.Close() })
 	return s, c
+}
+
+// startOnFakeClock starts a server whose time is a fakeClock the test advances, with a recorder to send
+// tasks to.
+func startOnFakeClock(t *testing.T, opts faketasks.Options) (*faketasks.Server, *cloudtasks.Client, *fakeClock, *recorder) {
+	t.Helper()
+	rec := newRecorder(t) // first, so that it is closed after the server that sends to it
+	clock := newFakeClock()
+	opts.Clock = clock
+	s, c := start(t, opts)
+	return s, c, clock, rec
 }
 
 func httpTask(name, url string, at time.Time) *cloudtaskspb.Task {
@@ -128,20 +139,12 @@ func create(t *testing.T, c *cloudtasks.Client, task *cloudtaskspb.Task) *cloudt
 	return got
 }
 
-func waitIdle(t *testing.T, s *faketasks.Server) {
+// wait runs a Server's WaitIdle or WaitEmpty, failing the test after 10 s.
+func wait(t *testing.T, until func(context.Context) error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
-	if err := s.WaitIdle(ctx); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func waitEmpty(t *testing.T, s *faketasks.Server) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-	if err := s.WaitEmpty(ctx); err != nil {
+	if err := until(ctx); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -168,9 +171,7 @@ func equal(a, b []string) bool {
 
 func TestScheduleFollowsClock(t *testing.T) {
 	t.Parallel()
-	clock := newFakeClock()
-	rec := newRecorder(t)
-	s, c := start(t, faketasks.Options{Clock: clock, MaxConcurrent: 1})
+	s, c, clock, rec := startOnFakeClock(t, faketasks.Options{MaxConcurrent: 1})
 	t0 := clock.Now()
 	create(t, c, httpTask(queue+"/tasks/a30", rec.srv.URL, t0.Add(30*time.Minute)))
 	create(t, c, httpTask(queue+"/tasks/b10", rec.srv.URL, t0.Add(10*time.Minute)))
@@ -189,7 +190,7 @@ func TestScheduleFollowsClock(t *testing.T) {
 	}
 	for _, st := range steps {
 		clock.Advance(st.advance)
-		waitIdle(t, s)
+		wait(t, s.WaitIdle)
 		if got := taskNames(rec.deliveries()); !equal(got, st.want) {
 			t.Fatalf("after advancing to +%v: dispatched %v, want %v", clock.Now().Sub(t0), got, st.want)
 		}
@@ -214,7 +215,7 @@ func TestRealClockDispatchTiming(t *testing.T) {
 	s, c := start(t, faketasks.Options{PollInterval: 20 * time.Millisecond})
 	t0 := time.Now()
 	create(t, c, httpTask("", rec.srv.URL, t0.Add(300*time.Millisecond)))
-	waitEmpty(t, s)
+	wait(t, s.WaitEmpty)
 	got := rec.deliveries()
 	if len(got) != 1 {
 		t.Fatalf("got %d deliveries", len(got))
@@ -226,9 +227,7 @@ func TestRealClockDispatchTiming(t *testing.T) {
 
 func TestNamedTaskDedup(t *testing.T) {
 	t.Parallel()
-	clock := newFakeClock()
-	rec := newRecorder(t)
-	s, c := start(t, faketasks.Options{Clock: clock})
+	s, c, clock, rec := startOnFakeClock(t, faketasks.Options{})
 	ctx := t.Context()
 	isAlreadyExists := func(name string) {
 		t.Helper()
@@ -242,7 +241,7 @@ func TestNamedTaskDedup(t *testing.T) {
 	create(t, c, httpTask(queue+"/tasks/later", rec.srv.URL, clock.Now().Add(time.Hour)))
 	isAlreadyExists(queue + "/tasks/later")
 	create(t, c, httpTask(queue+"/tasks/done", rec.srv.URL, time.Time{}))
-	waitIdle(t, s)
+	wait(t, s.WaitIdle)
 	isAlreadyExists(queue + "/tasks/done")
 	create(t, c, httpTask(queue+"/tasks/gone", rec.srv.URL, clock.Now().Add(time.Hour)))
 	if err := c.DeleteTask(ctx, &cloudtaskspb.DeleteTaskRequest{Name: queue + "/tasks/gone"}); err != nil {
@@ -302,7 +301,7 @@ func TestHeadersAndOIDC(t *testing.T) {
 	task2.GetHttpRequest().AuthorizationHeader = &cloudtaskspb.HttpRequest_OidcToken{OidcToken: &cloudtaskspb.OidcToken{ServiceAccountEmail: "invoker@p.iam.gserviceaccount.com", Audience: "https://aud"}}
 	task2.GetHttpRequest().HttpMethod = cloudtaskspb.HttpMethod_PUT
 	create(t, c, task2)
-	waitEmpty(t, s)
+	wait(t, s.WaitEmpty)
 
 	got := map[string]delivery{}
 	for _, d := range rec.deliveries() {
@@ -347,7 +346,7 @@ func TestRetriesCarryPreviousResponse(t *testing.T) {
 	rec := newRecorder(t, 503, 429, 200)
 	s, c := start(t, faketasks.Options{MinBackoff: 10 * time.Millisecond, MaxBackoff: 40 * time.Millisecond})
 	create(t, c, httpTask(queue+"/tasks/r", rec.srv.URL, time.Time{}))
-	waitEmpty(t, s)
+	wait(t, s.WaitEmpty)
 	ds := rec.deliveries()
 	if len(ds) != 3 {
 		t.Fatalf("got %d deliveries, want 3", len(ds))
@@ -382,7 +381,7 @@ func TestGiveUpAfterMaxAttemptsWithBackoff(t *testing.T) {
 	t.Cleanup(h.Close)
 	s, c := start(t, faketasks.Options{MinBackoff: 20 * time.Millisecond, MaxBackoff: 80 * time.Millisecond, MaxAttempts: 5, PollInterval: 5 * time.Millisecond})
 	create(t, c, httpTask(queue+"/tasks/bad", h.URL, time.Time{}))
-	waitEmpty(t, s)
+	wait(t, s.WaitEmpty)
 	mu.Lock()
 	defer mu.Unlock()
 	if len(times) != 5 {
@@ -403,9 +402,7 @@ func TestGiveUpAfterMaxAttemptsWithBackoff(t *testing.T) {
 
 func TestDeleteBeforeDispatch(t *testing.T) {
 	t.Parallel()
-	clock := newFakeClock()
-	rec := newRecorder(t)
-	s, c := start(t, faketasks.Options{Clock: clock})
+	s, c, clock, rec := startOnFakeClock(t, faketasks.Options{})
 	ctx := t.Context()
 	name := queue + "/tasks/del"
 	create(t, c, httpTask(name, rec.srv.URL, clock.Now().Add(time.Hour)))
@@ -423,7 +420,7 @@ func TestDeleteBeforeDispatch(t *testing.T) {
 		t.Errorf("second DeleteTask: %v", err)
 	}
 	clock.Advance(2 * time.Hour)
-	waitIdle(t, s)
+	wait(t, s.WaitIdle)
 	time.Sleep(100 * time.Millisecond) // two poll intervals
 	if n := len(rec.deliveries()); n != 0 {
 		t.Errorf("deleted task dispatched %d times", n)
@@ -432,9 +429,7 @@ func TestDeleteBeforeDispatch(t *testing.T) {
 
 func TestListTasksPaging(t *testing.T) {
 	t.Parallel()
-	clock := newFakeClock()
-	rec := newRecorder(t)
-	_, c := start(t, faketasks.Options{Clock: clock})
+	_, c, clock, rec := startOnFakeClock(t, faketasks.Options{})
 	for i := 5; i > 0; i-- {
 		create(t, c, httpTask(queue+"/tasks/t"+strconv.Itoa(i), rec.srv.URL, clock.Now().Add(time.Duration(i)*time.Minute)))
 	}
@@ -481,7 +476,7 @@ func TestStrictQueuesAndRetryConfig(t *testing.T) {
 		t.Errorf("second CreateQueue: %v", err)
 	}
 	create(t, c, httpTask("", rec.srv.URL, time.Time{}))
-	waitEmpty(t, s)
+	wait(t, s.WaitEmpty)
 	if st := s.Stats(); st.Attempts != 2 || st.Failed != 1 {
 		t.Errorf("queue max_attempts 2: stats = %+v", st)
 	}
@@ -495,7 +490,7 @@ func TestDuplicateDeliveries(t *testing.T) {
 			rec := newRecorder(t)
 			s, c := start(t, faketasks.Options{DuplicateDeliveries: 3, DuplicateConcurrent: concurrent})
 			create(t, c, httpTask(queue+"/tasks/dup", rec.srv.URL, time.Time{}))
-			waitEmpty(t, s)
+			wait(t, s.WaitEmpty)
 			ds := rec.deliveries()
 			if len(ds) != 3 {
 				t.Fatalf("%d deliveries, want 3", len(ds))
@@ -543,7 +538,7 @@ func TestMaxConcurrentAndDeadline(t *testing.T) {
 	hang.DispatchDeadline = durationpb.New(100 * time.Millisecond)
 	create(t, c, hang)
 	start := time.Now()
-	waitEmpty(t, s)
+	wait(t, s.WaitEmpty)
 	if p := peak.Load(); p != 2 {
 		t.Errorf("peak concurrency %d, want 2", p)
 	}
@@ -565,7 +560,7 @@ func TestFaultDrop(t *testing.T) {
 		},
 	})
 	create(t, c, httpTask(queue+"/tasks/f", rec.srv.URL, time.Time{}))
-	waitEmpty(t, s)
+	wait(t, s.WaitEmpty)
 	ds := rec.deliveries()
 	if len(ds) != 1 || ds[0].header.Get("X-CloudTasks-TaskRetryCount") != "1" || ds[0].header.Get("X-CloudTasks-TaskPreviousResponse") != "" {
 		t.Fatalf("deliveries %v", ds)
@@ -591,7 +586,7 @@ func TestTokenErrorIsRetried(t *testing.T) {
 	task := httpTask("", rec.srv.URL, time.Time{})
 	task.GetHttpRequest().AuthorizationHeader = &cloudtaskspb.HttpRequest_OidcToken{OidcToken: &cloudtaskspb.OidcToken{ServiceAccountEmail: "a@b"}}
 	create(t, c, task)
-	waitEmpty(t, s)
+	wait(t, s.WaitEmpty)
 	if ds := rec.deliveries(); len(ds) != 1 || ds[0].header.Get("Authorization") != "Bearer ok" {
 		t.Errorf("deliveries %v", ds)
 	}
@@ -628,7 +623,7 @@ func TestNextDueAndBusy(t *testing.T) {
 		t.Error("not Busy with a task being dispatched")
 	}
 	close(release)
-	waitIdle(t, s)
+	wait(t, s.WaitIdle)
 	if s.Busy() || s.Pending() != 1 {
 		t.Errorf("Busy %v, Pending %d after the first task ran", s.Busy(), s.Pending())
 	}
@@ -639,16 +634,7 @@ func BenchmarkCreateAndDispatch(b *testing.B) {
 	h := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	defer h.Close()
 	ctx := b.Context()
-	s, err := faketasks.Start(ctx, "", faketasks.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
-	c, err := s.NewClient(ctx)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
+	s, c := start(b, faketasks.Options{})
 	for b.Loop() {
 		if _, err := c.CreateTask(ctx, &cloudtaskspb.CreateTaskRequest{Parent: queue, Task: httpTask("", h.URL, time.Time{})}); err != nil {
 			b.Fatal(err)
@@ -682,17 +668,17 @@ func TestPurgeAndSetDuplicateDeliveries(t *testing.T) {
 		t.Fatal(err)
 	}
 	close(release)
-	waitEmpty(t, s)
+	wait(t, s.WaitEmpty)
 	if n := calls.Load(); n != 1 {
 		t.Errorf("%d calls after Purge, want 1 (no retry)", n)
 	}
 
 	s.SetDuplicateDeliveries(3)
 	create(t, c, httpTask("", h.URL, time.Time{}))
-	waitEmpty(t, s)
+	wait(t, s.WaitEmpty)
 	s.SetDuplicateDeliveries(0)
 	create(t, c, httpTask("", h.URL, time.Time{}))
-	waitEmpty(t, s)
+	wait(t, s.WaitEmpty)
 	if n := calls.Load(); n != 1+3+1 {
 		t.Errorf("%d calls, want 5 (3 duplicated, then 1)", n)
 	}
@@ -718,7 +704,7 @@ func TestFaultGiveUp(t *testing.T) {
 	g.GetHttpRequest().Body = []byte(`{"user":"u"}`)
 	create(t, c, g)
 	create(t, c, httpTask(queue+"/tasks/ok", rec.srv.URL, time.Time{}))
-	waitEmpty(t, s)
+	wait(t, s.WaitEmpty)
 	if ds := rec.deliveries(); len(ds) != 1 || !strings.HasSuffix(ds[0].header.Get("X-CloudTasks-TaskName"), "ok") {
 		t.Fatalf("deliveries %v, want only the task that was not given up", ds)
 	}

@@ -56,21 +56,32 @@ func (s *Server) CreateQueue(_ context.Context, req *cloudtaskspb.CreateQueueReq
 	if _, ok := s.queues[q.GetName()]; ok {
 		return nil, status.Errorf(codes.AlreadyExists, "queue %s already exists", q.GetName())
 	}
-	q = proto.Clone(q).(*cloudtaskspb.Queue)
+	q = cloneQueue(q)
 	q.State = cloudtaskspb.Queue_RUNNING
 	s.queues[q.GetName()] = q
-	return proto.Clone(q).(*cloudtaskspb.Queue), nil
+	return cloneQueue(q), nil
+}
+
+// found answers f of the queue or task called name in m, with s.mu held, or NotFound as the real service
+// does for a name it does not know (a task that has run, failed for good or been deleted included).
+func found[V, R any](s *Server, m map[string]V, kind, name string, f func(V) R) (R, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := m[name]
+	if !ok {
+		var none R
+		return none, status.Errorf(codes.NotFound, "%s %s does not exist", kind, name)
+	}
+	return f(v), nil
+}
+
+func cloneQueue(q *cloudtaskspb.Queue) *cloudtaskspb.Queue {
+	return proto.Clone(q).(*cloudtaskspb.Queue)
 }
 
 // GetQueue returns a queue created explicitly or by a first CreateTask.
 func (s *Server) GetQueue(_ context.Context, req *cloudtaskspb.GetQueueRequest) (*cloudtaskspb.Queue, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	q, ok := s.queues[req.GetName()]
-	if !ok {
-		return nil, status.Errorf(codes.NotFound, "queue %s does not exist", req.GetName())
-	}
-	return proto.Clone(q).(*cloudtaskspb.Queue), nil
+	return found(s, s.queues, "queue", req.GetName(), cloneQueue)
 }
 
 // ListQueues lists the queues of a location (no paging).
@@ -80,7 +91,7 @@ func (s *Server) ListQueues(_ context.Context, req *cloudtaskspb.ListQueuesReque
 	resp := &cloudtaskspb.ListQueuesResponse{}
 	for name, q := range s.queues {
 		if strings.HasPrefix(name, req.GetParent()+"/queues/") {
-			resp.Queues = append(resp.Queues, proto.Clone(q).(*cloudtaskspb.Queue))
+			resp.Queues = append(resp.Queues, cloneQueue(q))
 		}
 	}
 	sort.Slice(resp.Queues, func(i, j int) bool { return resp.Queues[i].Name < resp.Queues[j].Name })
@@ -89,19 +100,15 @@ func (s *Server) ListQueues(_ context.Context, req *cloudtaskspb.ListQueuesReque
 
 // PurgeQueue deletes every task of the queue (their names stay taken).
 func (s *Server) PurgeQueue(_ context.Context, req *cloudtaskspb.PurgeQueueRequest) (*cloudtaskspb.Queue, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	q, ok := s.queues[req.GetName()]
-	if !ok {
-		return nil, status.Errorf(codes.NotFound, "queue %s does not exist", req.GetName())
-	}
-	for name, t := range s.tasks {
-		if t.queue == q.Name {
-			s.deleteLocked(name, t)
+	return found(s, s.queues, "queue", req.GetName(), func(q *cloudtaskspb.Queue) *cloudtaskspb.Queue {
+		for name, t := range s.tasks {
+			if t.queue == q.Name {
+				s.deleteLocked(name, t)
+			}
 		}
-	}
-	q.PurgeTime = timestamppb.New(s.opts.Clock.Now())
-	return proto.Clone(q).(*cloudtaskspb.Queue), nil
+		q.PurgeTime = timestamppb.New(s.opts.Clock.Now())
+		return cloneQueue(q)
+	})
 }
 
 // CreateTask accepts an HTTP task. A task without a name gets a generated one; a name seen before (even of
@@ -183,25 +190,17 @@ func (s *Server) CreateTask(_ context.Context, req *cloudtaskspb.CreateTaskReque
 
 // GetTask returns a live task (NotFound once it has run, failed for good or been deleted).
 func (s *Server) GetTask(_ context.Context, req *cloudtaskspb.GetTaskRequest) (*cloudtaskspb.Task, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	t, ok := s.tasks[req.GetName()]
-	if !ok {
-		return nil, status.Errorf(codes.NotFound, "task %s does not exist", req.GetName())
-	}
-	return viewOf(t.pb, req.GetResponseView()), nil
+	return found(s, s.tasks, "task", req.GetName(), func(t *task) *cloudtaskspb.Task {
+		return viewOf(t.pb, req.GetResponseView())
+	})
 }
 
 // DeleteTask deletes a live task. A dispatch in flight is not interrupted, but the task is not retried.
 func (s *Server) DeleteTask(_ context.Context, req *cloudtaskspb.DeleteTaskRequest) (*emptypb.Empty, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	t, ok := s.tasks[req.GetName()]
-	if !ok {
-		return nil, status.Errorf(codes.NotFound, "task %s does not exist", req.GetName())
-	}
-	s.deleteLocked(req.GetName(), t)
-	return &emptypb.Empty{}, nil
+	return found(s, s.tasks, "task", req.GetName(), func(t *task) *emptypb.Empty {
+		s.deleteLocked(req.GetName(), t)
+		return &emptypb.Empty{}
+	})
 }
 
 func (s *Server) deleteLocked(name string, t *task) {
