@@ -1,7 +1,6 @@
 package copyengine_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -9,15 +8,24 @@ import (
 
 	"cloud.google.com/go/storage"
 	"github.com/fsouza/fake-gcs-server/fakestorage"
+	"google.golang.org/api/iterator"
 	"google.golang.org/api/option"
 
 	"github.com/portability-pipeline/pipeline/shared/copyengine"
 	"github.com/portability-pipeline/pipeline/shared/copyengine/copyenginetest"
 )
 
-// newFakeGCS starts fake-gcs-server in process with one bucket and returns a
-// client for it. Keep objects small: it holds several copies of each.
-func newFakeGCS(t *testing.T) (*storage.Client, string) {
+// fakeGCS is fake-gcs-server in process with one bucket, and a GCSSink over it. Names and Data read the
+// bucket back with the storage client, not through the sink.
+type fakeGCS struct {
+	t      *testing.T
+	client *storage.Client
+	bucket string
+	sink   *copyengine.GCSSink
+}
+
+// newFakeGCS starts fake-gcs-server for the test. Keep objects small: it holds several copies of each.
+func newFakeGCS(t *testing.T) *fakeGCS {
 	t.Helper()
 	srv, err := fakestorage.NewServerWithOptions(fakestorage.Options{Scheme: "http", NoListener: true})
 	if err != nil {
@@ -31,86 +39,59 @@ func newFakeGCS(t *testing.T) (*storage.Client, string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { client.Close() })
-	return client, bucket
+	return &fakeGCS{t: t, client: client, bucket: bucket, sink: copyengine.NewGCSSink(client, bucket)}
 }
 
-func readObject(t *testing.T, client *storage.Client, bucket, name string) []byte {
-	t.Helper()
-	r, err := client.Bucket(bucket).Object(name).NewReader(context.Background())
+// Data reads an object; false when there is none of that name.
+func (g *fakeGCS) Data(name string) ([]byte, bool) {
+	g.t.Helper()
+	r, err := g.client.Bucket(g.bucket).Object(name).NewReader(context.Background())
+	if errors.Is(err, storage.ErrObjectNotExist) {
+		return nil, false
+	}
 	if err != nil {
-		t.Fatalf("read %s: %v", name, err)
+		g.t.Fatalf("read %s: %v", name, err)
 	}
 	defer r.Close()
 	b, err := io.ReadAll(r)
 	if err != nil {
-		t.Fatal(err)
+		g.t.Fatal(err)
 	}
-	return b
+	return b, true
 }
 
-func listObjects(t *testing.T, client *storage.Client, bucket string) []string {
-	t.Helper()
+// Names lists the bucket's objects.
+func (g *fakeGCS) Names() []string {
+	g.t.Helper()
 	var names []string
-	it := client.Bucket(bucket).Objects(context.Background(), nil)
+	it := g.client.Bucket(g.bucket).Objects(context.Background(), nil)
 	for {
 		a, err := it.Next()
+		if errors.Is(err, iterator.Done) {
+			return names
+		}
 		if err != nil {
-			break
+			g.t.Fatal(err)
 		}
 		names = append(names, a.Name)
 	}
-	return names
 }
 
 func TestGCSSink(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
-		name     string
-		size     int64
-		partSize int64
-		faults   copyenginetest.Faults
-		wantErr  error
-	}{
+	tests := []copyCase{
 		{name: "multi-chunk parts", size: 2<<20 + 300*kib + 7, partSize: 1 << 20},
 		{name: "tree of 40 parts", size: 40*16*kib - 1, partSize: 16 * kib},
 		{name: "zero bytes", size: 0, partSize: 1 << 20},
-		{name: "resume after cut", size: 1 << 20, partSize: 1 << 20, faults: copyenginetest.Faults{CutAfter: 300 * kib, CutTimes: 1}},
+		{name: "resume after cut", size: 1 << 20, partSize: 1 << 20, faults: copyenginetest.Faults{CutAfter: 300 * kib, CutTimes: 1}, wantResume: true},
 		{name: "corrupt byte", size: 1 << 20, partSize: 512 * kib, faults: copyenginetest.Faults{Corrupt: true, CorruptAt: 700 * kib}, wantErr: copyengine.ErrChecksumMismatch},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			client, bucket := newFakeGCS(t)
-			sink := copyengine.NewGCSSink(client, bucket)
-			sink.ChunkSize = 256 * kib // several chunks per part
-			src := copyenginetest.NewSource(tc.size, tc.faults)
-			defer src.Close()
-			res, _, err := run(t, src, sink, tc.partSize, 2, nil)
-			if tc.wantErr != nil {
-				if !errors.Is(err, tc.wantErr) {
-					t.Fatalf("error %v, want %v", err, tc.wantErr)
-				}
-				if names := listObjects(t, client, bucket); len(names) != 0 {
-					t.Errorf("objects left: %v", names)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got := readObject(t, client, bucket, res.Name); !bytes.Equal(got, copyenginetest.Bytes(0, tc.size)) {
-				t.Fatalf("final object differs (%d bytes, want %d)", len(got), tc.size)
-			}
-			a, err := client.Bucket(bucket).Object(res.Name).Attrs(context.Background())
-			if err != nil {
-				t.Fatal(err)
-			}
-			if a.CRC32C != src.CRC32C || a.ContentType != "application/zip" || a.Metadata["resource"] != "myactivity.search" {
-				t.Errorf("attrs crc %08x (want %08x) type %q metadata %v", a.CRC32C, src.CRC32C, a.ContentType, a.Metadata)
-			}
-			if names := listObjects(t, client, bucket); len(names) != 1 {
-				t.Errorf("temporaries left: %v", names)
-			}
+			g := newFakeGCS(t)
+			g.sink.ChunkSize = 256 * kib // several chunks per part
+			tc.check(t, g.sink, g, 2)
 		})
 	}
 }
@@ -118,8 +99,8 @@ func TestGCSSink(t *testing.T) {
 func TestGCSSinkIdempotentCompose(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	client, bucket := newFakeGCS(t)
-	sink := copyengine.NewGCSSink(client, bucket)
+	g := newFakeGCS(t)
+	sink := g.sink
 	size := int64(300 * kib)
 	src := copyenginetest.NewSource(size, copyenginetest.Faults{})
 	defer src.Close()
@@ -140,7 +121,7 @@ func TestGCSSinkIdempotentCompose(t *testing.T) {
 	if !second.AlreadyDone || second.CRC32C != first.CRC32C || second.Size != first.Size || second.CleanupErr != nil {
 		t.Errorf("first %+v second %+v", first, second)
 	}
-	if names := listObjects(t, client, bucket); len(names) != 1 {
+	if names := g.Names(); len(names) != 1 {
 		t.Errorf("objects %v", names)
 	}
 }
@@ -148,8 +129,7 @@ func TestGCSSinkIdempotentCompose(t *testing.T) {
 func TestGCSPartWriter(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	client, bucket := newFakeGCS(t)
-	sink := copyengine.NewGCSSink(client, bucket)
+	sink := newFakeGCS(t).sink
 	sink.ChunkSize = 256 * kib
 
 	// Abort after more than one chunk was sent: nothing is committed.

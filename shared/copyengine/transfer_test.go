@@ -72,18 +72,92 @@ func run(t *testing.T, src *copyenginetest.Source, sink copyengine.Sink, partSiz
 	return res, results, err
 }
 
+// copyCase is one copy through run: a source of size bytes with faults, copied in parts of partSize
+// (refreshing its URL when refresh is set), and what should come of it.
+type copyCase struct {
+	name       string
+	size       int64
+	partSize   int64
+	faults     copyenginetest.Faults
+	refresh    bool
+	wantErr    error
+	wantClass  copyengine.Class
+	wantResume bool
+}
+
+// stored is what a test reads back from a sink: the names of its objects and an object's content.
+type stored interface {
+	Names() []string
+	Data(name string) ([]byte, bool)
+}
+
+// check copies tc's source into sink, inFlight parts at a time, and checks the outcome in what the sink
+// stored: after a failure nothing; after a success only the final object, equal to the source, with its
+// checksum and attributes.
+func (tc copyCase) check(t *testing.T, sink copyengine.Sink, objects stored, inFlight int) {
+	t.Helper()
+	src := copyenginetest.NewSource(tc.size, tc.faults)
+	defer src.Close()
+	var refresh copyengine.RefreshFunc
+	rf := &refresher{src: src}
+	if tc.refresh {
+		refresh = rf.refresh
+	}
+	res, parts, err := run(t, src, sink, tc.partSize, inFlight, refresh)
+	if tc.wantErr != nil || tc.wantClass != 0 {
+		if err == nil {
+			t.Fatalf("no error, want %v / %v", tc.wantErr, tc.wantClass)
+		}
+		if tc.wantErr != nil && !errors.Is(err, tc.wantErr) {
+			t.Errorf("error %v, want %v", err, tc.wantErr)
+		}
+		if c := copyengine.Classify(err); tc.wantClass != 0 && c != tc.wantClass {
+			t.Errorf("class %v, want %v (%v)", c, tc.wantClass, err)
+		}
+		// Nothing committed: no final object, no part objects.
+		if names := objects.Names(); len(names) != 0 {
+			t.Errorf("objects left after failure: %v", names)
+		}
+		return
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, ok := objects.Data(res.Name)
+	if !ok {
+		t.Fatalf("no final object %s (have %v)", res.Name, objects.Names())
+	}
+	if !bytes.Equal(data, copyenginetest.Bytes(0, tc.size)) {
+		t.Fatalf("final object differs from the source (%d vs %d bytes)", len(data), tc.size)
+	}
+	if res.CRC32C != src.CRC32C || res.Size != tc.size {
+		t.Errorf("result %+v, want crc %08x size %d", res, src.CRC32C, tc.size)
+	}
+	if names := objects.Names(); len(names) != 1 {
+		t.Errorf("temporaries left: %v", names)
+	}
+	info, err := sink.Attrs(context.Background(), res.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.CRC32C != src.CRC32C || info.ContentType != "application/zip" || info.Metadata["resource"] != "myactivity.search" || info.Metadata["job"] != "job1" {
+		t.Errorf("attrs %+v, want crc %08x, type application/zip, metadata of resource and job", info, src.CRC32C)
+	}
+	resumes := 0
+	for _, p := range parts {
+		resumes += p.Resumes
+	}
+	if tc.wantResume != (resumes > 0) {
+		t.Errorf("resumes = %d, want resumes: %v", resumes, tc.wantResume)
+	}
+	if tc.refresh && rf.calls.Load() == 0 {
+		t.Errorf("URL never refreshed")
+	}
+}
+
 func TestCopyAndCompose(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
-		name       string
-		size       int64
-		partSize   int64
-		faults     copyenginetest.Faults
-		refresh    bool
-		wantErr    error
-		wantClass  copyengine.Class
-		wantResume bool
-	}{
+	tests := []copyCase{
 		{name: "multi-part", size: 3*256*kib + 123, partSize: 256 * kib},
 		{name: "one part", size: 1000, partSize: 256 * kib},
 		{name: "exact multiple", size: 4 * 64 * kib, partSize: 64 * kib},
@@ -103,61 +177,8 @@ func TestCopyAndCompose(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			src := copyenginetest.NewSource(tc.size, tc.faults)
-			defer src.Close()
 			sink := copyenginetest.NewMemSink()
-			var refresh copyengine.RefreshFunc
-			rf := &refresher{src: src}
-			if tc.refresh {
-				refresh = rf.refresh
-			}
-			res, parts, err := run(t, src, sink, tc.partSize, 3, refresh)
-			if tc.wantErr != nil || tc.wantClass != 0 {
-				if err == nil {
-					t.Fatalf("no error, want %v / %v", tc.wantErr, tc.wantClass)
-				}
-				if tc.wantErr != nil && !errors.Is(err, tc.wantErr) {
-					t.Errorf("error %v, want %v", err, tc.wantErr)
-				}
-				if c := copyengine.Classify(err); tc.wantClass != 0 && c != tc.wantClass {
-					t.Errorf("class %v, want %v (%v)", c, tc.wantClass, err)
-				}
-				// Nothing committed: no final object, no part objects.
-				if names := sink.Names(); len(names) != 0 {
-					t.Errorf("objects left after failure: %v", names)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			data, ok := sink.Data(res.Name)
-			if !ok {
-				t.Fatalf("no final object %s (have %v)", res.Name, sink.Names())
-			}
-			if !bytes.Equal(data, copyenginetest.Bytes(0, tc.size)) {
-				t.Fatalf("final object differs from the source (%d vs %d bytes)", len(data), tc.size)
-			}
-			if res.CRC32C != src.CRC32C || res.Size != tc.size {
-				t.Errorf("result %+v, want crc %08x size %d", res, src.CRC32C, tc.size)
-			}
-			if names := sink.Names(); len(names) != 1 {
-				t.Errorf("temporaries left: %v", names)
-			}
-			info, _ := sink.Attrs(context.Background(), res.Name)
-			if info.ContentType != "application/zip" || info.Metadata["job"] != "job1" {
-				t.Errorf("attrs %+v", info)
-			}
-			resumes := 0
-			for _, p := range parts {
-				resumes += p.Resumes
-			}
-			if tc.wantResume != (resumes > 0) {
-				t.Errorf("resumes = %d, want resumes: %v", resumes, tc.wantResume)
-			}
-			if tc.refresh && rf.calls.Load() == 0 {
-				t.Errorf("URL never refreshed")
-			}
+			tc.check(t, sink, sink, 3)
 		})
 	}
 }

@@ -73,3 +73,14 @@ func GenerateLocalKeyset() (string, error) {
 	}
 	return b.String(), nil
 }
+
+// GenerateLocal returns an AEAD over a new local keyset (GenerateLocalKeyset) and the keyset's JSON, for
+// another process that must open what it seals. Local stacks and tests only.
+func GenerateLocal() (Encrypter, string, error) {
+	ks, err := GenerateLocalKeyset()
+	if err != nil {
+		return nil, "", err
+	}
+	enc, err := NewLocalKeyset(ks)
+	return enc, ks, err
+}

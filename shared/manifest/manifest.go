@@ -197,7 +197,7 @@ func Describe(ctx context.Context, in Input) (Archive, []Service, error) {
 	if err != nil {
 		return a, nil, fmt.Errorf("read archive %d: %w", in.Index, err)
 	}
-	a.BytesRead = ra.BytesRead()
+	_, a.BytesRead = ra.Fetched()
 	return a, services, nil
 }
 

@@ -317,7 +317,7 @@ func TestReaderAt(t *testing.T) {
 	if n, err := ra.ReadAt(make([]byte, 10), int64(len(data)-4)); n != 4 || err != io.EOF {
 		t.Errorf("read past the end: %d, %v", n, err)
 	}
-	if ra.Requests() != r.reads || ra.BytesRead() != r.bytes {
-		t.Errorf("ReaderAt counts %d, %d; source %d, %d", ra.Requests(), ra.BytesRead(), r.reads, r.bytes)
+	if reads, n := ra.Fetched(); reads != r.reads || n != r.bytes {
+		t.Errorf("ReaderAt counts %d, %d; source %d, %d", reads, n, r.reads, r.bytes)
 	}
 }

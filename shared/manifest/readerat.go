@@ -71,18 +71,12 @@ func NewReaderAt(ctx context.Context, src Ranger, size int64) *ReaderAt {
 	return &ReaderAt{ctx: ctx, src: src, size: size, next: -1}
 }
 
-// Requests is the number of ranged reads made; BytesRead the bytes they fetched.
-func (r *ReaderAt) Requests() int {
+// Fetched is what was read from the source so far: the number of ranged reads made and the bytes they
+// fetched.
+func (r *ReaderAt) Fetched() (requests int, bytes int64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.reads
-}
-
-// BytesRead is the number of bytes fetched from the source.
-func (r *ReaderAt) BytesRead() int64 {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.bytes
+	return r.reads, r.bytes
 }
 
 // ReadAt implements io.ReaderAt.

@@ -29,7 +29,9 @@ type flakyIssuer struct {
 	failFirst  atomic.Int32 // the first failFirst discovery fetches fail, whatever the switch says
 }
 
-func newFlakyIssuer(t *testing.T) *flakyIssuer {
+// newFlakyIssuer starts an issuer, up, and returns it with a Verifier of the task calls it signs (issuer,
+// audience and email): a cold instance that has not fetched the discovery document yet.
+func newFlakyIssuer(t *testing.T) (*flakyIssuer, *oidcauth.Verifier) {
 	t.Helper()
 	is := &flakyIssuer{fake: fakeportability.New(fakeportability.Options{})}
 	h := is.fake.Handler()
@@ -50,7 +52,7 @@ func newFlakyIssuer(t *testing.T) *flakyIssuer {
 	}))
 	t.Cleanup(srv.Close)
 	is.url = srv.URL
-	return is
+	return is, oidcauth.New(is.url, audience, email)
 }
 
 func (is *flakyIssuer) token(t *testing.T) string {
@@ -95,8 +97,7 @@ func callTogether(v *oidcauth.Verifier, token string, n int) []int {
 // answered 503 (Cloud Tasks tries again), and once it is back the same instance admits valid tokens.
 func TestRecoversAfterIssuerOutage(t *testing.T) {
 	t.Parallel()
-	is := newFlakyIssuer(t)
-	v := oidcauth.New(is.url, audience, email)
+	is, v := newFlakyIssuer(t)
 	tok := is.token(t)
 
 	is.discovery.Store(true)
@@ -126,8 +127,7 @@ func TestRecoversAfterIssuerOutage(t *testing.T) {
 // during an outage): that is issuer trouble, not a bad token.
 func TestKeysDown(t *testing.T) {
 	t.Parallel()
-	is := newFlakyIssuer(t)
-	v := oidcauth.New(is.url, audience, email)
+	is, v := newFlakyIssuer(t)
 	is.keys.Store(true)
 	if got := call(v, is.token(t)); got != http.StatusServiceUnavailable {
 		t.Errorf("keys down: status %d, want 503", got)
@@ -142,9 +142,8 @@ func TestKeysDown(t *testing.T) {
 // run with -race. Every call gets 503 or 204, and once the issuer is up every call is admitted.
 func TestConcurrentFirstCalls(t *testing.T) {
 	t.Parallel()
-	is := newFlakyIssuer(t)
+	is, v := newFlakyIssuer(t)
 	is.failFirst.Store(1)
-	v := oidcauth.New(is.url, audience, email)
 	tok := is.token(t)
 
 	for i, got := range callTogether(v, tok, 32) {
@@ -161,8 +160,7 @@ func TestConcurrentFirstCalls(t *testing.T) {
 // fetching again in turn (an issuer that hangs would otherwise cost one timeout per queued task).
 func TestOutageSharesOneFetch(t *testing.T) {
 	t.Parallel()
-	is := newFlakyIssuer(t)
-	v := oidcauth.New(is.url, audience, email)
+	is, v := newFlakyIssuer(t)
 	tok := is.token(t)
 	is.discovery.Store(true)
 	for _, got := range callTogether(v, tok, 16) {
@@ -179,9 +177,8 @@ func TestOutageSharesOneFetch(t *testing.T) {
 // TestBadTokens: with the issuer up, every kind of bad token is 401, never 503.
 func TestBadTokens(t *testing.T) {
 	t.Parallel()
-	is := newFlakyIssuer(t)
-	other := newFlakyIssuer(t)
-	v := oidcauth.New(is.url, audience, email)
+	is, v := newFlakyIssuer(t)
+	other, _ := newFlakyIssuer(t)
 	wrongAud, err := is.fake.IDToken(is.url, email, "https://other.example/")
 	if err != nil {
 		t.Fatal(err)

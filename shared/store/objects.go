@@ -88,24 +88,15 @@ func (s *Store) RecopyObject(ctx context.Context, rid, name string, obj, attempt
 // whether change was applied.
 func (s *Store) inAttempt(ctx context.Context, rid, name string, obj, attempt int, change func(o *Object)) (*Object, bool, error) {
 	ref := s.object(rid, name, obj)
-	var out *Object
-	acted := false
-	err := s.fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
-		acted = false
-		o, err := get[Object](ctx, tx, ref)
-		if err != nil {
-			return err
-		}
-		out = o
+	out, acted, err := update(ctx, s.fs, ref, func(tx *firestore.Transaction, o *Object) (bool, error) {
 		if o.State != ObjCopying || o.Attempt != attempt {
-			return nil
+			return false, nil
 		}
-		acted = true
 		change(o)
 		if err := ObjectLifecycle.check(ObjCopying, o.State); err != nil {
-			return err
+			return true, err
 		}
-		return tx.Set(ref, o)
+		return true, tx.Set(ref, o)
 	})
 	if err == nil && acted {
 		logObject(ctx, rid, name, obj, ObjCopying, out.State, out.Attempt)

@@ -79,31 +79,23 @@ func (s *Store) claim(ctx context.Context, rid, name string, to ResourceState, w
 // transitions (RecordJob, Cooldown, EndJob, FailUnfinished...), which say their from-states once.
 func (s *Store) Transition(ctx context.Context, rid, name string, from []ResourceState, job string, apply func(r *Resource)) (bool, error) {
 	ref := s.resource(rid, name)
-	changed := false
 	var was ResourceState
-	var after *Resource
-	err := s.fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
-		changed = false
-		r, err := get[Resource](ctx, tx, ref)
-		if err != nil {
-			return err
-		}
+	after, changed, err := update(ctx, s.fs, ref, func(tx *firestore.Transaction, r *Resource) (bool, error) {
 		if !slices.Contains(from, r.State) || (job != "" && r.Job != job) {
-			return nil
+			return false, nil
 		}
-		was, after = r.State, r
+		was = r.State
 		apply(r)
 		if err := ResourceLifecycle.check(was, r.State); err != nil {
-			return err
+			return false, err
 		}
 		r.UpdatedAt = s.now()
-		changed = true
 		if !Terminal(was) && Terminal(r.State) {
 			if err := s.recordEvent(tx, resourceEvent(rid, name, r, nil)); err != nil {
-				return err
+				return true, err
 			}
 		}
-		return tx.Set(ref, r)
+		return true, tx.Set(ref, r)
 	})
 	if err == nil && changed {
 		logResource(ctx, rid, name, was, after)
@@ -364,15 +356,11 @@ func (s *Store) ReopenResource(ctx context.Context, rid, name, reason string) er
 // runs another job or is gone (a purge): the reconciler reads the field only of exporting resources.
 func (s *Store) NotePollDue(ctx context.Context, rid, name, job string, at time.Time) error {
 	ref := s.resource(rid, name)
-	err := s.fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
-		r, err := get[Resource](ctx, tx, ref)
-		if err != nil {
-			return err
-		}
+	_, _, err := update(ctx, s.fs, ref, func(tx *firestore.Transaction, r *Resource) (bool, error) {
 		if r.Job != job || r.State != ResExporting || !at.After(r.PollDue) {
-			return nil
+			return false, nil
 		}
-		return tx.Update(ref, []firestore.Update{{Path: FieldPollDue, Value: at}})
+		return true, tx.Update(ref, []firestore.Update{{Path: FieldPollDue, Value: at}})
 	})
 	if errors.Is(err, ErrNotFound) {
 		return nil

@@ -140,24 +140,17 @@ func (s *Store) ScheduleNextRound(ctx context.Context, prev *Round, at time.Time
 
 // BeginRound moves a scheduled round to exporting (idempotent).
 func (s *Store) BeginRound(ctx context.Context, rid string) error {
-	var begun *Round
-	err := s.fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
-		begun = nil
-		r, err := get[Round](ctx, tx, s.round(rid))
-		if err != nil {
-			return err
-		}
+	r, begun, err := update(ctx, s.fs, s.round(rid), func(tx *firestore.Transaction, r *Round) (bool, error) {
 		if r.State != RoundScheduled {
-			return nil
+			return false, nil
 		}
-		begun = r
 		if err := RoundLifecycle.check(r.State, RoundExporting); err != nil {
-			return err
+			return true, err
 		}
-		return tx.Update(s.round(rid), []firestore.Update{{Path: "state", Value: RoundExporting}})
+		return true, tx.Update(s.round(rid), []firestore.Update{{Path: "state", Value: RoundExporting}})
 	})
-	if err == nil && begun != nil {
-		logRound(ctx, begun, rid, RoundScheduled, RoundExporting)
+	if err == nil && begun {
+		logRound(ctx, r, rid, RoundScheduled, RoundExporting)
 	}
 	return err
 }
@@ -247,36 +240,26 @@ func (s *Store) MarkResetPublished(ctx context.Context, rid string) error {
 // live claim is not won.
 func (s *Store) ClaimRoundEnd(ctx context.Context, rid string, lease time.Duration) (*Round, bool, error) {
 	ref := s.round(rid)
-	var out *Round
-	won := false
-	err := s.fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
-		won = false
-		r, err := get[Round](ctx, tx, ref)
-		if err != nil {
-			return err
-		}
+	return update(ctx, s.fs, ref, func(tx *firestore.Transaction, r *Round) (bool, error) {
 		r.ID = rid
-		out = r
 		now := s.now()
 		if r.State != RoundComplete || now.Sub(r.ResetClaimedAt) < lease {
-			return nil
+			return false, nil
 		}
-		won = true
-		return tx.Update(ref, []firestore.Update{{Path: "resetClaimedAt", Value: now}})
+		return true, tx.Update(ref, []firestore.Update{{Path: "resetClaimedAt", Value: now}})
 	})
-	return out, won, err
 }
 
 // ReleaseRoundEnd gives up a claim of ClaimRoundEnd after a failure that a redelivery should retry at once
 // (Google's reset answered 5xx), so the next delivery need not wait out the lease.
 func (s *Store) ReleaseRoundEnd(ctx context.Context, rid string) error {
-	return s.fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
-		r, err := get[Round](ctx, tx, s.round(rid))
-		if err != nil || r.State != RoundComplete {
-			return err
+	_, _, err := update(ctx, s.fs, s.round(rid), func(tx *firestore.Transaction, r *Round) (bool, error) {
+		if r.State != RoundComplete {
+			return false, nil
 		}
-		return tx.Update(s.round(rid), []firestore.Update{{Path: "resetClaimedAt", Value: time.Time{}}})
+		return true, tx.Update(s.round(rid), []firestore.Update{{Path: "resetClaimedAt", Value: time.Time{}}})
 	})
+	return err
 }
 
 // CloseRound ends a round with an outcome; final also closes the user's grant (as EndGrant does, with the
@@ -300,21 +283,15 @@ func (s *Store) EndGrant(ctx context.Context, rid, outcome, ending, reason strin
 
 func (s *Store) closeRound(ctx context.Context, rid, outcome string, nextRoundAt time.Time, ending, reason string) error {
 	final := ending != ""
-	var closed *Round
 	var from RoundState
-	err := s.fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
-		closed = nil
-		r, err := get[Round](ctx, tx, s.round(rid))
-		if err != nil {
-			return err
-		}
+	closed, acted, err := update(ctx, s.fs, s.round(rid), func(tx *firestore.Transaction, r *Round) (bool, error) {
 		if r.State == RoundClosed {
-			return nil
+			return false, nil
 		}
 		if err := RoundLifecycle.check(r.State, RoundClosed); err != nil {
-			return err
+			return false, err
 		}
-		from, closed = r.State, r
+		from = r.State
 		r.Outcome = outcome
 		now := s.now()
 		ups := []firestore.Update{{Path: "state", Value: RoundClosed}, {Path: "outcome", Value: outcome}, {Path: "closedAt", Value: now}}
@@ -323,15 +300,15 @@ func (s *Store) closeRound(ctx context.Context, rid, outcome string, nextRoundAt
 		}
 		if final {
 			if err := tx.Update(s.fs.Collection(colUsers).Doc(r.User), []firestore.Update{{Path: "state", Value: "closed"}, {Path: "updatedAt", Value: now}}); err != nil && !notFound(err) {
-				return err
+				return true, err
 			}
 			if err := s.recordEvent(tx, outbox.GrantRecord(r.User, rid, r.Number, r.Access, ending, reason, now)); err != nil {
-				return err
+				return true, err
 			}
 		}
-		return tx.Update(s.round(rid), ups)
+		return true, tx.Update(s.round(rid), ups)
 	})
-	if err == nil && closed != nil {
+	if err == nil && acted {
 		logRound(ctx, closed, rid, from, RoundClosed)
 	}
 	return err

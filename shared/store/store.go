@@ -85,6 +85,25 @@ func get[T any](ctx context.Context, tx *firestore.Transaction, ref *firestore.D
 	return &v, nil
 }
 
+// update reads the document at ref in a transaction and hands it to change, which writes through tx when it
+// acts and reports whether it did. It returns the document as change left it and whether change acted, as
+// of the transaction's last attempt (Firestore runs the function again after a contention).
+func update[T any](ctx context.Context, fs *firestore.Client, ref *firestore.DocumentRef, change func(tx *firestore.Transaction, v *T) (bool, error)) (*T, bool, error) {
+	var out *T
+	acted := false
+	err := fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
+		acted = false
+		v, err := get[T](ctx, tx, ref)
+		if err != nil {
+			return err
+		}
+		out = v
+		acted, err = change(tx, v)
+		return err
+	})
+	return out, acted, err
+}
+
 // getNamed reads ref outside a transaction and gives the value its document's ID (name).
 func getNamed[T any](ctx context.Context, ref *firestore.DocumentRef, name func(v *T, docID string)) (*T, error) {
 	v, err := get[T](ctx, nil, ref)

@@ -58,11 +58,7 @@ func newEnv(t *testing.T) *env {
 	}
 	t.Cleanup(func() { fs.Close() })
 	e.fs = fs
-	ks, err := crypto.GenerateLocalKeyset()
-	if err != nil {
-		t.Fatal(err)
-	}
-	enc, err := crypto.NewLocalKeyset(ks)
+	enc, _, err := crypto.GenerateLocal()
 	if err != nil {
 		t.Fatal(err)
 	}
