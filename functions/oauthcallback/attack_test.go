@@ -114,8 +114,7 @@ func TestStatusLinkOtherBrowser(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	const user = "stlo-ana"
-	f.startGrant(user, "one-time", []string{"myactivity.search"}, nil)
-	link := f.statusLink(user, 5*time.Minute)
+	link := f.statusLinkToGrant(user)
 	ana, eve := f.newBrowser(), f.newBrowser()
 	rec := ana.do(http.MethodGet, "/status?"+link.Encode(), nil)
 	if rec.Code != http.StatusSeeOther || strings.Contains(rec.Header().Get("Location"), "sig=") {
@@ -138,8 +137,7 @@ func TestDeleteNeedsSession(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	const user = "dns-ana"
-	f.startGrant(user, "one-time", []string{"myactivity.search"}, nil)
-	link := f.statusLink(user, 5*time.Minute)
+	link := f.statusLinkToGrant(user)
 	confirmed, _ := url.ParseQuery(link.Encode())
 	confirmed.Set("confirm", "yes")
 	eve := f.newBrowser()

@@ -384,38 +384,59 @@ func TestStateBindsUser(t *testing.T) {
 	}
 }
 
-func TestVerifierProblems(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		name   string
-		sealed func(id string) []byte
-		code   int
-		text   string
-	}{
-		{"wrong verifier", func(id string) []byte {
-			b, _ := keyset.Encrypt(t.Context(), []byte(oauth2.GenerateVerifier()), []byte("pkce:"+id))
-			return b
-		}, http.StatusBadRequest, "Google did not accept this sign-in"},
-		{"verifier sealed for another state", func(id string) []byte {
-			b, _ := keyset.Encrypt(t.Context(), []byte(oauth2.GenerateVerifier()), []byte("pkce:other"))
-			return b
-		}, http.StatusServiceUnavailable, "Nothing was exported"},
-		{"missing verifier", func(string) []byte { return nil }, http.StatusServiceUnavailable, "Nothing was exported"},
-	}
+// callbackCase is one row of the callback tables: a person of their own fixture consents to
+// myactivity.search, before acts on what the callback will find, and the callback answers code with text.
+type callbackCase struct {
+	name   string
+	before func(f *fixture, cb string)
+	code   int
+	text   string
+	// after checks what the callback stored for user; nil: nothing.
+	after func(t *testing.T, f *fixture, user string)
+}
+
+// runCallbacks runs each case in parallel; a case's user is prefix, a dash and its name.
+func runCallbacks(t *testing.T, prefix string, tests []callbackCase) {
+	t.Helper()
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			f := newFixture(t)
-			user := "pkce-" + strings.ReplaceAll(tc.name, " ", "-")
+			user := prefix + "-" + strings.ReplaceAll(tc.name, " ", "-")
 			cb := f.flow(user, "one-time", []string{"myactivity.search"}, []string{"myactivity.search"})
-			id, _ := f.h.parseState(mustQuery(t, cb).Get("state"))
-			if _, err := fsClient.Collection("oauthStates").Doc(id).Update(f.ctx, []firestore.Update{{Path: "verifier", Value: tc.sealed(id)}}); err != nil {
-				t.Fatal(err)
-			}
+			tc.before(f, cb)
 			assertPage(t, f.do(http.MethodGet, cb, nil), tc.code, tc.text)
-			f.assertNothingStored(user)
+			if tc.after == nil {
+				f.assertNothingStored(user)
+				return
+			}
+			tc.after(t, f, user)
 		})
 	}
+}
+
+func TestVerifierProblems(t *testing.T) {
+	t.Parallel()
+	// seal replaces the PKCE verifier stored with the callback's state by what sealed gives for its ID.
+	seal := func(sealed func(id string) []byte) func(f *fixture, cb string) {
+		return func(f *fixture, cb string) {
+			id, _ := f.h.parseState(mustQuery(f.t, cb).Get("state"))
+			if _, err := fsClient.Collection("oauthStates").Doc(id).Update(f.ctx, []firestore.Update{{Path: "verifier", Value: sealed(id)}}); err != nil {
+				f.t.Fatal(err)
+			}
+		}
+	}
+	runCallbacks(t, "pkce", []callbackCase{
+		{name: "wrong verifier", before: seal(func(id string) []byte {
+			b, _ := keyset.Encrypt(t.Context(), []byte(oauth2.GenerateVerifier()), []byte("pkce:"+id))
+			return b
+		}), code: http.StatusBadRequest, text: "Google did not accept this sign-in"},
+		{name: "verifier sealed for another state", before: seal(func(id string) []byte {
+			b, _ := keyset.Encrypt(t.Context(), []byte(oauth2.GenerateVerifier()), []byte("pkce:other"))
+			return b
+		}), code: http.StatusServiceUnavailable, text: "Nothing was exported"},
+		{name: "missing verifier", before: seal(func(string) []byte { return nil }), code: http.StatusServiceUnavailable, text: "Nothing was exported"},
+	})
 }
 
 func TestConsentDenied(t *testing.T) {
@@ -433,21 +454,17 @@ func TestConsentDenied(t *testing.T) {
 
 func TestTokenForOtherScopes(t *testing.T) {
 	t.Parallel()
-	for name, extra := range map[string]string{
-		"openid":                      "openid https://www.googleapis.com/auth/userinfo.email",
-		"portability scope not asked": resources.Scope("maps.reviews"),
-		"other API":                   "https://www.googleapis.com/auth/drive",
-	} {
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			f := newFixture(t)
+	// granting adds extra to the scopes the token endpoint says it granted.
+	granting := func(extra string) func(f *fixture, cb string) {
+		return func(f *fixture, cb string) {
 			f.tamperToken = func(m map[string]any) { m["scope"] = m["scope"].(string) + " " + extra }
-			user := "scope-" + strings.ReplaceAll(name, " ", "-")
-			cb := f.flow(user, "one-time", []string{"myactivity.search"}, []string{"myactivity.search"})
-			assertPage(t, f.do(http.MethodGet, cb, nil), http.StatusBadRequest, "did not ask for")
-			f.assertNothingStored(user)
-		})
+		}
 	}
+	runCallbacks(t, "scope", []callbackCase{
+		{name: "openid", before: granting("openid https://www.googleapis.com/auth/userinfo.email"), code: http.StatusBadRequest, text: "did not ask for"},
+		{name: "portability scope not asked", before: granting(resources.Scope("maps.reviews")), code: http.StatusBadRequest, text: "did not ask for"},
+		{name: "other API", before: granting("https://www.googleapis.com/auth/drive"), code: http.StatusBadRequest, text: "did not ask for"},
+	})
 }
 
 func TestRunningRound(t *testing.T) {
@@ -531,71 +548,48 @@ func TestScopeBatching(t *testing.T) {
 	}
 }
 
-func TestPublishRetries(t *testing.T) {
+// TestCallbackDependencyFails: the callback's publish of the initiate request and its access check at
+// Google are retried; past the retries the person is told what happened, and what was stored says so:
+// the round, ready for a replay, once the permission is recorded; nothing before.
+func TestCallbackDependencyFails(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
-		name      string
-		failFirst int
-		code      int
-		text      string
-		published int
-	}{
-		{"transient", 2, http.StatusOK, "Your export has started", 1},
-		{"down", -1, http.StatusInternalServerError, "Your permission was recorded", 0},
+	publishFails := func(first int) func(f *fixture, cb string) {
+		return func(f *fixture, cb string) { f.pub.failFirst = first }
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			f := newFixture(t)
-			f.pub.failFirst = tc.failFirst
-			user := "pub-" + tc.name
-			cb := f.flow(user, "one-time", []string{"myactivity.search"}, []string{"myactivity.search"})
-			assertPage(t, f.do(http.MethodGet, cb, nil), tc.code, tc.text)
-			if n := len(f.pub.messages()); n != tc.published {
-				t.Errorf("published %d, want %d", n, tc.published)
+	checkFails := func(count int) func(f *fixture, cb string) {
+		return func(f *fixture, cb string) {
+			if err := f.fake.InjectFault(fakeportability.Fault{Method: fakeportability.MethodCheck, Status: 503, Count: count}); err != nil {
+				f.t.Fatal(err)
 			}
-			// Either way the round is recorded with its resource pending, ready for a replay.
+		}
+	}
+	// recorded: the round is recorded with its resource pending, ready for a replay, after published
+	// initiate requests; with none, an ERROR log names the round for the operator's replay.
+	recorded := func(published int) func(t *testing.T, f *fixture, user string) {
+		return func(t *testing.T, f *fixture, user string) {
+			if n := len(f.pub.messages()); n != published {
+				t.Errorf("published %d, want %d", n, published)
+			}
 			r, err := f.env.Store.GetRound(f.ctx, store.RoundID(user, 1))
 			if err != nil || r.State != store.RoundExporting {
 				t.Fatalf("round %+v %v", r, err)
 			}
-			if tc.published == 0 {
-				logs := f.logs.String()
-				if !strings.Contains(logs, `"severity":"ERROR"`) || !strings.Contains(logs, `"round":"`+store.RoundID(user, 1)+`"`) ||
-					!strings.Contains(logs, "replay-initiate") {
-					t.Errorf("no ERROR log naming the round:\n%s", logs)
-				}
+			if published > 0 {
+				return
 			}
-		})
-	}
-}
-
-func TestAccessCheckFails(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		name  string
-		count int
-		code  int
-		text  string
-	}{
-		{"transient", 1, http.StatusOK, "Your export has started"},
-		{"down", 10, http.StatusBadGateway, "Google could not be reached"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			f := newFixture(t)
-			user := "check-" + tc.name
-			cb := f.flow(user, "one-time", []string{"myactivity.search"}, []string{"myactivity.search"})
-			if err := f.fake.InjectFault(fakeportability.Fault{Method: fakeportability.MethodCheck, Status: 503, Count: tc.count}); err != nil {
-				t.Fatal(err)
+			logs := f.logs.String()
+			if !strings.Contains(logs, `"severity":"ERROR"`) || !strings.Contains(logs, `"round":"`+store.RoundID(user, 1)+`"`) ||
+				!strings.Contains(logs, "replay-initiate") {
+				t.Errorf("no ERROR log naming the round:\n%s", logs)
 			}
-			assertPage(t, f.do(http.MethodGet, cb, nil), tc.code, tc.text)
-			if tc.code != http.StatusOK {
-				f.assertNothingStored(user)
-			}
-		})
+		}
 	}
+	runCallbacks(t, "dep", []callbackCase{
+		{name: "publish transient", before: publishFails(2), code: http.StatusOK, text: "Your export has started", after: recorded(1)},
+		{name: "publish down", before: publishFails(-1), code: http.StatusInternalServerError, text: "Your permission was recorded", after: recorded(0)},
+		{name: "check transient", before: checkFails(1), code: http.StatusOK, text: "Your export has started", after: recorded(1)},
+		{name: "check down", before: checkFails(10), code: http.StatusBadGateway, text: "Google could not be reached"},
+	})
 }
 
 // --- small helpers -------------------------------------------------------------------------------

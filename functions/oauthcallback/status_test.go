@@ -37,6 +37,14 @@ func (f *fixture) startGrant(user, access string, granted, notGranted []string) 
 	return r
 }
 
+// statusLinkToGrant records a one-time grant of myactivity.search for user and signs a status link to
+// it, valid five minutes.
+func (f *fixture) statusLinkToGrant(user string) url.Values {
+	f.t.Helper()
+	f.startGrant(user, store.AccessOneTime, []string{"myactivity.search"}, nil)
+	return f.statusLink(user, 5*time.Minute)
+}
+
 // set moves a resource to a state, whatever its state was: it writes the document directly, past the
 // lifecycle the store enforces, since a page test needs each state without walking the steps to it.
 func (f *fixture) set(rid, name string, apply func(r *store.Resource)) {
@@ -67,8 +75,7 @@ func (f *fixture) openStatus(user string) *browser {
 func TestStatusLink(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	f.startGrant("stl-ana", store.AccessOneTime, []string{"myactivity.search"}, nil)
-	good := f.statusLink("stl-ana", 5*time.Minute)
+	good := f.statusLinkToGrant("stl-ana")
 	edit := func(k, val string) url.Values {
 		c, _ := url.ParseQuery(good.Encode())
 		c.Set(k, val)

@@ -2,6 +2,7 @@ package pipelinetest
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sync"
 	"time"
@@ -19,6 +20,22 @@ type Delivery struct {
 	Tries int
 	// Copy marks a duplicate delivery of a message delivered already.
 	Copy bool
+}
+
+// At is where d goes: its topic, or its task's URL.
+func (d *Delivery) At() string {
+	if d.Task != nil {
+		return d.Task.URL
+	}
+	return d.Topic
+}
+
+// Body is what the step at d.At() is handed: the message's data, or the task's body in JSON.
+func (d *Delivery) Body() ([]byte, error) {
+	if d.Task != nil {
+		return json.Marshal(d.Task.Body)
+	}
+	return d.Data, nil
 }
 
 // Bus stands in for Pub/Sub and Cloud Tasks in unit tests: it records what the steps publish and

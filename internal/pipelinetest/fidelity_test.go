@@ -20,18 +20,6 @@ func TestProductionAnswers(t *testing.T) {
 	bothIn := func(s store.ResourceState) map[string]store.ResourceState {
 		return map[string]store.ResourceState{a: s, b: s}
 	}
-	// atFirst runs fn before the first delivery that matches (a transfer part, or a task).
-	atFirst := func(topic string, fn func(h *pipelinetest.Harness)) func(h *pipelinetest.Harness) func(d *pipelinetest.Delivery) {
-		return func(h *pipelinetest.Harness) func(d *pipelinetest.Delivery) {
-			done := false
-			return func(d *pipelinetest.Delivery) {
-				if !done && d.Topic == topic {
-					done = true
-					fn(h)
-				}
-			}
-		}
-	}
 	fault := func(t *testing.T, h *pipelinetest.Harness, f fakeportability.Fault) {
 		t.Helper()
 		f.User = "u"
@@ -40,7 +28,6 @@ func TestProductionAnswers(t *testing.T) {
 	dl := func(d fakeportability.DownloadFault) fakeportability.Fault {
 		return fakeportability.Fault{Download: &d}
 	}
-	expireURLs := func(h *pipelinetest.Harness) { h.Fake.Clock().Advance(7 * time.Hour) }
 	runScenarios(t, []string{a, b}, []tableCase{
 		{
 			name:   "expired URLs answered 403 ExpiredToken (the older answer)",

@@ -6,7 +6,6 @@ package pipelinetest
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -309,25 +308,26 @@ func (h *Harness) Later(d time.Duration) time.Time {
 	return now.Add(d)
 }
 
-// deliver hands one message or task to the step the routing table names for its topic or URL, as the
-// functions framework would.
+// deliver hands one message or task to its step, as the functions framework would; a dropped message is
+// delivered (acknowledged).
 func (h *Harness) deliver(d *Delivery) error {
-	ctx := logging.WithLogger(h.Ctx, h.Env.Log)
-	at, body := d.Topic, d.Data
-	if d.Task != nil {
-		var err error
-		if body, err = json.Marshal(d.Task.Body); err != nil {
-			h.T.Fatalf("task body: %v", err)
-		}
-		at = d.Task.URL
+	body, err := d.Body()
+	if err != nil {
+		h.T.Fatalf("task body: %v", err)
 	}
-	step, ok := h.steps[at]
-	if !ok {
-		h.T.Fatalf("no step for delivery %+v", d)
-	}
-	err := step(ctx, body)
+	err = h.Step(d.At())(logging.WithLogger(h.Ctx, h.Env.Log), body)
 	if errors.Is(err, handler.ErrDrop) {
 		return nil
 	}
 	return err
+}
+
+// Step is the step the routing table names for a topic or task URL, built for this harness. It returns
+// what the step returns, a dropped message's handler.ErrDrop too (a test hands it a message of its own).
+func (h *Harness) Step(at string) func(ctx context.Context, body []byte) error {
+	step, ok := h.steps[at]
+	if !ok {
+		h.T.Fatalf("no step for %q", at)
+	}
+	return step
 }

@@ -16,46 +16,35 @@ import (
 // hand-off, or the resource would stay "exporting" forever.
 func TestNothingLostWhenAHandOffFails(t *testing.T) {
 	t.Parallel()
-	for _, tc := range []struct {
-		name string
-		set  func(h *pipelinetest.Harness)
-	}{
-		{"job started publish fails", func(h *pipelinetest.Harness) { h.Bus.FailPublish["archive-jobs"] = 1 }},
-		{"retried job's first check fails to schedule", func(h *pipelinetest.Harness) {
-			if err := h.Fake.InjectFault(fakeportability.Fault{Resource: "myactivity.search", FailNextJobs: 1}); err != nil {
-				h.T.Fatal(err)
-			}
-			first, failed := "", false
-			h.Bus.EnqueueHook = func(t tasks.Task) error {
-				c, ok := t.Body.(messages.PollCheck)
-				if !ok {
+	a := "myactivity.search"
+	done := map[string]store.ResourceState{a: store.ResDone}
+	runScenarios(t, []string{a}, []tableCase{
+		{
+			name:   "job started publish fails",
+			before: func(t *testing.T, h *pipelinetest.Harness) { h.Bus.FailPublish["archive-jobs"] = 1 },
+			want:   want{states: done, calls: map[string]int{"reset": 1}, verify: true},
+		},
+		{
+			name: "retried job's first check fails to schedule",
+			before: func(t *testing.T, h *pipelinetest.Harness) {
+				inject(t, h, fakeportability.Fault{Resource: a, FailNextJobs: 1})
+				first, failed := "", false
+				h.Bus.EnqueueHook = func(t tasks.Task) error {
+					c, ok := t.Body.(messages.PollCheck)
+					if !ok {
+						return nil
+					}
+					if first == "" {
+						first = c.Job
+					}
+					if c.Job != first && !failed {
+						failed = true
+						return errors.New("create task: injected failure")
+					}
 					return nil
 				}
-				if first == "" {
-					first = c.Job
-				}
-				if c.Job != first && !failed {
-					failed = true
-					return errors.New("create task: injected failure")
-				}
-				return nil
-			}
-		}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			h := pipelinetest.New(t, pipelinetest.Options{})
-			round := h.Consent("u", []string{"myactivity.search"}, "one-time")
-			tc.set(h)
-			h.Run(500)
-			r, err := h.Env.Store.GetResource(h.Ctx, round, "myactivity.search")
-			if err != nil {
-				t.Fatal(err)
-			}
-			if r.State != store.ResDone {
-				t.Fatalf("resource %s (%s), want done", r.State, r.Reason)
-			}
-			h.VerifyExports("u")
-		})
-	}
+			},
+			want: want{states: done, calls: map[string]int{"retry": 1, "reset": 1}, verify: true},
+		},
+	})
 }

@@ -1,7 +1,7 @@
 package pipelinetest_test
 
 import (
-	"context"
+	"encoding/json"
 	"errors"
 	"reflect"
 	"strings"
@@ -10,15 +10,11 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/portability-pipeline/pipeline"
 	"github.com/portability-pipeline/pipeline/emulator-test/fakeportability"
-	"github.com/portability-pipeline/pipeline/functions/initiate"
-	"github.com/portability-pipeline/pipeline/functions/poll"
-	"github.com/portability-pipeline/pipeline/functions/reset"
-	"github.com/portability-pipeline/pipeline/functions/transfer"
 	"github.com/portability-pipeline/pipeline/internal/pipelinetest"
 	"github.com/portability-pipeline/pipeline/shared/handler"
 	"github.com/portability-pipeline/pipeline/shared/logging"
-	"github.com/portability-pipeline/pipeline/shared/messages"
 	"github.com/portability-pipeline/pipeline/shared/store"
 )
 
@@ -29,53 +25,13 @@ import (
 // Alice's own round must still finish as if the message had never come.
 func TestStepsRefuseAnotherUsersRound(t *testing.T) {
 	t.Parallel()
-	type forgery func(ctx context.Context, h *pipelinetest.Harness, d *pipelinetest.Delivery, user string) (bool, error)
-	for _, step := range []struct {
-		name  string
-		forge forgery
-	}{
-		{"initiate", func(ctx context.Context, h *pipelinetest.Harness, d *pipelinetest.Delivery, user string) (bool, error) {
-			var m messages.InitiateRequest
-			if !decoded(d, h.Env.Config.Topics.Initiate, &m) {
-				return false, nil
-			}
-			m.User = user
-			return true, must(initiate.New(h.Env)).Round(ctx, &m)
-		}},
-		{"poll", func(ctx context.Context, h *pipelinetest.Harness, d *pipelinetest.Delivery, user string) (bool, error) {
-			if d.Task == nil || d.Task.URL != pipelinetest.PollURL {
-				return false, nil
-			}
-			m := d.Task.Body.(messages.PollCheck)
-			m.User = user
-			return true, must(poll.New(h.Env)).Check(ctx, &m)
-		}},
-		{"poll start", func(ctx context.Context, h *pipelinetest.Harness, d *pipelinetest.Delivery, user string) (bool, error) {
-			var m messages.JobStarted
-			if !decoded(d, h.Env.Config.Topics.Jobs, &m) {
-				return false, nil
-			}
-			m.User = user
-			return true, must(poll.New(h.Env)).Start(ctx, &m)
-		}},
-		{"transfer", func(ctx context.Context, h *pipelinetest.Harness, d *pipelinetest.Delivery, user string) (bool, error) {
-			var m messages.TransferPart
-			if !decoded(d, h.Env.Config.Topics.Transfer, &m) {
-				return false, nil
-			}
-			m.User = user
-			return true, must(transfer.New(h.Env)).Part(ctx, &m)
-		}},
-		{"reset", func(ctx context.Context, h *pipelinetest.Harness, d *pipelinetest.Delivery, user string) (bool, error) {
-			var m messages.ResetRequest
-			if !decoded(d, h.Env.Config.Topics.Reset, &m) {
-				return false, nil
-			}
-			m.User = user
-			return true, must(reset.New(h.Env)).Round(ctx, &m)
-		}},
-	} {
-		t.Run(step.name, func(t *testing.T) {
+	// Each step by its entry point in the routing table, which names the topic or task URL reaching it.
+	for _, entry := range []string{"Initiate", "PollTask", "PollStart", "Transfer", "Reset"} {
+		step, ok := pipeline.RouteOf(entry)
+		if !ok {
+			t.Fatalf("no route %s", entry)
+		}
+		t.Run(entry, func(t *testing.T) {
 			t.Parallel()
 			h := pipelinetest.New(t, pipelinetest.Options{Fake: fakeportability.Options{URLsPerJob: 1, ArchiveSize: 1<<20 + 99}})
 			ctx := logging.WithLogger(h.Ctx, h.Env.Log)
@@ -83,15 +39,12 @@ func TestStepsRefuseAnotherUsersRound(t *testing.T) {
 			round := h.Consent("alice", three, "one-time")
 			forged := false
 			h.BeforeDeliver = func(d *pipelinetest.Delivery) {
-				if forged || userOf(d) != "alice" {
-					return
-				}
-				before := snapshot(t, h, round)
-				ok, err := step.forge(ctx, h, d, "mallory")
-				if !ok {
+				if forged || d.At() != step.Name(h.Env.Config) || userOf(d) != "alice" {
 					return
 				}
 				forged = true
+				before := snapshot(t, h, round)
+				err := h.Step(d.At())(ctx, naming(t, d, "mallory"))
 				if !errors.Is(err, handler.ErrDrop) || !strings.Contains(err.Error(), "another user") {
 					t.Errorf("message naming mallory for alice's round: %v, want it dropped as another user's", err)
 				}
@@ -129,9 +82,26 @@ func TestStepsRefuseAnotherUsersRound(t *testing.T) {
 	}
 }
 
-// decoded decodes a delivery on topic into m.
-func decoded(d *pipelinetest.Delivery, topic string, m messages.Validator) bool {
-	return d.Topic == topic && messages.Decode(d.Data, m) == nil
+// naming is the body of d's message with user in its "user" field: a crossed or forged copy.
+func naming(t *testing.T, d *pipelinetest.Delivery, user string) []byte {
+	t.Helper()
+	body, err := d.Body()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(body, &m); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := m["user"]; !ok {
+		t.Fatalf("message without a user: %s", body)
+	}
+	m["user"], _ = json.Marshal(user)
+	forged, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return forged
 }
 
 // giveToken stores a valid token for user at the fake and in the token store, without any round.
@@ -186,14 +156,6 @@ func snapshot(t *testing.T, h *pipelinetest.Harness, round string) state {
 	}
 	for _, o := range h.Objects("") {
 		s.Names = append(s.Names, o.Name)
-	}
-	return s
-}
-
-// must returns a step built with a harness's dependencies (which has all of them).
-func must[S any](s S, err error) S {
-	if err != nil {
-		panic(err)
 	}
 	return s
 }

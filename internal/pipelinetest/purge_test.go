@@ -78,10 +78,7 @@ func TestPurgeUnknownUser(t *testing.T) {
 
 // userOf is the user a delivery is about.
 func userOf(d *pipelinetest.Delivery) string {
-	data := d.Data
-	if d.Task != nil {
-		data, _ = json.Marshal(d.Task.Body)
-	}
+	data, _ := d.Body()
 	var m struct{ User string }
 	json.Unmarshal(data, &m)
 	return m.User

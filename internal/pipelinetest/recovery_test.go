@@ -129,3 +129,11 @@ func TestInitiateLiveClaim(t *testing.T) {
 		t.Errorf("%d job messages published", n)
 	}
 }
+
+// must returns a step built with a harness's dependencies (which has all of them).
+func must[S any](s S, err error) S {
+	if err != nil {
+		panic(err)
+	}
+	return s
+}

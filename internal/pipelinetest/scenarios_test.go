@@ -40,6 +40,19 @@ func TestScenarios(t *testing.T) {
 			}
 		}
 	}
+	// cooldown: a time-based grant of a, which another client exported just before, is initiated during
+	// the 24-hour cooldown (refused as fake answers it) and again when the cooldown ends.
+	cooldown := func(answer string, fake fakeportability.Options) tableCase {
+		return tableCase{
+			name:   "time-based cooldown honoured (" + answer + ")",
+			access: "time-based-30d",
+			fake:   fake,
+			env:    map[string]string{"TIME_BASED_HORIZON": "24h"},
+			before: startedElsewhere(true),
+			want: want{states: map[string]store.ResourceState{a: store.ResDone, b: store.ResDone}, initiates: map[string]int{a: 3, b: 1},
+				calls: map[string]int{"reset": 1}, verify: true},
+		}
+	}
 	runScenarios(t, []string{a, b}, []tableCase{
 		{
 			name: "job fails once and is retried",
@@ -81,23 +94,8 @@ func TestScenarios(t *testing.T) {
 			want: want{states: map[string]store.ResourceState{a: store.ResExhausted, b: store.ResDone}, reasonHas: map[string]string{a: "already exported"},
 				initiates: map[string]int{a: 2, b: 1}, calls: map[string]int{"reset": 1}},
 		},
-		{
-			name:   "time-based cooldown honoured (429 with timestamp_after_24hrs)",
-			access: "time-based-30d",
-			env:    map[string]string{"TIME_BASED_HORIZON": "24h"},
-			before: startedElsewhere(true),
-			want: want{states: map[string]store.ResourceState{a: store.ResDone, b: store.ResDone}, initiates: map[string]int{a: 3, b: 1},
-				calls: map[string]int{"reset": 1}, verify: true},
-		},
-		{
-			name:   "time-based cooldown honoured (FAILED_PRECONDITION, as documented)",
-			access: "time-based-30d",
-			fake:   fakeportability.Options{TimeBasedFailedPrecondition: true},
-			env:    map[string]string{"TIME_BASED_HORIZON": "24h"},
-			before: startedElsewhere(true),
-			want: want{states: map[string]store.ResourceState{a: store.ResDone, b: store.ResDone}, initiates: map[string]int{a: 3, b: 1},
-				calls: map[string]int{"reset": 1}, verify: true},
-		},
+		cooldown("429 with timestamp_after_24hrs", fakeportability.Options{}),
+		cooldown("FAILED_PRECONDITION, as documented", fakeportability.Options{TimeBasedFailedPrecondition: true}),
 		{
 			name:   "time-based grant over three rounds, then reset",
 			access: "time-based-30d",
@@ -106,17 +104,9 @@ func TestScenarios(t *testing.T) {
 				calls: map[string]int{"reset": 1}, rounds: 3, verify: true},
 		},
 		{
-			name: "signed URL expired before the transfer",
-			during: func(h *pipelinetest.Harness) func(d *pipelinetest.Delivery) {
-				done := false
-				return func(d *pipelinetest.Delivery) {
-					if !done && d.Topic == "transfer-parts" {
-						done = true
-						h.Fake.Clock().Advance(7 * time.Hour)
-					}
-				}
-			},
-			want: want{states: map[string]store.ResourceState{a: store.ResDone, b: store.ResDone}, calls: map[string]int{"reset": 1}, verify: true},
+			name:   "signed URL expired before the transfer",
+			during: atFirst("transfer-parts", expireURLs),
+			want:   want{states: map[string]store.ResourceState{a: store.ResDone, b: store.ResDone}, calls: map[string]int{"reset": 1}, verify: true},
 		},
 		{
 			name: "connection cut mid-body",
@@ -133,16 +123,8 @@ func TestScenarios(t *testing.T) {
 			want: want{states: map[string]store.ResourceState{a: store.ResDone, b: store.ResDone}, calls: map[string]int{"reset": 1}, verify: true},
 		},
 		{
-			name: "archive gone after 14 days",
-			during: func(h *pipelinetest.Harness) func(d *pipelinetest.Delivery) {
-				done := false
-				return func(d *pipelinetest.Delivery) {
-					if !done && d.Topic == "transfer-parts" {
-						done = true
-						h.Fake.Clock().Advance(15 * 24 * time.Hour)
-					}
-				}
-			},
+			name:   "archive gone after 14 days",
+			during: atFirst("transfer-parts", func(h *pipelinetest.Harness) { h.Fake.Clock().Advance(15 * 24 * time.Hour) }),
 			want: want{states: map[string]store.ResourceState{a: store.ResFailed, b: store.ResFailed}, reasonHas: map[string]string{a: "no longer available"},
 				calls: map[string]int{"reset": 1}},
 		},
@@ -163,16 +145,10 @@ func TestScenarios(t *testing.T) {
 			// Found by the chaos run: a transfer that needed fresh URLs after the consent ended retried
 			// forever (the state call is refused) instead of ending the resource.
 			name: "consent revoked mid-transfer, then the signed URLs expire",
-			during: func(h *pipelinetest.Harness) func(d *pipelinetest.Delivery) {
-				done := false
-				return func(d *pipelinetest.Delivery) {
-					if !done && d.Topic == "transfer-parts" {
-						done = true
-						h.Fake.RevokeUser("u")
-						h.Fake.Clock().Advance(7 * time.Hour)
-					}
-				}
-			},
+			during: atFirst("transfer-parts", func(h *pipelinetest.Harness) {
+				h.Fake.RevokeUser("u")
+				expireURLs(h)
+			}),
 			want: want{states: map[string]store.ResourceState{a: store.ResFailed, b: store.ResFailed}, reasonHas: map[string]string{a: "no longer accepts"}},
 		},
 		{
@@ -235,6 +211,22 @@ func runScenarios(t *testing.T, resources []string, tests []tableCase) {
 		})
 	}
 }
+
+// atFirst runs fn before the first delivery on topic (a row's during).
+func atFirst(topic string, fn func(h *pipelinetest.Harness)) func(h *pipelinetest.Harness) func(d *pipelinetest.Delivery) {
+	return func(h *pipelinetest.Harness) func(d *pipelinetest.Delivery) {
+		done := false
+		return func(d *pipelinetest.Delivery) {
+			if !done && d.Topic == topic {
+				done = true
+				fn(h)
+			}
+		}
+	}
+}
+
+// expireURLs moves the fake's clock past the life of the signed URLs it handed out (six hours).
+func expireURLs(h *pipelinetest.Harness) { h.Fake.Clock().Advance(7 * time.Hour) }
 
 func inject(t *testing.T, h *pipelinetest.Harness, f fakeportability.Fault) {
 	t.Helper()
