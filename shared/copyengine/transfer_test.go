@@ -46,7 +46,7 @@ func (r *refresher) refresh(ctx context.Context) (string, error) {
 }
 
 // run probes, plans, copies and composes like the transfer function does.
-func run(t *testing.T, src *copyenginetest.Source, sink copyengine.Sink, partSize int64, inFlight int, refresh copyengine.RefreshFunc) (copyengine.ObjectResult, []copyengine.PartResult, error) {
+func run(t *testing.T, src *copyenginetest.Source, sink copyengine.Sink, partSize int64, inFlight int, refresh copyengine.RefreshFunc, stall time.Duration) (copyengine.ObjectResult, []copyengine.PartResult, error) {
 	t.Helper()
 	ctx := context.Background()
 	u := src.SignedURL()
@@ -58,7 +58,9 @@ func run(t *testing.T, src *copyenginetest.Source, sink copyengine.Sink, partSiz
 	parts := copyengine.Plan(s.Size, copyengine.PlanOptions{PartSize: partSize})
 	prefix := copyengine.TempPrefix("u1", "u1~1", "myactivity.search", "job1", 0)
 	rs := copyengine.NewURLSource(nil, u, s.Size, refresh)
-	results, err := copyengine.CopyAll(ctx, rs, sink, parts, inFlight, fastOpts(prefix))
+	opts := fastOpts(prefix)
+	opts.StallTimeout = stall
+	results, err := copyengine.CopyAll(ctx, rs, sink, parts, inFlight, opts)
 	noSecret(t, err)
 	if err != nil {
 		return copyengine.ObjectResult{}, nil, err
@@ -103,7 +105,14 @@ func (tc copyCase) check(t *testing.T, sink copyengine.Sink, objects stored, inF
 	if tc.refresh {
 		refresh = rf.refresh
 	}
-	res, parts, err := run(t, src, sink, tc.partSize, inFlight, refresh)
+	// A stall is given up on after this long: briefly where the source stalls on purpose, otherwise long
+	// enough that a loaded machine (CI runs -race on 2 cores) never takes a slow scheduler for a stall and
+	// resumes a part nothing cut, which the resumes check below would report.
+	stall := 10 * time.Second
+	if tc.faults.StallTimes > 0 {
+		stall = fastOpts("").StallTimeout
+	}
+	res, parts, err := run(t, src, sink, tc.partSize, inFlight, refresh, stall)
 	if tc.wantErr != nil || tc.wantClass != 0 {
 		if err == nil {
 			t.Fatalf("no error, want %v / %v", tc.wantErr, tc.wantClass)
