@@ -40,11 +40,7 @@ func testMain(m *testing.M) int {
 		return 1
 	}
 	defer fsClient.Close()
-	ks, err := crypto.GenerateLocalKeyset()
-	if err == nil {
-		keyset, err = crypto.NewLocalKeyset(ks)
-	}
-	if err != nil {
+	if keyset, _, err = crypto.GenerateLocal(); err != nil {
 		fmt.Fprintln(os.Stderr, "keyset:", err)
 		return 1
 	}

@@ -109,11 +109,7 @@ func New(t testing.TB, opts Options) *Harness {
 	}
 	gcs.CreateBucketWithOpts(fakestorage.CreateBucketOpts{Name: Bucket})
 
-	keyset, err := crypto.GenerateLocalKeyset()
-	if err != nil {
-		t.Fatal(err)
-	}
-	enc, err := crypto.NewLocalKeyset(keyset)
+	enc, keyset, err := crypto.GenerateLocal()
 	if err != nil {
 		t.Fatal(err)
 	}
