@@ -16,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/felixge/httpsnoop"
 )
 
 // Client is a registered OAuth client.
@@ -227,47 +229,24 @@ func (s *Server) baseURL(r *http.Request) string {
 	return "http://" + r.Host
 }
 
-// statusRecorder keeps the status code for the request log.
-type statusRecorder struct {
-	http.ResponseWriter
-	code  int
-	bytes int64
-}
-
-func (r *statusRecorder) WriteHeader(code int) {
-	if r.code == 0 {
-		r.code = code
-	}
-	r.ResponseWriter.WriteHeader(code)
-}
-
-func (r *statusRecorder) Write(p []byte) (int, error) {
-	if r.code == 0 {
-		r.code = http.StatusOK
-	}
-	n, err := r.ResponseWriter.Write(p)
-	r.bytes += int64(n)
-	return n, err
-}
-
-func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
-
 // logRequests logs one line per request: method, path without query (queries carry codes, states and URL
 // signatures), status, size and duration.
 func (s *Server) logRequests(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		rec := &statusRecorder{ResponseWriter: w}
+		// Metrics fills in as the handler writes, so a download cut mid-body (a panic with
+		// http.ErrAbortHandler) still logs what it sent.
+		m := httpsnoop.Metrics{Code: http.StatusOK}
 		defer func() {
 			level := slog.LevelInfo
-			if rec.code >= 500 {
+			if m.Code >= 500 {
 				level = slog.LevelWarn
 			}
 			s.log.LogAttrs(r.Context(), level, "request",
-				slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Int("status", rec.code),
-				slog.Int64("bytes", rec.bytes), slog.Duration("duration", time.Since(start)))
+				slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Int("status", m.Code),
+				slog.Int64("bytes", m.Written), slog.Duration("duration", time.Since(start)))
 		}()
-		next.ServeHTTP(rec, r)
+		m.CaptureMetrics(w, func(w http.ResponseWriter) { next.ServeHTTP(w, r) })
 	})
 }
 

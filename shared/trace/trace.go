@@ -26,6 +26,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/felixge/httpsnoop"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -270,45 +271,14 @@ func Inject(ctx context.Context, carrier propagation.TextMapCarrier) { w3c.Injec
 func Serve(t *Tracer, name string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, span := t.StartRequest(r.Context(), name, r)
-		rec := &statusRecorder{ResponseWriter: w}
 		var err error
 		defer func() { span.End(ctx, err) }()
-		next.ServeHTTP(rec, r.WithContext(ctx))
-		span.span.SetAttributes(attribute.Int("http.response.status_code", rec.code()))
-		if rec.code() >= 500 {
-			err = errors.New(http.StatusText(rec.code()))
+		m := httpsnoop.CaptureMetrics(next, w, r.WithContext(ctx))
+		span.span.SetAttributes(attribute.Int("http.response.status_code", m.Code))
+		if m.Code >= 500 {
+			err = errors.New(http.StatusText(m.Code))
 		}
 	})
-}
-
-// statusRecorder remembers the status a handler answered.
-type statusRecorder struct {
-	http.ResponseWriter
-	status int
-}
-
-func (s *statusRecorder) WriteHeader(code int) {
-	if s.status == 0 {
-		s.status = code
-	}
-	s.ResponseWriter.WriteHeader(code)
-}
-
-func (s *statusRecorder) Write(b []byte) (int, error) {
-	if s.status == 0 {
-		s.status = http.StatusOK
-	}
-	return s.ResponseWriter.Write(b)
-}
-
-// Unwrap lets http.ResponseController reach the writer's Flush and deadlines.
-func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
-
-func (s *statusRecorder) code() int {
-	if s.status == 0 {
-		return http.StatusOK
-	}
-	return s.status
 }
 
 // cloudContext reads X-Cloud-Trace-Context (TRACE_ID[/SPAN_ID][;o=1]) when no traceparent came before it.
