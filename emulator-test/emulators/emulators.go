@@ -28,6 +28,11 @@ var (
 	ErrJavaMissing   = errors.New("java not found: the gcloud emulators need a Java runtime (11 or later) on PATH")
 )
 
+// ErrLocked is returned (wrapped) by Clear when the Firestore emulator answers 409 "Transaction lock
+// timeout": a transaction holds locks on documents to delete. One whose process was killed holds them
+// until the emulator expires it, so the caller may wait and try again.
+var ErrLocked = errors.New("documents locked by an open transaction")
+
 // Options configure an emulator. The zero value is usable.
 type Options struct {
 	// Port to listen on at 127.0.0.1 (0: a free port).

@@ -116,6 +116,48 @@ func TestFirestoreClear(t *testing.T) {
 	}
 }
 
+// A transaction that holds a document (as one of a function process killed mid-transaction does, until
+// the emulator expires it) makes Clear answer ErrLocked, which the stack waits out; once it ends, Clear
+// goes through.
+func TestFirestoreClearLockedByOpenTransaction(t *testing.T) {
+	need(t)
+	ctx := t.Context()
+	c := client(t, firestore.NewClient)
+	defer c.Close()
+	doc := c.Collection("users").Doc("locked")
+	if _, err := doc.Create(ctx, map[string]any{"state": "active"}); err != nil {
+		t.Fatal(err)
+	}
+	held, release := make(chan struct{}), make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- c.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
+			if _, err := tx.Get(doc); err != nil {
+				return err
+			}
+			select {
+			case held <- struct{}{}:
+			default: // a retried attempt: the test has moved on
+			}
+			<-release
+			return nil
+		}, firestore.MaxAttempts(1))
+	}()
+	<-held
+	err := fs.Clear(ctx, project)
+	close(release)
+	if !errors.Is(err, emulators.ErrLocked) {
+		t.Fatalf("Clear while a transaction holds a document: %v, want ErrLocked", err)
+	}
+	<-done
+	if err := fs.Clear(ctx, project); err != nil {
+		t.Fatalf("Clear once the transaction ended: %v", err)
+	}
+	if _, err := doc.Get(ctx); status.Code(err) != codes.NotFound {
+		t.Fatalf("Get after Clear: %v, want NotFound", err)
+	}
+}
+
 func TestPubSubStopLeavesNothingAndRestarts(t *testing.T) {
 	need(t)
 	ctx := t.Context()

@@ -144,8 +144,12 @@ func (e *Emulator) Clear(ctx context.Context, project string) error {
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-	if resp.StatusCode != http.StatusOK {
+	switch resp.StatusCode {
+	case http.StatusOK:
+		return nil
+	case http.StatusConflict:
+		return fmt.Errorf("clear firestore emulator: DELETE %s: %w: HTTP %d %s", u, ErrLocked, resp.StatusCode, body)
+	default:
 		return fmt.Errorf("clear firestore emulator: DELETE %s: HTTP %d %s", u, resp.StatusCode, body)
 	}
-	return nil
 }
