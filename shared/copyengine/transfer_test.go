@@ -18,9 +18,12 @@ import (
 
 const kib = 1 << 10
 
+// quickStall is how long fastOpts waits on a stalled body before resuming.
+const quickStall = 200 * time.Millisecond
+
 // fastOpts retries quickly.
 func fastOpts(prefix string) copyengine.CopyOptions {
-	return copyengine.CopyOptions{TempPrefix: prefix, BackoffBase: time.Millisecond, BackoffMax: 5 * time.Millisecond, BufferSize: 16 * kib, StallTimeout: 200 * time.Millisecond}
+	return copyengine.CopyOptions{TempPrefix: prefix, BackoffBase: time.Millisecond, BackoffMax: 5 * time.Millisecond, BufferSize: 16 * kib, StallTimeout: quickStall}
 }
 
 // noSecret fails the test if err's text holds the signature.
@@ -110,7 +113,7 @@ func (tc copyCase) check(t *testing.T, sink copyengine.Sink, objects stored, inF
 	// resumes a part nothing cut, which the resumes check below would report.
 	stall := 10 * time.Second
 	if tc.faults.StallTimes > 0 {
-		stall = fastOpts("").StallTimeout
+		stall = quickStall
 	}
 	res, parts, err := run(t, src, sink, tc.partSize, inFlight, refresh, stall)
 	if tc.wantErr != nil || tc.wantClass != 0 {
