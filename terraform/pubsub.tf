@@ -4,8 +4,8 @@
 # and own the subscription, so Terraform could set neither its dead-letter topic nor its retry backoff nor
 # its retention. Here every subscription is declared: retries back off, a message that keeps failing goes
 # to <topic>-dead-letter (kept in a pull subscription, never dropped), and the push carries an OIDC token
-# of a dedicated account that may invoke exactly the pushed services (accounts.tf). The functions read the push body
-# themselves (shared/handler.PubSub), as in the local stack.
+# of a dedicated account that may invoke exactly the pushed services (accounts.tf). The functions read the
+# push body themselves (shared/handler.PubSub), as in the local stack.
 
 locals {
   # Names are the defaults of the TOPIC_* variables in shared/config (terraform_test.go checks it).
