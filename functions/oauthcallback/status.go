@@ -199,9 +199,10 @@ func (h *Handler) statusOf(ctx context.Context, user string) (statusPage, bool, 
 		if err != nil {
 			return p, false, err
 		}
-		// A complete round is being wrapped up (grant reset, or the next round scheduled): the page keeps
-		// reloading until that is recorded too, so it ends on the final state.
-		p.Finishing = p.Finishing || !running && rd.State == store.RoundComplete
+		// A round whose resources are all finished but that is not closed is being wrapped up (marked
+		// complete, then the grant reset or the next round scheduled): the page keeps reloading until that is
+		// recorded too, so it ends on the final state and never stops on a "finished" that is not final.
+		p.Finishing = p.Finishing || !running && rd.State != store.RoundClosed
 		p.Running = p.Running || running
 		p.Rounds = append(p.Rounds, rv)
 	}

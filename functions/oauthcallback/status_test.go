@@ -224,6 +224,13 @@ func TestStatusStates(t *testing.T) {
 	for _, name := range []string{"chrome.bookmarks", "chrome.history", "discover.likes", "myactivity.search", "youtube.subscriptions"} {
 		f.set(rid, name, func(x *store.Resource) { x.State, x.Objects, x.Bytes = store.ResDone, 1, 10 })
 	}
+	// Every resource is terminal but the round is not yet marked complete (the step that finished the last
+	// one has not run rounds.CompleteIfDone yet): the page must not say "finished" and stop reloading, or the
+	// person is left on a page that never shows the wrap-up.
+	body = b.do(http.MethodGet, "/status", nil).Body.String()
+	if !strings.Contains(body, `http-equiv="refresh"`) || !strings.Contains(body, "being wrapped up") {
+		t.Errorf("every resource done, round not yet complete:\n%s", body)
+	}
 	// The round completes: the page reloads until its wrap-up (the reset) is recorded.
 	if _, complete, err := f.env.Store.CompleteRoundIfDone(f.ctx, rid); err != nil || !complete {
 		t.Fatalf("settle: complete %v, %v", complete, err)
@@ -251,8 +258,15 @@ func TestStatusTimeBasedNextRound(t *testing.T) {
 	f := newFixture(t)
 	r := f.startGrant("stt-ana", store.AccessTimeBased, []string{"myactivity.search"}, nil)
 	f.set(r.ID, "myactivity.search", func(x *store.Resource) { x.State, x.Objects, x.Bytes = store.ResDone, 1, 2048 })
+	// The reset step's order: the round completes, the next round is scheduled, this round closes.
 	at := time.Date(2031, 1, 2, 3, 4, 0, 0, time.UTC)
+	if _, complete, err := f.env.Store.CompleteRoundIfDone(f.ctx, r.ID); err != nil || !complete {
+		t.Fatalf("complete %v, %v", complete, err)
+	}
 	if _, err := f.env.Store.ScheduleNextRound(f.ctx, r, at); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.env.Store.CloseRound(f.ctx, r.ID, "next round scheduled", at, false); err != nil {
 		t.Fatal(err)
 	}
 	body := f.openStatus("stt-ana").do(http.MethodGet, "/status", nil).Body.String()
